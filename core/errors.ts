@@ -1,0 +1,65 @@
+/**
+ * Error families of vaelab. Every message says where (a config key, a file, or a plugin and
+ * method), what was expected and what was received, on one line where possible, with no
+ * trailing period and no "Error:" prefix. Tests assert the exact text.
+ */
+import { closest, distance } from 'fastest-levenshtein';
+
+/** Base class: keeps `name` right after transpilation so `instanceof` and logs agree. */
+export class VaelabError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** A bad experiment file, config key or value, or CLI argument. */
+export class ConfigError extends VaelabError {
+  /** The individual problems, one line each (the message joins them). */
+  readonly problems: string[];
+  constructor(problems: string | string[], file?: string) {
+    const list = Array.isArray(problems) ? problems : [problems];
+    const where = file ? `${file}: ` : '';
+    const message =
+      list.length === 1
+        ? `${where}${list[0]}`
+        : `${where}${list.length} problems\n${list.map((p) => `  - ${p}`).join('\n')}`;
+    super(message);
+    this.problems = list;
+  }
+}
+
+/** Tensors whose shapes do not fit together; names the config keys that fix the shapes. */
+export class ShapeError extends VaelabError {}
+
+/** A plugin registration that cannot be accepted (duplicate name, bad slot, bad module). */
+export class RegistrationError extends VaelabError {}
+
+/** A data set that cannot be found or read. */
+export class DataError extends VaelabError {}
+
+/** A training run that cannot go on (non-finite loss, unusable checkpoint). */
+export class TrainingError extends VaelabError {}
+
+/**
+ * The closest allowed value to `got`, when it is close enough to be a likely typo.
+ * Close enough: edit distance at most max(2, a third of the longer word).
+ */
+export function didYouMean(got: string, allowed: readonly string[]): string | undefined {
+  if (allowed.length === 0) return undefined;
+  const best = closest(got, allowed as string[]);
+  const limit = Math.max(2, Math.floor(Math.max(got.length, best.length) / 3));
+  return distance(got, best) <= limit ? best : undefined;
+}
+
+/** Formats an allowed-values list the way every message does: `"a", "b", "c"`. */
+export function quoteList(values: readonly string[]): string {
+  return values.map((v) => JSON.stringify(v)).join(', ');
+}
+
+/** `key: unknown X "got". Allowed values: "a", "b". Did you mean "a"?` */
+export function unknownValueMessage(key: string, what: string, got: string, allowed: readonly string[]): string {
+  const hint = didYouMean(got, allowed);
+  const base = `${key}: unknown ${what} ${JSON.stringify(got)}. Allowed values: ${quoteList(allowed)}`;
+  return hint ? `${base}. Did you mean ${JSON.stringify(hint)}?` : base;
+}
