@@ -157,3 +157,8 @@ export class Rng {
     this.spare = state.spare;
   }
 }
+
+/** The initialisation stream of one plugin: independent of every other plugin's and of training. */
+export function initRng(seed: number, slot: string, name: string): Rng {
+  return Rng.derive(seed, `init/${slot}/${name}`);
+}

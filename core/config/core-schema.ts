@@ -1,0 +1,96 @@
+/**
+ * The core keys of an experiment (everything but the slots' plugin settings): seed, data,
+ * training, evaluation and tracking. Plugin schemas are nested under `<slot>.<name>`.
+ */
+import type { PluginSchema } from '../plugin';
+
+/** Data sets core can load (core/data). */
+export const DATASETS = ['mnist', 'fashion-mnist', 'synthetic'] as const;
+
+export const coreSchema = {
+  name: { doc: 'experiment name; runs go to <tracking.dir>/<name>/<run-id>', format: 'string', default: '' },
+  description: { doc: 'free text describing the experiment', format: 'string', default: '' },
+  seed: { doc: 'seed of every random draw (data order, initialisation, sampling)', format: 'nat', default: 0 },
+  plugins: {
+    doc: 'extra plugin modules to load: paths (relative to the experiment file) or package names',
+    format: 'string-list',
+    default: [],
+  },
+  data: {
+    use: { doc: 'data set', format: DATASETS, default: 'mnist' },
+    dir: { doc: 'directory holding the data set files; empty = the default location', format: 'string', default: '' },
+    binarize: {
+      doc: 'none: grey levels in [0,1]; static: threshold once; dynamic: fresh Bernoulli draw each epoch',
+      format: ['none', 'static', 'dynamic'],
+      default: 'none',
+    },
+    threshold: { doc: 'threshold of static binarisation', format: 'probability', default: 0.5 },
+    validationSize: {
+      doc: 'examples carved from the training split (seeded) for validation; 0 = validate on test',
+      format: 'nat',
+      default: 0,
+    },
+    trainLimit: { doc: 'use only the first N training examples (0 = all)', format: 'nat', default: 0 },
+    testLimit: { doc: 'use only the first N test examples (0 = all)', format: 'nat', default: 0 },
+    conditionOnLabels: {
+      doc: 'give one-hot labels as the conditioning input to encoder, decoder and prior (CVAE)',
+      format: 'boolean',
+      default: false,
+    },
+    synthetic: {
+      kind: { doc: 'synthetic data: mixture2d (2-D points) or shapes (14x14 images)', format: ['mixture2d', 'shapes'], default: 'shapes' },
+      size: { doc: 'number of synthetic examples (a fifth more are made for test)', format: 'positive-int', default: 512 },
+    },
+  },
+  train: {
+    epochs: { doc: 'passes over the training split', format: 'positive-int', default: 10 },
+    batchSize: { doc: 'examples per step', format: 'positive-int', default: 128 },
+    maxSteps: { doc: 'stop after this many steps in total (0 = no cap)', format: 'nat', default: 0 },
+    dropLast: { doc: 'drop the last incomplete batch of each epoch', format: 'boolean', default: false },
+    optimizer: {
+      learningRate: { doc: 'Adam learning rate', format: 'positive-number', default: 1e-3 },
+      beta1: { doc: 'Adam first-moment decay', format: 'probability', default: 0.9 },
+      beta2: { doc: 'Adam second-moment decay', format: 'probability', default: 0.999 },
+      epsilon: { doc: 'Adam epsilon', format: 'positive-number', default: 1e-8 },
+      weightDecay: { doc: 'L2 penalty added to the gradient (Adam, not AdamW)', format: 'non-negative-number', default: 0 },
+    },
+    schedule: {
+      use: {
+        doc: 'learning-rate schedule: none, step (x gamma every stepSize steps), exponential (x gamma per epoch), cosine (to minLearningRate over the run)',
+        format: ['none', 'step', 'exponential', 'cosine'],
+        default: 'none',
+      },
+      warmupSteps: { doc: 'linear learning-rate warm-up from 0 over this many steps', format: 'nat', default: 0 },
+      stepSize: { doc: 'step schedule: steps between decays', format: 'positive-int', default: 1000 },
+      gamma: { doc: 'step/exponential schedule: decay factor', format: 'positive-number', default: 0.5 },
+      minLearningRate: { doc: 'cosine schedule: final learning rate', format: 'non-negative-number', default: 0 },
+    },
+    clipNorm: { doc: 'clip gradients to this global L2 norm (0 = off)', format: 'non-negative-number', default: 0 },
+    evalEvery: { doc: 'evaluate on the validation split every N epochs (0 = only at the end)', format: 'nat', default: 1 },
+    earlyStopping: {
+      metric: { doc: 'metric watched for early stopping, e.g. val/loss', format: 'string', default: 'val/loss' },
+      mode: { doc: 'min or max', format: ['min', 'max'], default: 'min' },
+      patience: { doc: 'evaluations without improvement before stopping (0 = off)', format: 'nat', default: 0 },
+      minDelta: { doc: 'smallest change that counts as improvement', format: 'non-negative-number', default: 0 },
+    },
+    logEvery: { doc: 'write a metrics line every N steps', format: 'positive-int', default: 50 },
+    progress: { doc: 'auto: a bar on a terminal, plain lines otherwise', format: ['auto', 'bar', 'plain', 'none'], default: 'auto' },
+    keepCheckpoints: { doc: 'epoch checkpoints kept on disk (the newest N; the best is always kept)', format: 'positive-int', default: 2 },
+  },
+  eval: {
+    batchSize: { doc: 'examples per evaluation batch', format: 'positive-int', default: 500 },
+    iwSamples: { doc: 'importance samples k of the log-likelihood estimate at the end of training (0 = skip)', format: 'nat', default: 100 },
+    iwChunk: { doc: 'importance samples drawn at once (memory bound: chunk x batch rows)', format: 'positive-int', default: 100 },
+    iwLimit: { doc: 'estimate the log-likelihood on the first N test examples (0 = all)', format: 'nat', default: 0 },
+    activeUnitThreshold: {
+      doc: 'a latent unit is active when Var_x(E_q[z_i]) exceeds this (Burda et al. 2016)',
+      format: 'non-negative-number',
+      default: 0.01,
+    },
+    images: { doc: 'write reconstruction and sample grids at each evaluation', format: 'boolean', default: true },
+    gridSize: { doc: 'images per side of the grids', format: 'positive-int', default: 8 },
+  },
+  tracking: {
+    dir: { doc: 'root directory of run directories', format: 'string', default: 'runs' },
+  },
+} as const satisfies PluginSchema;

@@ -1,0 +1,166 @@
+/**
+ * Data sets of vaelab: loading (`loadDataset`), splits (`splitOf`) and minibatches (`Batcher`).
+ *
+ * Config keys read: data.use, data.dir, data.binarize, data.threshold, data.validationSize,
+ * data.trainLimit, data.testLimit, data.synthetic.kind, data.synthetic.size (see `DataOptions`).
+ */
+import { ConfigError, unknownValueMessage } from '../errors';
+import { Rng } from '../rng';
+import { loadFashionMnist } from './fashion-mnist';
+import { loadMnist } from './mnist';
+import { makeSynthetic } from './synthetic';
+import type { DataOptions, DataSplit, Dataset } from './types';
+
+export type { Batch, DataOptions, DataSplit, Dataset, DatasetInfo, SyntheticOptions } from './types';
+export { Batcher, type BatcherOptions } from './batcher';
+export { clearIdxCache, isGzip, parseIdx, readIdx, type IdxArray } from './idx';
+export { MNIST_FILES, loadMnist, mnistPackageDir } from './mnist';
+export {
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_DEBIAN_PACKAGE,
+  FASHION_MNIST_DEFAULT_DIR,
+  FASHION_MNIST_FILES,
+  loadFashionMnist,
+} from './fashion-mnist';
+export {
+  MIXTURE2D_MEANS,
+  MIXTURE2D_SCALE,
+  SHAPES_CLASSES,
+  SHAPES_SIZE,
+  SYNTHETIC_KINDS,
+  makeSynthetic,
+  syntheticTestSize,
+} from './synthetic';
+
+/** Allowed values of `data.use`. */
+export const DATA_SETS = ['fashion-mnist', 'mnist', 'synthetic'] as const;
+
+/** Allowed values of `data.binarize`. */
+export const BINARIZE_MODES = ['none', 'static', 'dynamic'] as const;
+
+/** Defaults of the `data.*` keys: all of MNIST, grey levels, no validation split. */
+export const DEFAULT_DATA_OPTIONS: Readonly<DataOptions> = Object.freeze({
+  use: 'mnist',
+  dir: '',
+  binarize: 'none',
+  threshold: 0.5,
+  validationSize: 0,
+  trainLimit: 0,
+  testLimit: 0,
+  synthetic: Object.freeze({ kind: 'mixture2d', size: 256 }),
+});
+
+const LOADERS: Record<(typeof DATA_SETS)[number], (opts: DataOptions, seed: number) => Dataset> = {
+  'fashion-mnist': (opts) => loadFashionMnist(opts),
+  mnist: (opts) => loadMnist(opts),
+  synthetic: (opts, seed) => makeSynthetic(opts.synthetic, seed),
+};
+
+function checkOptions(opts: DataOptions): void {
+  const problems: string[] = [];
+  if (!(BINARIZE_MODES as readonly string[]).includes(opts.binarize)) {
+    problems.push(unknownValueMessage('data.binarize', 'binarisation mode', opts.binarize, BINARIZE_MODES));
+  }
+  if (typeof opts.threshold !== 'number' || !(opts.threshold >= 0 && opts.threshold <= 1)) {
+    problems.push(`data.threshold: must be a number in [0, 1]; got ${opts.threshold}`);
+  }
+  for (const key of ['validationSize', 'trainLimit', 'testLimit'] as const) {
+    const v = opts[key];
+    if (!Number.isInteger(v) || v < 0) {
+      const zero = key === 'validationSize' ? 'no validation split' : 'all';
+      problems.push(`data.${key}: must be a non-negative integer (0 = ${zero}); got ${v}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+/** Rows `rows` of `split`, in the given order, copied into a new split. */
+function gather(split: DataSplit, dim: number, rows: ArrayLike<number>): DataSplit {
+  const n = rows.length;
+  const x = new Float32Array(n * dim);
+  const labels = new Int32Array(n);
+  for (let j = 0; j < n; j++) {
+    const r = rows[j];
+    x.set(split.x.subarray(r * dim, (r + 1) * dim), j * dim);
+    labels[j] = split.labels[r];
+  }
+  return { x, labels, n };
+}
+
+/** The first `limit` examples (0 = all), copied so that the rest can be freed. */
+function takeFirst(split: DataSplit, dim: number, limit: number): DataSplit {
+  if (limit === 0 || limit >= split.n) return split;
+  return { x: split.x.slice(0, limit * dim), labels: split.labels.slice(0, limit), n: limit };
+}
+
+/**
+ * Splits `train` into (rest, validation): validation takes `size` examples chosen by
+ * Rng.derive(seed, 'validation-split').permutation(n); both keep the original relative order.
+ */
+function carveValidation(train: DataSplit, dim: number, size: number, seed: number): [DataSplit, DataSplit] {
+  const perm = Rng.derive(seed, 'validation-split').permutation(train.n);
+  const inValidation = new Uint8Array(train.n);
+  for (let i = 0; i < size; i++) inValidation[perm[i]] = 1;
+  const valRows: number[] = [];
+  const restRows: number[] = [];
+  for (let r = 0; r < train.n; r++) (inValidation[r] ? valRows : restRows).push(r);
+  return [gather(train, dim, restRows), gather(train, dim, valRows)];
+}
+
+function binarizeInPlace(split: DataSplit, threshold: number): void {
+  const x = split.x;
+  for (let i = 0; i < x.length; i++) x[i] = x[i] > threshold ? 1 : 0;
+}
+
+/**
+ * Loads the data set named by `opts.use`, then, in this order: keeps the first
+ * `trainLimit`/`testLimit` examples, moves `validationSize` seeded-random training examples to a
+ * validation split, and applies static binarisation (x > threshold ? 1 : 0) to every split.
+ * Dynamic binarisation is left to the `Batcher` (pass `dynamicBinarize: opts.binarize === 'dynamic'`).
+ * Raw IDX files are cached per process, so loading again is cheap.
+ * Shapes: every split's x is [n, dim] with dim = H*W*C of `shape`.
+ */
+export function loadDataset(opts: DataOptions, seed: number): Dataset {
+  if (!(DATA_SETS as readonly string[]).includes(opts.use)) {
+    throw new ConfigError(unknownValueMessage('data.use', 'data set', opts.use, DATA_SETS));
+  }
+  checkOptions(opts);
+  const raw = LOADERS[opts.use as (typeof DATA_SETS)[number]](opts, seed);
+  if (opts.binarize !== 'none' && raw.kind !== 'image') {
+    throw new ConfigError(
+      `data.binarize: "${opts.binarize}" needs image data with values in [0, 1]; ${raw.name} is ${raw.kind} data. Allowed values for it: "none"`,
+    );
+  }
+  const dim = raw.dim;
+  let train = takeFirst(raw.train, dim, opts.trainLimit);
+  const test = takeFirst(raw.test, dim, opts.testLimit);
+  let validation: DataSplit | null = null;
+  if (opts.validationSize > 0) {
+    if (opts.validationSize >= train.n) {
+      const limited = opts.trainLimit > 0 && opts.trainLimit <= raw.train.n ? ` with data.trainLimit = ${opts.trainLimit}` : '';
+      throw new ConfigError(
+        `data.validationSize: must be less than the number of training examples of ${raw.name} (${train.n}${limited}); got ${opts.validationSize}`,
+      );
+    }
+    [train, validation] = carveValidation(train, dim, opts.validationSize, seed);
+  }
+  if (opts.binarize === 'static') {
+    // Splits are fresh arrays here (loaders convert from the cached bytes), so in place is safe.
+    for (const split of [train, validation, test]) if (split) binarizeInPlace(split, opts.threshold);
+  }
+  return { ...raw, train, validation, test };
+}
+
+/**
+ * The split `name` of `ds`. Throws ConfigError for 'validation' when the data set has none
+ * (data.validationSize = 0).
+ */
+export function splitOf(ds: Dataset, name: 'train' | 'validation' | 'test'): DataSplit {
+  if (name === 'validation') {
+    if (!ds.validation) {
+      throw new ConfigError(`data.validationSize: ${ds.name} has no validation split (data.validationSize = 0); set it above 0`);
+    }
+    return ds.validation;
+  }
+  return name === 'train' ? ds.train : ds.test;
+}

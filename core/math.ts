@@ -1,0 +1,86 @@
+/**
+ * Shared math of our field: Gaussian log-densities and KL divergences, Bernoulli log-density
+ * from logits, and log-mean-exp over samples. Every function is pure tfjs and differentiable.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** log(2 pi) */
+export const LOG_2PI = Math.log(2 * Math.PI);
+
+/**
+ * log N(z; loc, exp(logVar)) summed over the last axis.
+ * = -0.5 * sum(log 2pi + logVar + (z - loc)^2 / exp(logVar)).
+ * Shapes: z, loc, logVar [N, D] (broadcastable) -> [N].
+ */
+export function diagGaussianLogProb(z: tf.Tensor2D, loc: tf.Tensor, logVar: tf.Tensor): tf.Tensor1D {
+  return tf.tidy(() => {
+    const diff = tf.sub(z, loc);
+    const quad = tf.mul(tf.square(diff), tf.exp(tf.neg(logVar)));
+    const perDim = tf.add(tf.add(quad, logVar), LOG_2PI);
+    return tf.mul(tf.sum(perDim, -1), -0.5) as tf.Tensor1D;
+  });
+}
+
+/** log N(z; 0, I) summed over the last axis. Shapes: z [N, D] -> [N]. */
+export function standardNormalLogProb(z: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.mul(tf.sum(tf.add(tf.square(z), LOG_2PI), -1), -0.5) as tf.Tensor1D);
+}
+
+/**
+ * KL(N(loc, exp(logVar)) || N(0, I)) per dimension:
+ * 0.5 * (loc^2 + exp(logVar) - logVar - 1). Shapes: loc, logVar [B, D] -> [B, D].
+ */
+export function klStdNormalPerDim(loc: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.mul(tf.sub(tf.sub(tf.add(tf.square(loc), tf.exp(logVar)), logVar), 1), 0.5) as tf.Tensor2D);
+}
+
+/**
+ * KL(N(locQ, e^logVarQ) || N(locP, e^logVarP)) per dimension:
+ * 0.5 * (logVarP - logVarQ + (e^logVarQ + (locQ - locP)^2) / e^logVarP - 1). Shapes: [B, D] -> [B, D].
+ */
+export function klDiagGaussiansPerDim(
+  locQ: tf.Tensor2D,
+  logVarQ: tf.Tensor2D,
+  locP: tf.Tensor,
+  logVarP: tf.Tensor,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const ratio = tf.mul(tf.add(tf.exp(logVarQ), tf.square(tf.sub(locQ, locP))), tf.exp(tf.neg(logVarP)));
+    return tf.mul(tf.sub(tf.add(tf.sub(logVarP, logVarQ), ratio), 1), 0.5) as tf.Tensor2D;
+  });
+}
+
+/**
+ * log Bernoulli(x; sigmoid(logits)) summed over the last axis, computed stably as
+ * x * logits - softplus(logits) = x * l - max(l, 0) - log(1 + exp(-|l|)).
+ * Accepts grey levels x in [0, 1] (the continuous relaxation, i.e. minus binary cross-entropy).
+ * Shapes: x, logits [N, D] -> [N].
+ */
+export function bernoulliLogProb(x: tf.Tensor2D, logits: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => {
+    const softplus = tf.add(tf.relu(logits), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
+    return tf.sum(tf.sub(tf.mul(x, logits), softplus), -1) as tf.Tensor1D;
+  });
+}
+
+/**
+ * log (1/S) sum_s exp(a[s, b]) over the sample axis, stably. Shapes: a [S*B] (sample-major) -> [B].
+ */
+export function logMeanExp(a: tf.Tensor1D, samples: number): tf.Tensor1D {
+  return tf.tidy(() => {
+    const m = tf.reshape(a, [samples, -1]);
+    return tf.sub(tf.logSumExp(m, 0), Math.log(samples)) as tf.Tensor1D;
+  });
+}
+
+/** Mean over the sample axis. Shapes: a [S*B] -> [B]. */
+export function meanOverSamples(a: tf.Tensor1D, samples: number): tf.Tensor1D {
+  if (samples === 1) return tf.clone(a);
+  return tf.tidy(() => tf.mean(tf.reshape(a, [samples, -1]), 0) as tf.Tensor1D);
+}
+
+/** Stacks `samples` copies of a batch, sample-major. Shapes: x [B, D] -> [S*B, D]. */
+export function tileSamples<T extends tf.Tensor2D | null>(x: T, samples: number): T {
+  if (x === null || samples === 1) return x === null ? x : (tf.clone(x) as T);
+  return tf.tile(x, [samples, 1]) as T;
+}

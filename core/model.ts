@@ -1,0 +1,144 @@
+/**
+ * The model: the five generative/inference slots wired together. Objectives and the evaluator
+ * use it rather than the slots one by one, so every objective sees the same forward pass.
+ */
+import { inject, injectable } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  TOKENS,
+  type DataInfo,
+  type Decoder,
+  type Encoder,
+  type Latent,
+  type LatentSample,
+  type Likelihood,
+  type ModelBatch,
+  type PassOptions,
+  type Prior,
+  type Trainable,
+} from './contracts';
+import { meanOverSamples, tileSamples } from './math';
+
+/** One forward pass with S samples per input. Shapes: B = batch. */
+export interface ForwardPass {
+  latent: LatentSample;
+  /** Likelihood parameters. [S*B, dataDim * paramsPerDim] */
+  params: tf.Tensor2D;
+  /** log p(x | z). [S*B] */
+  logPx: tf.Tensor1D;
+}
+
+/** Which KL estimate a pass used. */
+export type KlKind = 'analytic' | 'monte-carlo';
+
+/** Encoder, latent, decoder, prior and likelihood of one experiment. */
+@injectable()
+export class VaeModel implements Trainable {
+  private warnedMc = false;
+  constructor(
+    @inject(TOKENS.Encoder) readonly encoder: Encoder,
+    @inject(TOKENS.Latent) readonly latent: Latent,
+    @inject(TOKENS.Decoder) readonly decoder: Decoder,
+    @inject(TOKENS.Prior) readonly prior: Prior,
+    @inject(TOKENS.Likelihood) readonly likelihood: Likelihood,
+    @inject(TOKENS.DataInfo) readonly data: DataInfo,
+  ) {}
+
+  /** Every trainable variable, keyed "<slot>/<name>"; a variable shared by two slots appears once. */
+  variables(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    const seen = new Set<tf.Variable>();
+    const parts: Array<[string, Trainable]> = [
+      ['encoder', this.encoder],
+      ['latent', this.latent],
+      ['decoder', this.decoder],
+      ['prior', this.prior],
+      ['likelihood', this.likelihood],
+    ];
+    for (const [slot, part] of parts) {
+      for (const [k, v] of part.variables()) {
+        if (seen.has(v)) continue;
+        seen.add(v);
+        out.set(`${slot}/${k}`, v);
+      }
+    }
+    return out;
+  }
+
+  /** Encodes, samples S codes per input, decodes and scores x. */
+  forward(batch: ModelBatch, samples: number, opts: PassOptions): ForwardPass {
+    const h = this.encoder.encode(batch.x, batch.cond, opts);
+    const latent = this.latent.sample(h, samples, opts);
+    h.dispose();
+    const condS = tileSamples(batch.cond, samples);
+    const params = this.decoder.decode(latent.z, condS, opts);
+    const xS = samples === 1 ? batch.x : tileSamples(batch.x, samples);
+    const logPx = this.likelihood.logProb(xS, params);
+    if (xS !== batch.x) xS.dispose();
+    condS?.dispose();
+    return { latent, params, logPx };
+  }
+
+  /**
+   * log p(z) of a pass's samples, including inner layers of a hierarchy. [S*B]
+   * cond is the batch's conditioning input [B, condDim] (tiled here).
+   */
+  logPrior(latent: LatentSample, cond: tf.Tensor2D | null): tf.Tensor1D {
+    return tf.tidy(() => {
+      const condS = tileSamples(cond, latent.samples);
+      let lp = this.prior.logProb(latent.priorZ ?? latent.z, condS);
+      if (latent.innerLogPrior) lp = tf.add(lp, latent.innerLogPrior);
+      return lp;
+    });
+  }
+
+  /**
+   * KL(q(z|x) || p(z)) per example [B]: closed form when the latent exposes a diagonal
+   * Gaussian posterior and the prior offers `analyticKl`, else the Monte-Carlo estimate
+   * mean_s(log q - log p) over the pass's samples.
+   */
+  kl(latent: LatentSample, cond: tf.Tensor2D | null): { kl: tf.Tensor1D; kind: KlKind } {
+    if (latent.posterior && this.prior.analyticKl && !latent.innerLogPrior) {
+      const kl = tf.tidy(() => {
+        let k = this.prior.analyticKl!(latent.posterior!, cond) as tf.Tensor1D;
+        if (latent.innerKl) k = tf.add(k, latent.innerKl);
+        return k;
+      });
+      return { kl, kind: 'analytic' };
+    }
+    if (!this.warnedMc) {
+      this.warnedMc = true;
+      process.emitWarning(
+        `KL(q||p) is estimated by Monte Carlo: prior "${this.prior.constructor.name}" offers no closed form for latent "${this.latent.constructor.name}"`,
+        { code: 'VAELAB_MC_KL' },
+      );
+    }
+    const kl = tf.tidy(() => meanOverSamples(tf.sub(latent.logQ, this.logPrior(latent, cond)), latent.samples));
+    return { kl, kind: 'monte-carlo' };
+  }
+
+  /** Posterior-mode reconstructions E[x | mode(z|x)]. Shapes: x [B, dataDim] -> [B, dataDim]. */
+  reconstruct(batch: ModelBatch, opts: PassOptions): tf.Tensor2D {
+    return tf.tidy(() => {
+      const h = this.encoder.encode(batch.x, batch.cond, opts);
+      const z = this.latent.mode(h, opts);
+      return this.likelihood.mean(this.decoder.decode(z, batch.cond, opts));
+    });
+  }
+
+  /** n new examples E[x | z], z ~ p(z | cond). Shapes: cond [n, condDim] or null -> [n, dataDim]. */
+  generate(n: number, cond: tf.Tensor2D | null, opts: PassOptions): tf.Tensor2D {
+    return tf.tidy(() => {
+      const zPrior = this.prior.sample(n, opts.rng, cond);
+      const z = this.latent.generate ? this.latent.generate(zPrior, opts) : zPrior;
+      return this.likelihood.mean(this.decoder.decode(z, cond, opts));
+    });
+  }
+}
+
+/** Disposes every tensor of a latent sample. */
+export function disposeLatentSample(s: LatentSample): void {
+  const ts: Array<tf.Tensor | undefined> = [s.z, s.priorZ, s.logQ, s.posterior?.loc, s.posterior?.logVar, s.innerLogPrior, s.innerKl];
+  for (const t of ts) t?.dispose();
+  for (const t of Object.values(s.terms ?? {})) t.dispose();
+}

@@ -1,0 +1,168 @@
+/**
+ * Small layers with seeded initialisation, for plugins to build networks from. Initialisation
+ * follows PyTorch's defaults (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fanIn), 1/sqrt(fanIn))
+ * for weights and biases), so that published PyTorch recipes reproduce here.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Trainable } from './contracts';
+import type { Rng } from './rng';
+
+/** Activation names a schema may offer. */
+export const ACTIVATIONS = ['relu', 'elu', 'leaky-relu', 'tanh', 'sigmoid', 'softplus', 'selu', 'swish', 'linear'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+/** Applies a named activation. */
+export function activate<T extends tf.Tensor>(x: T, name: Activation): T {
+  switch (name) {
+    case 'relu':
+      return tf.relu(x);
+    case 'elu':
+      return tf.elu(x);
+    case 'leaky-relu':
+      return tf.leakyRelu(x, 0.01);
+    case 'tanh':
+      return tf.tanh(x);
+    case 'sigmoid':
+      return tf.sigmoid(x);
+    case 'softplus':
+      return tf.softplus(x);
+    case 'selu':
+      return tf.selu(x);
+    case 'swish':
+      return tf.mul(x, tf.sigmoid(x));
+    case 'linear':
+      return x;
+  }
+}
+
+function uniformVariable(shape: number[], bound: number, rng: Rng): tf.Variable {
+  return tf.tidy(() => tf.variable(rng.uniformTensor(shape, -bound, bound), true));
+}
+
+/** A container of named variables; layers and plugins extend it. */
+export class Module implements Trainable {
+  private readonly vars = new Map<string, tf.Variable>();
+
+  /** Registers a variable (or all of a sub-module's) under `name`. */
+  protected track<T extends tf.Variable | Trainable>(name: string, item: T): T {
+    if (item instanceof tf.Variable) {
+      this.vars.set(name, item);
+    } else {
+      for (const [k, v] of item.variables()) this.vars.set(`${name}/${k}`, v);
+    }
+    return item;
+  }
+
+  variables(): Map<string, tf.Variable> {
+    return this.vars;
+  }
+
+  /** Disposes every variable. */
+  dispose(): void {
+    for (const v of this.vars.values()) v.dispose();
+    this.vars.clear();
+  }
+}
+
+/** y = x W + b. Shapes: x [N, inDim] -> [N, outDim]. */
+export class Dense extends Module {
+  readonly kernel: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(
+    readonly inDim: number,
+    readonly outDim: number,
+    rng: Rng,
+  ) {
+    super();
+    const bound = 1 / Math.sqrt(inDim);
+    this.kernel = this.track('kernel', uniformVariable([inDim, outDim], bound, rng));
+    this.bias = this.track('bias', uniformVariable([outDim], bound, rng));
+  }
+
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.add(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias);
+  }
+}
+
+/** A stack of Dense layers with an activation between them (none after the last). */
+export class Mlp extends Module {
+  readonly layers: Dense[];
+  constructor(
+    sizes: readonly number[],
+    readonly activation: Activation,
+    rng: Rng,
+    readonly activateLast = false,
+  ) {
+    super();
+    this.layers = [];
+    for (let i = 0; i + 1 < sizes.length; i++) {
+      this.layers.push(this.track(`dense${i}`, new Dense(sizes[i], sizes[i + 1], rng)));
+    }
+  }
+
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    let h = x;
+    this.layers.forEach((layer, i) => {
+      h = layer.apply(h);
+      if (i < this.layers.length - 1 || this.activateLast) h = activate(h, this.activation);
+    });
+    return h;
+  }
+}
+
+/** 2-D convolution, NHWC, 'same' padding. Shapes: x [N, H, W, inC] -> [N, ceil(H/s), ceil(W/s), outC]. */
+export class Conv2d extends Module {
+  readonly kernel: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(
+    readonly inC: number,
+    readonly outC: number,
+    readonly size: number,
+    readonly stride: number,
+    rng: Rng,
+  ) {
+    super();
+    const bound = 1 / Math.sqrt(inC * size * size);
+    this.kernel = this.track('kernel', uniformVariable([size, size, inC, outC], bound, rng));
+    this.bias = this.track('bias', uniformVariable([outC], bound, rng));
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.add(tf.conv2d(x, this.kernel as tf.Tensor4D, this.stride, 'same'), this.bias);
+  }
+}
+
+/**
+ * Transposed 2-D convolution, NHWC, 'same' padding: the gradient of Conv2d with respect to its
+ * input. Shapes: x [N, H, W, inC] -> [N, H*s, W*s, outC]. The fan-in of PyTorch's
+ * ConvTranspose2d initialisation is outC * size^2 (its weight is [inC, outC, k, k]).
+ */
+export class ConvTranspose2d extends Module {
+  readonly kernel: tf.Variable;
+  readonly bias: tf.Variable;
+  constructor(
+    readonly inC: number,
+    readonly outC: number,
+    readonly size: number,
+    readonly stride: number,
+    rng: Rng,
+  ) {
+    super();
+    const bound = 1 / Math.sqrt(outC * size * size);
+    // tf.conv2dTranspose filter layout: [k, k, outC, inC]
+    this.kernel = this.track('kernel', uniformVariable([size, size, outC, inC], bound, rng));
+    this.bias = this.track('bias', uniformVariable([outC], bound, rng));
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    const [n, h, w] = x.shape;
+    const out = tf.conv2dTranspose(
+      x,
+      this.kernel as tf.Tensor4D,
+      [n, h * this.stride, w * this.stride, this.outC],
+      this.stride,
+      'same',
+    );
+    return tf.add(out, this.bias);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The plugin contract: a plugin is one file exporting its class, its config schema and a
+ * registration made with `definePlugin`. Core turns registrations into inversify bindings.
+ */
+import { SLOTS, type Slot } from './contracts';
+import { RegistrationError, quoteList } from './errors';
+
+/** Value formats a plugin schema may use (see core/config/formats.ts for their rules). */
+export type FormatName =
+  | 'nat'
+  | 'int'
+  | 'positive-int'
+  | 'number'
+  | 'positive-number'
+  | 'non-negative-number'
+  | 'probability'
+  | 'boolean'
+  | 'string'
+  | 'nat-list'
+  | 'positive-int-list'
+  | 'number-list'
+  | 'string-list';
+
+/** One config key of a plugin: its doc, format (a named format or a list of allowed values) and default. */
+export interface SchemaEntry {
+  doc: string;
+  format: FormatName | readonly (string | number)[];
+  default: unknown;
+}
+
+/** A plugin's config schema: keys (camelCase) to entries; nesting is allowed for groups of keys. */
+export interface PluginSchema {
+  [key: string]: SchemaEntry | PluginSchema;
+}
+
+type ValueOf<E> = E extends { format: readonly (infer V)[] }
+  ? V
+  : E extends { format: 'boolean' }
+    ? boolean
+    : E extends { format: 'string' }
+      ? string
+      : E extends { format: 'nat-list' | 'positive-int-list' | 'number-list' }
+        ? number[]
+        : E extends { format: 'string-list' }
+          ? string[]
+          : E extends { format: FormatName }
+            ? number
+            : E extends PluginSchema
+              ? ConfigOf<E>
+              : never;
+
+/** The validated config object a plugin receives for a schema. */
+export type ConfigOf<S> = { readonly [K in keyof S]: ValueOf<S[K]> };
+
+/** A constructor the container can instantiate. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Implementation<T = unknown> = new (...args: any[]) => T;
+
+/** A registration: which slot, under which name, with which schema and class. */
+export interface PluginDefinition<S extends PluginSchema = PluginSchema> {
+  readonly slot: Slot;
+  readonly name: string;
+  readonly description: string;
+  readonly schema: S;
+  readonly implementation: Implementation;
+  /** Where the registration came from (module path or package), filled in by the registry. */
+  readonly source?: string;
+}
+
+const KEBAB = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
+
+/** Declares a plugin. Checks the slot and name now so a bad registration fails at import. */
+export function definePlugin<S extends PluginSchema>(def: PluginDefinition<S>): PluginDefinition<S> {
+  if (!(SLOTS as readonly string[]).includes(def.slot)) {
+    throw new RegistrationError(
+      `definePlugin: slot ${JSON.stringify(def.slot)} of plugin ${JSON.stringify(def.name)} is not a slot. Allowed values: ${quoteList(SLOTS)}`,
+    );
+  }
+  if (!KEBAB.test(def.name)) {
+    throw new RegistrationError(
+      `definePlugin: ${def.slot} name ${JSON.stringify(def.name)} must be kebab-case (lower-case words joined by "-")`,
+    );
+  }
+  if (typeof def.implementation !== 'function') {
+    throw new RegistrationError(`definePlugin: ${def.slot} "${def.name}" has no implementation class`);
+  }
+  return Object.freeze({ ...def });
+}
+
+/** The injection token of a plugin's validated config sub-tree. */
+export function pluginConfig(slot: Slot, name: string): symbol {
+  return Symbol.for(`vae.config.${slot}.${name}`);
+}
+
+/** True when a schema node is an entry rather than a group. */
+export function isEntry(node: SchemaEntry | PluginSchema): node is SchemaEntry {
+  return typeof node === 'object' && node !== null && 'format' in node && 'default' in node && 'doc' in node;
+}
+
+/** Flattens a schema to dotted keys, for listings and messages. */
+export function schemaKeys(schema: PluginSchema, prefix = ''): Array<[string, SchemaEntry]> {
+  const out: Array<[string, SchemaEntry]> = [];
+  for (const [k, node] of Object.entries(schema)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (isEntry(node)) out.push([key, node]);
+    else out.push(...schemaKeys(node, key));
+  }
+  return out;
+}
+
+/** The set of plugins known to one experiment: built-ins plus modules the experiment loads. */
+export class PluginRegistry {
+  private readonly bySlot = new Map<Slot, Map<string, PluginDefinition>>();
+
+  constructor(defs: readonly PluginDefinition[] = [], source = 'plugins/index.ts') {
+    for (const s of SLOTS) this.bySlot.set(s, new Map());
+    this.addAll(defs, source);
+  }
+
+  /** Adds registrations; a name registered twice in one slot is an error naming both sources. */
+  addAll(defs: readonly PluginDefinition[], source: string): void {
+    for (const def of defs) {
+      const slot = this.bySlot.get(def.slot);
+      if (!slot) throw new RegistrationError(`definePlugin: unknown slot ${JSON.stringify(def.slot)}`);
+      const prev = slot.get(def.name);
+      if (prev) {
+        throw new RegistrationError(
+          `definePlugin: ${def.slot} "${def.name}" is registered twice (${prev.source ?? 'unknown'}, ${source})`,
+        );
+      }
+      slot.set(def.name, Object.freeze({ ...def, source: def.source ?? source }));
+    }
+  }
+
+  /** The plugin of `slot` called `name`, or undefined. */
+  get(slot: Slot, name: string): PluginDefinition | undefined {
+    return this.bySlot.get(slot)?.get(name);
+  }
+
+  /** Sorted names registered for a slot. */
+  names(slot: Slot): string[] {
+    return [...(this.bySlot.get(slot)?.keys() ?? [])].sort();
+  }
+
+  /** Every registration, slot by slot in slot order, names sorted. */
+  all(): PluginDefinition[] {
+    return SLOTS.flatMap((s) => this.names(s).map((n) => this.get(s, n)!));
+  }
+
+  /** A copy, so that an experiment's extra plugins do not leak into the next experiment. */
+  clone(): PluginRegistry {
+    const r = new PluginRegistry();
+    for (const def of this.all()) r.addAll([def], def.source ?? 'unknown');
+    return r;
+  }
+}
+
+/**
+ * Reads the plugin list out of a loaded module: `plugins` (an array of registrations), or a
+ * default export of one. Throws a RegistrationError naming the module when there is none.
+ */
+export function pluginsOfModule(mod: unknown, source: string): PluginDefinition[] {
+  const m = mod as { plugins?: unknown; default?: { plugins?: unknown } };
+  const list = m?.plugins ?? m?.default?.plugins;
+  if (!Array.isArray(list)) {
+    throw new RegistrationError(`plugins: module ${JSON.stringify(source)} exports no "plugins" array`);
+  }
+  for (const d of list) {
+    const def = d as Partial<PluginDefinition>;
+    if (!def || typeof def !== 'object' || !def.slot || !def.name || !def.schema || !def.implementation) {
+      throw new RegistrationError(
+        `plugins: module ${JSON.stringify(source)} exports an entry that was not made with definePlugin`,
+      );
+    }
+  }
+  return list as PluginDefinition[];
+}

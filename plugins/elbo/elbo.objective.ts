@@ -1,0 +1,61 @@
+/**
+ * The evidence lower bound (Kingma & Welling 2014, https://arxiv.org/abs/1312.6114):
+ * ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), estimated with `samples` reparameterised
+ * draws per input; the KL is in closed form when prior and latent allow it, else Monte Carlo.
+ * Loss = -ELBO plus the latent's own terms (if any). Reads objective.elbo.samples.
+ */
+import { inject, injectable } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  Module,
+  TOKENS,
+  definePlugin,
+  meanOverSamples,
+  pluginConfig,
+  type ConfigOf,
+  type ModelBatch,
+  type Objective,
+  type ObjectiveContext,
+  type ObjectiveTerms,
+  type VaeModel,
+} from '../../core';
+
+export const elboObjectiveSchema = {
+  samples: { doc: 'Monte-Carlo samples of z per input', format: 'positive-int', default: 1 },
+} as const;
+
+/** Terms, each [B]: loss = reconstruction + kl (+ latent terms); elbo = -(reconstruction + kl). */
+@injectable()
+export class ElboObjective extends Module implements Objective {
+  constructor(
+    @inject(pluginConfig('objective', 'elbo')) private readonly cfg: ConfigOf<typeof elboObjectiveSchema>,
+    @inject(TOKENS.Model) private readonly model: VaeModel,
+  ) {
+    super();
+  }
+
+  terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms {
+    return tf.tidy(() => {
+      const pass = this.model.forward(batch, this.cfg.samples, ctx);
+      const reconstruction = tf.neg(meanOverSamples(pass.logPx, pass.latent.samples));
+      const { kl } = this.model.kl(pass.latent, batch.cond);
+      const negElbo = tf.add(reconstruction, kl);
+      let loss = negElbo as tf.Tensor1D;
+      const out: ObjectiveTerms = { loss, reconstruction, kl, elbo: tf.neg(negElbo) as tf.Tensor1D };
+      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
+        loss = tf.add(loss, t);
+        out[name] = t;
+      }
+      out.loss = loss;
+      return out;
+    });
+  }
+}
+
+export const elboObjective = definePlugin({
+  slot: 'objective',
+  name: 'elbo',
+  description: 'negative evidence lower bound (reconstruction + KL)',
+  schema: elboObjectiveSchema,
+  implementation: ElboObjective,
+});

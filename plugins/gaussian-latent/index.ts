@@ -1,0 +1,4 @@
+export { GaussianLatent, gaussianLatent, gaussianLatentSchema } from './gaussian.latent';
+import { gaussianLatent } from './gaussian.latent';
+
+export const plugins = [gaussianLatent];

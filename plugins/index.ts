@@ -1,0 +1,19 @@
+/**
+ * The built-in plugins, one import per variant folder. Adding a variant adds one line here.
+ */
+import type { PluginDefinition } from '../core';
+import { plugins as conv } from './conv';
+import { plugins as elbo } from './elbo';
+import { plugins as gaussianLatent } from './gaussian-latent';
+import { plugins as likelihoods } from './likelihoods';
+import { plugins as mlp } from './mlp';
+import { plugins as standardNormalPrior } from './standard-normal-prior';
+
+export const plugins: PluginDefinition[] = [
+  ...conv,
+  ...elbo,
+  ...gaussianLatent,
+  ...likelihoods,
+  ...mlp,
+  ...standardNormalPrior,
+];

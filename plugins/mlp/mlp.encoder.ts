@@ -1,0 +1,58 @@
+/**
+ * MLP encoder: x (and the conditioning input, concatenated) through fully connected layers.
+ * Reads encoder.mlp.hiddenSizes and encoder.mlp.activation. The pytorch/examples VAE
+ * (Kingma & Welling 2014, https://arxiv.org/abs/1312.6114) uses hiddenSizes [400], relu.
+ */
+import { inject, injectable } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ACTIVATIONS,
+  ConfigError,
+  Mlp,
+  Module,
+  TOKENS,
+  definePlugin,
+  initRng,
+  pluginConfig,
+  type ConfigOf,
+  type DataInfo,
+  type Encoder,
+  type PassOptions,
+} from '../../core';
+
+export const mlpEncoderSchema = {
+  hiddenSizes: { doc: 'widths of the hidden layers, input side first', format: 'positive-int-list', default: [400] },
+  activation: { doc: 'activation after every hidden layer', format: ACTIVATIONS, default: 'relu' },
+} as const;
+
+/** Fully connected encoder. Output: h [B, hiddenSizes[last]] after the activation. */
+@injectable()
+export class MlpEncoder extends Module implements Encoder {
+  readonly outputDim: number;
+  private readonly net: Mlp;
+  constructor(
+    @inject(pluginConfig('encoder', 'mlp')) cfg: ConfigOf<typeof mlpEncoderSchema>,
+    @inject(TOKENS.DataInfo) data: DataInfo,
+    @inject(TOKENS.Seed) seed: number,
+  ) {
+    super();
+    if (cfg.hiddenSizes.length === 0) {
+      throw new ConfigError('encoder.mlp.hiddenSizes: must list at least one hidden layer; got []');
+    }
+    this.outputDim = cfg.hiddenSizes[cfg.hiddenSizes.length - 1];
+    this.net = this.track('mlp', new Mlp([data.dim + data.condDim, ...cfg.hiddenSizes], cfg.activation, initRng(seed, 'encoder', 'mlp'), true));
+  }
+
+  /** x: [B, dataDim], cond: [B, condDim] | null -> [B, outputDim] */
+  encode(x: tf.Tensor2D, cond: tf.Tensor2D | null, _opts: PassOptions): tf.Tensor2D {
+    return tf.tidy(() => this.net.apply(cond ? tf.concat([x, cond], 1) : x));
+  }
+}
+
+export const mlpEncoder = definePlugin({
+  slot: 'encoder',
+  name: 'mlp',
+  description: 'fully connected encoder (hidden layers with an activation)',
+  schema: mlpEncoderSchema,
+  implementation: MlpEncoder,
+});
