@@ -270,7 +270,7 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
     const lines = (e as Error).message.split('\n').filter((l) => l.trim().length > 0);
     for (const l of lines) problems.push(reformat(l, schema));
   }
-  if (problems.length > 0) throw new ConfigError(problems, file);
+  if (problems.length > 0) throw new ConfigError(problems, file === '<inline>' ? undefined : file);
   const config = conf.getProperties() as unknown as ExperimentConfig;
   if (!config.name) {
     (config as { name: string }).name = file === '<inline>' ? 'experiment' : path.basename(file).replace(/\.(ya?ml|json)$/i, '');

@@ -68,7 +68,7 @@ export class GaussianLatent extends Module implements Latent {
       const eps = opts.rng.normalTensor([locS.shape[0], this.dim]);
       const z = tf.add(locS, tf.mul(tf.exp(tf.mul(logVarS, 0.5)), eps)) as tf.Tensor2D;
       const logQ = diagGaussianLogProb(z, locS, logVarS);
-      return { z, logQ, samples, posterior: { loc: tf.keep(loc), logVar: tf.keep(logVar) } };
+      return { z, logQ, samples, posterior: { loc, logVar } };
     });
   }
 

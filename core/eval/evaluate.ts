@@ -1,0 +1,190 @@
+/**
+ * Evaluation of a trained model on a split: the objective's terms (test ELBO and its parts),
+ * the importance-weighted log-likelihood estimate (Burda et al. 2016,
+ * https://arxiv.org/abs/1509.00519)
+ *   log p(x) ~= log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),  z_i ~ q(z|x),
+ * computed in chunks of samples so that k = 1000 fits in memory, and latent diagnostics: KL per
+ * latent dimension and the number of active units (Var_x(E_q[z_d]) > threshold).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { ModelBatch, Objective } from '../contracts';
+import { Batcher } from '../data/batcher';
+import type { Batch, DataSplit, DatasetInfo } from '../data/types';
+import { disposeLatentSample, type VaeModel } from '../model';
+import { Rng } from '../rng';
+
+/** Rows (samples x examples) one importance-sampling chunk may hold at once. */
+export const IW_ROW_BUDGET = 10000;
+
+/** Turns a data batch into what the model sees; cond = one-hot labels when conditioning on them. */
+export function toModelBatch(b: Batch, conditionOnLabels: boolean): ModelBatch {
+  return { x: b.x, cond: conditionOnLabels ? b.y : null };
+}
+
+/** Disposes a data batch's tensors. */
+export function disposeBatch(b: Batch): void {
+  b.x.dispose();
+  b.y?.dispose();
+}
+
+/** What an evaluation needs to know besides the model. */
+export interface EvalContext {
+  info: DatasetInfo;
+  seed: number;
+  conditionOnLabels: boolean;
+  /** Name of the evaluation's random stream (e.g. "eval/val/3"), so evaluations are reproducible. */
+  stream: string;
+  batchSize: number;
+  /** Global step, for objectives with schedules. */
+  step: number;
+}
+
+function evalBatcher(split: DataSplit, ctx: EvalContext, batchSize = ctx.batchSize): Batcher {
+  return new Batcher(split, ctx.info, { batchSize, shuffle: false, seed: ctx.seed, dynamicBinarize: false, dropLast: false });
+}
+
+/** Mean of every objective term over a split (weighted by batch sizes). */
+export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalContext): Record<string, number> {
+  const batcher = evalBatcher(split, ctx);
+  const sums: Record<string, number> = {};
+  let count = 0;
+  let i = 0;
+  for (const b of batcher.epoch(0)) {
+    const rng = Rng.derive(ctx.seed, ctx.stream, i++);
+    const { names, values } = tf.tidy(() => {
+      const t = objective.terms(toModelBatch(b, ctx.conditionOnLabels), { training: false, rng, step: ctx.step });
+      const keys = Object.keys(t);
+      return { names: keys, values: tf.stack(keys.map((k) => tf.sum(t[k]))) };
+    });
+    const v = values.dataSync();
+    values.dispose();
+    names.forEach((k, j) => (sums[k] = (sums[k] ?? 0) + v[j]));
+    count += b.size;
+    disposeBatch(b);
+  }
+  const out: Record<string, number> = {};
+  for (const [k, s] of Object.entries(sums)) out[k] = s / count;
+  return out;
+}
+
+/**
+ * Mean importance-weighted log-likelihood estimate over a split, with k samples per example
+ * drawn `chunk` at a time; also returns the per-example estimates.
+ */
+export function iwLogLikelihood(
+  model: VaeModel,
+  split: DataSplit,
+  ctx: EvalContext,
+  k: number,
+  chunk: number,
+): { mean: number; perExample: Float64Array } {
+  const c = Math.min(chunk, k);
+  const batchSize = Math.max(1, Math.floor(IW_ROW_BUDGET / c));
+  const batcher = evalBatcher(split, ctx, batchSize);
+  const per = new Float64Array(split.n);
+  let row = 0;
+  let bi = 0;
+  for (const b of batcher.epoch(0)) {
+    const mb = toModelBatch(b, ctx.conditionOnLabels);
+    // Running log-sum-exp over chunks, per example, in float64 on the host.
+    const m = new Float64Array(b.size).fill(-Infinity);
+    const s = new Float64Array(b.size);
+    for (let done = 0, ci = 0; done < k; ci++) {
+      const n = Math.min(c, k - done);
+      const rng = Rng.derive(ctx.seed, `${ctx.stream}/iw`, bi, ci);
+      const lse = tf.tidy(() => {
+        const pass = model.forward(mb, n, { training: false, rng });
+        const logW = tf.sub(tf.add(pass.logPx, model.logPrior(pass.latent, mb.cond)), pass.latent.logQ);
+        disposeLatentSample(pass.latent);
+        return tf.logSumExp(tf.reshape(logW, [n, b.size]), 0);
+      });
+      const v = lse.dataSync();
+      lse.dispose();
+      for (let j = 0; j < b.size; j++) {
+        const x = v[j];
+        if (x > m[j]) {
+          s[j] = s[j] * Math.exp(m[j] - x) + 1;
+          m[j] = x;
+        } else {
+          s[j] += Math.exp(x - m[j]);
+        }
+      }
+      done += n;
+    }
+    for (let j = 0; j < b.size; j++) per[row + j] = m[j] + Math.log(s[j]) - Math.log(k);
+    row += b.size;
+    bi++;
+    disposeBatch(b);
+  }
+  let total = 0;
+  for (const v of per) total += v;
+  return { mean: total / split.n, perExample: per };
+}
+
+/** Latent diagnostics over a split. */
+export interface LatentStats {
+  /** Mean over examples of KL(q(z_d|x) || p(z_d)) per dimension, or null without a closed form. */
+  klPerDim: number[] | null;
+  /** Var_x(E_q[z_d]) per dimension. */
+  meanVariance: number[];
+  /** Dimensions with meanVariance above the threshold. */
+  activeUnits: number;
+}
+
+/** KL per dimension and active units. Needs a latent that exposes Gaussian posterior parameters. */
+export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number): LatentStats | null {
+  const batcher = evalBatcher(split, ctx);
+  let sum: Float64Array | null = null;
+  let sumSq: Float64Array | null = null;
+  let klSum: Float64Array | null = null;
+  let hasKl = true;
+  let count = 0;
+  let i = 0;
+  for (const b of batcher.epoch(0)) {
+    const mb = toModelBatch(b, ctx.conditionOnLabels);
+    const rng = Rng.derive(ctx.seed, `${ctx.stream}/latent`, i++);
+    let noPosterior = false;
+    const out = tf.tidy(() => {
+      const h = model.encoder.encode(mb.x, mb.cond, { training: false, rng });
+      const sample = model.latent.sample(h, 1, { training: false, rng });
+      if (!sample.posterior) {
+        noPosterior = true;
+        return {};
+      }
+      const loc = sample.posterior.loc;
+      const res: Record<string, tf.Tensor> = { s: tf.sum(loc, 0), s2: tf.sum(tf.square(loc), 0) };
+      if (model.prior.analyticKl && !sample.innerLogPrior) {
+        res.kl = tf.sum(model.prior.analyticKl(sample.posterior, mb.cond, true), 0);
+      }
+      return res;
+    }) as Record<string, tf.Tensor | undefined>;
+    disposeBatch(b);
+    if (noPosterior || !out.s || !out.s2) return null;
+    const sv = out.s.dataSync();
+    const s2v = out.s2.dataSync();
+    if (!sum) {
+      sum = new Float64Array(sv.length);
+      sumSq = new Float64Array(sv.length);
+      klSum = new Float64Array(sv.length);
+    }
+    for (let d = 0; d < sv.length; d++) {
+      sum[d] += sv[d];
+      sumSq![d] += s2v[d];
+    }
+    if (out.kl) {
+      const kv = out.kl.dataSync();
+      for (let d = 0; d < kv.length; d++) klSum![d] += kv[d];
+    } else {
+      hasKl = false;
+    }
+    tf.dispose(Object.values(out) as tf.Tensor[]);
+    count += b.size;
+  }
+  if (!sum || !sumSq || !klSum) return null;
+  const meanVariance = Array.from(sum, (s, d) => sumSq![d] / count - (s / count) ** 2);
+  return {
+    klPerDim: hasKl ? Array.from(klSum, (v) => v / count) : null,
+    meanVariance,
+    activeUnits: meanVariance.filter((v) => v > threshold).length,
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Adam (Kingma & Ba 2015, https://arxiv.org/abs/1412.6980) with PyTorch's update rule:
+ *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+ *   p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ * Its moments are plain variables keyed by the model's variable names, so checkpoints can
+ * save and restore them exactly.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Adam settings (train.optimizer.*). */
+export interface AdamOptions {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+}
+
+/** Adam over a fixed set of named variables. */
+export class Adam {
+  /** Steps taken (t in the bias corrections). */
+  t = 0;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+
+  constructor(
+    private readonly vars: Map<string, tf.Variable>,
+    private readonly opts: AdamOptions,
+  ) {
+    for (const [name, p] of vars) {
+      this.m.set(name, tf.variable(tf.zerosLike(p), false));
+      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+    }
+  }
+
+  /** One update with learning rate `lr`. grads: name -> gradient of that variable (missing = no update). */
+  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+    this.t += 1;
+    const { beta1, beta2, epsilon, weightDecay } = this.opts;
+    const stepSize = lr / (1 - beta1 ** this.t);
+    const sqrtBc2 = Math.sqrt(1 - beta2 ** this.t);
+    tf.tidy(() => {
+      for (const [name, g0] of grads) {
+        const p = this.vars.get(name)!;
+        const g = weightDecay > 0 ? tf.add(g0, tf.mul(p, weightDecay)) : g0;
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        m.assign(tf.add(tf.mul(m, beta1), tf.mul(g, 1 - beta1)));
+        v.assign(tf.add(tf.mul(v, beta2), tf.mul(tf.square(g), 1 - beta2)));
+        const denom = tf.add(tf.div(tf.sqrt(v), sqrtBc2), epsilon);
+        p.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
+      }
+    });
+  }
+
+  /** Frees the moment variables. */
+  dispose(): void {
+    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
+  }
+}

@@ -1,0 +1,40 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, Rng } from '../../core';
+import { buildParts, MNIST_INFO, TINY_IMAGE_INFO } from '../../test/kits/build';
+import { describeConformance } from '../../test/kits/conformance';
+import { expectThrowExact } from '../../test/data/helpers';
+
+const small = { encoder: { use: 'conv', conv: { channels: [4, 8] } }, decoder: { use: 'conv', conv: { channels: [8, 4] } } };
+
+describe('conv encoder and decoder', () => {
+  describeConformance([
+    { title: 'conv on 8x8 images', over: small, info: TINY_IMAGE_INFO },
+    { title: 'conv on 8x8 images, conditioned, with dense layers', over: {
+      encoder: { use: 'conv', conv: { channels: [4], hiddenSize: 10 } },
+      decoder: { use: 'conv', conv: { channels: [4], hiddenSize: 10 } },
+    }, info: { ...TINY_IMAGE_INFO, condDim: 4 } },
+  ]);
+
+  it('Should map 28x28 images through 14x14x32 and 7x7x64 to 3136 features, and decode back to 784 logits', () => {
+    const parts = buildParts({ encoder: { use: 'conv' }, decoder: { use: 'conv' } }, MNIST_INFO);
+    expect(parts.model.encoder.outputDim).to.equal(7 * 7 * 64);
+    const opts = { training: false, rng: Rng.derive(0, 'c') };
+    const x = tf.zeros([2, 784]) as tf.Tensor2D;
+    expect(parts.model.encoder.encode(x, null, opts).shape).to.deep.equal([2, 3136]);
+    expect(parts.model.decoder.decode(tf.zeros([2, 3]) as tf.Tensor2D, null, opts).shape).to.deep.equal([2, 784]);
+  });
+
+  it('Should reject layer counts that do not divide the image size, and vector data', () => {
+    expectThrowExact(
+      () => buildParts({ encoder: { use: 'conv', conv: { channels: [4, 8, 16] } } }, MNIST_INFO),
+      ConfigError,
+      'encoder.conv.channels: 3 stride-2 layers need image sides divisible by 8; data set "mnist" is 28x28',
+    );
+    expectThrowExact(
+      () => buildParts(small, { name: 'synthetic/mixture2d', shape: [1, 1, 2], dim: 2, numClasses: 4, condDim: 0 }),
+      ConfigError,
+      'encoder.conv.channels: convolutions need image data; data set "synthetic/mixture2d" has examples of shape [1, 1, 2]',
+    );
+  });
+});

@@ -1,0 +1,86 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, Rng, diagGaussianLogProb } from '../../core';
+import { experimentFromObject } from '../../core/config/experiment';
+import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
+import { describeConformance } from '../../test/kits/conformance';
+import { expectThrowExact } from '../../test/data/helpers';
+import type { GaussianLatent } from './gaussian.latent';
+
+describe('gaussian latent', () => {
+  describeConformance([
+    { title: 'gaussian latent, dim 1', over: { latent: { use: 'gaussian', gaussian: { dim: 1 } } }, info: TINY_IMAGE_INFO },
+    { title: 'gaussian latent, dim 8', over: { latent: { use: 'gaussian', gaussian: { dim: 8 } } }, info: TINY_IMAGE_INFO },
+  ]);
+
+  const latentOf = (dim: number) => buildParts({ latent: { use: 'gaussian', gaussian: { dim } } }).model.latent as GaussianLatent;
+  const opts = (seed: number) => ({ training: true, rng: Rng.derive(seed, 'latent-test') });
+
+  it('Should stack S samples sample-major with logQ = log N(z; loc, e^logVar)', () => {
+    const latent = latentOf(4);
+    const h = tf.randomUniform([3, 16], -1, 1, 'float32', 5) as tf.Tensor2D;
+    const s = latent.sample(h, 2, opts(1));
+    expect(s.z.shape).to.deep.equal([6, 4]);
+    expect(s.logQ.shape).to.deep.equal([6]);
+    const locS = tf.tile(s.posterior!.loc, [2, 1]);
+    const lvS = tf.tile(s.posterior!.logVar, [2, 1]);
+    const expected = diagGaussianLogProb(s.z, locS, lvS).dataSync();
+    Array.from(s.logQ.dataSync()).forEach((v, i) => expect(v).to.be.closeTo(expected[i], 1e-4));
+  });
+
+  it('Should draw z whose sample mean and variance match loc and e^logVar within 4 standard errors', () => {
+    const latent = latentOf(2);
+    const h = tf.randomUniform([1, 16], -1, 1, 'float32', 9) as tf.Tensor2D;
+    const n = 20000;
+    const s = latent.sample(h, n, opts(2));
+    const loc = s.posterior!.loc.dataSync();
+    const variance = Array.from(tf.exp(s.posterior!.logVar).dataSync());
+    const { mean, variance: v } = tf.moments(s.z, 0);
+    const m = mean.dataSync();
+    const vv = v.dataSync();
+    for (let d = 0; d < 2; d++) {
+      expect(Math.abs(m[d] - loc[d])).to.be.below(4 * Math.sqrt(variance[d] / n));
+      expect(Math.abs(vv[d] - variance[d])).to.be.below(4 * variance[d] * Math.sqrt(2 / n));
+    }
+  });
+
+  it('Should give the mode as the posterior mean', () => {
+    const latent = latentOf(3);
+    const h = tf.randomUniform([2, 16], -1, 1, 'float32', 4) as tf.Tensor2D;
+    const s = latent.sample(h, 1, opts(3));
+    expect(Array.from(latent.mode(h, opts(3)).dataSync())).to.deep.equal(Array.from(s.posterior!.loc.dataSync()));
+  });
+
+  it('Should match a central finite difference of d sum(z^2) / d(logVar bias) (eps 1e-3, rtol 0.02)', () => {
+    const latent = latentOf(2);
+    const h = tf.randomUniform([4, 16], -1, 1, 'float32', 11) as tf.Tensor2D;
+    const bias = latent.variables().get('logVar/bias')!;
+    const f = () => tf.sum(tf.square(latent.sample(h, 1, opts(5)).z)) as tf.Scalar;
+    const { grads } = tf.variableGrads(f, [bias]);
+    const analytic = grads[bias.name].dataSync()[0];
+    const base = bias.dataSync().slice();
+    const at = (delta: number) => {
+      const b = base.slice();
+      b[0] += delta;
+      bias.assign(tf.tensor1d(b));
+      return f().dataSync()[0];
+    };
+    const eps = 1e-3;
+    const numeric = (at(eps) - at(-eps)) / (2 * eps);
+    bias.assign(tf.tensor1d(base));
+    expect(Math.abs(analytic - numeric) / Math.abs(numeric)).to.be.below(0.02);
+  });
+
+  it('Should reject a zero latent dimension with the exact message', () => {
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 0 } } }), builtins()),
+      ConfigError,
+      'latent.gaussian.dim: must be an integer >= 1; got 0',
+    );
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dims: 4 } } }), builtins()),
+      ConfigError,
+      'latent.gaussian.dims: not declared in the schema of plugin "gaussian" (keys: dim, minLogVar). Did you mean "dim"?',
+    );
+  });
+});

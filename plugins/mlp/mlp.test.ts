@@ -1,0 +1,39 @@
+import { expect } from 'chai';
+import { ConfigError } from '../../core';
+import { experimentFromObject } from '../../core/config/experiment';
+import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
+import { describeConformance } from '../../test/kits/conformance';
+import { expectThrowExact } from '../../test/data/helpers';
+
+describe('mlp encoder and decoder', () => {
+  describeConformance([
+    { title: 'mlp, one hidden layer', over: {}, info: TINY_IMAGE_INFO },
+    {
+      title: 'mlp, two hidden layers, tanh, conditioned on labels',
+      over: { encoder: { use: 'mlp', mlp: { hiddenSizes: [12, 8], activation: 'tanh' } }, decoder: { use: 'mlp', mlp: { hiddenSizes: [8, 12], activation: 'elu' } } },
+      info: { ...TINY_IMAGE_INFO, condDim: 4 },
+    },
+  ]);
+
+  it('Should size its layers from the data, the latent and the likelihood', () => {
+    const parts = buildParts({ likelihood: { use: 'gaussian', gaussian: { scale: 'learned' } } }, { ...TINY_IMAGE_INFO, condDim: 4 });
+    const shapes = Object.fromEntries([...parts.model.variables()].map(([k, v]) => [k, v.shape]));
+    expect(shapes['encoder/mlp/dense0/kernel']).to.deep.equal([64 + 4, 16]);
+    expect(shapes['latent/loc/kernel']).to.deep.equal([16, 3]);
+    expect(shapes['decoder/mlp/dense0/kernel']).to.deep.equal([3 + 4, 16]);
+    expect(shapes['decoder/mlp/dense1/kernel']).to.deep.equal([16, 64 * 2]);
+  });
+
+  it('Should reject a bad activation and an empty hidden list with exact messages', () => {
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ encoder: { use: 'mlp', mlp: { activation: 'rellu' } } }), builtins()),
+      ConfigError,
+      'encoder.mlp.activation: must be one of "relu", "elu", "leaky-relu", "tanh", "sigmoid", "softplus", "selu", "swish", "linear"; got "rellu". Did you mean "relu"?',
+    );
+    expectThrowExact(
+      () => buildParts({ encoder: { use: 'mlp', mlp: { hiddenSizes: [] } } }),
+      ConfigError,
+      'encoder.mlp.hiddenSizes: must list at least one hidden layer; got []',
+    );
+  });
+});
