@@ -3,12 +3,12 @@
  * knows of it, the resolved parts and a dry run of their shapes.
  */
 import type { Experiment, ExperimentConfig } from './config/experiment';
-import { checkShapes } from './check';
+import { checkShapes, objectiveTermNames } from './check';
 import { resolveParts, type Parts } from './container';
 import type { DataInfo } from './contracts';
 import { loadDataset } from './data';
 import type { Dataset } from './data/types';
-import { ConfigError } from './errors';
+import { ConfigError, DataError, unknownValueMessage } from './errors';
 
 /** A ready-to-train experiment. */
 export interface Session {
@@ -41,11 +41,17 @@ export function openSession(experiment: Experiment): Session {
     const info = dataInfoOf(dataset, config);
     const parts = resolveParts(experiment, info);
     checkShapes(parts.model, parts.objective, info, config);
+    const es = config.train.earlyStopping;
+    if (es.patience > 0) {
+      const allowed = objectiveTermNames(parts.objective, info, config.seed).map((k) => `val/${k}`);
+      if (!allowed.includes(es.metric)) throw new ConfigError(unknownValueMessage('train.earlyStopping.metric', 'metric', es.metric, allowed));
+    }
     return { experiment, config, dataset, info, parts };
   } catch (e) {
-    if (e instanceof ConfigError && file !== '<inline>' && !e.message.startsWith(file)) {
-      throw new ConfigError(e.problems, file);
-    }
+    // Data and config problems found here are bad input too: name the experiment file.
+    const where = file !== '<inline>' ? file : undefined;
+    if (e instanceof DataError) throw new ConfigError(e.message, where);
+    if (e instanceof ConfigError && where && !e.message.startsWith(where)) throw new ConfigError(e.problems, where);
     throw e;
   }
 }

@@ -61,12 +61,12 @@ export function readExperimentFile(file: string): Raw {
       throw new ConfigError(`malformed JSON: ${(e as Error).message}`, file);
     }
   } else {
-    const doc = YAML.parseDocument(text, { prettyErrors: false });
+    const doc = YAML.parseDocument(text);
     if (doc.errors.length > 0) {
       const err = doc.errors[0];
       const pos = err.linePos?.[0];
       const where = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
-      const reason = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+      const reason = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?\s*$/, '');
       throw new ConfigError(`malformed YAML: ${where}${reason}`, file);
     }
     data = doc.toJS();
@@ -195,7 +195,10 @@ function nodeAt(schema: PluginSchema, parts: string[]): PluginSchema | undefined
 function reformat(line: string, schema: PluginSchema): string {
   const undeclared = /^configuration param '(.+)' not declared in the schema$/.exec(line);
   if (undeclared) {
-    const key = undeclared[1];
+    const full = undeclared[1].split('.');
+    let depth = 1;
+    while (depth < full.length && nodeAt(schema, full.slice(0, depth))) depth++;
+    const key = full.slice(0, depth).join('.');
     const parts = key.split('.');
     const leaf = parts[parts.length - 1];
     const parentParts = parts.slice(0, -1);
@@ -268,7 +271,10 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
     conf.validate({ allowed: 'strict' });
   } catch (e) {
     const lines = (e as Error).message.split('\n').filter((l) => l.trim().length > 0);
-    for (const l of lines) problems.push(reformat(l, schema));
+    for (const l of lines) {
+      const p = reformat(l, schema);
+      if (!problems.includes(p)) problems.push(p);
+    }
   }
   if (problems.length > 0) throw new ConfigError(problems, file === '<inline>' ? undefined : file);
   const config = conf.getProperties() as unknown as ExperimentConfig;

@@ -1,0 +1,255 @@
+/**
+ * The command line: `vaelab train | eval | sample | plugins | validate | doctor`.
+ * The entry point (bin/vaelab.js) passes the built-in plugins in, so core knows none by name.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackends, selectBackend } from './backend/select';
+import { experimentFromObject, loadExperiment, describeSchema, type Experiment } from './config/experiment';
+import { coreSchema } from './config/core-schema';
+import { SLOTS } from './contracts';
+import { ConfigError, TrainingError, VaelabError } from './errors';
+import { PluginRegistry, type PluginDefinition } from './plugin';
+import { openSession, type Session } from './session';
+import { loadCheckpoint, restoreVariables } from './train/checkpoint';
+import { finalEvaluation, train, trainableVariables } from './train/trainer';
+import { writeJsonAtomic } from './tracking/files';
+import { writeGrid } from './tracking/images';
+import { RunDir } from './tracking/run-dir';
+import { Rng } from './rng';
+
+const out = (line: string) => process.stdout.write(`${line}\n`);
+const err = (line: string) => process.stderr.write(`${line}\n`);
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function positiveInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer >= 1; got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+/** Config with plugin module paths made absolute, so the run directory's config.json works from anywhere. */
+function portableConfig(exp: Experiment): Record<string, unknown> {
+  const cfg = structuredClone(exp.config) as unknown as Record<string, unknown>;
+  const base = exp.file === '<inline>' ? process.cwd() : path.dirname(path.resolve(exp.file));
+  cfg.plugins = (exp.config.plugins as readonly string[]).map((p) => (p.startsWith('.') ? path.resolve(base, p) : p));
+  return cfg;
+}
+
+/** Opens the session of an existing run directory, its weights restored from a checkpoint. */
+function openRun(dir: string, registry: PluginRegistry, which: string): { run: RunDir; session: Session; checkpoint: string } {
+  const run = RunDir.open(dir);
+  const exp = experimentFromObject(run.readConfig(), registry, run.file('config.json'));
+  const session = openSession(exp);
+  let checkpoint: string | undefined;
+  if (which === 'best' || which === 'latest') {
+    const best = path.join(run.checkpoints, 'best.ckpt');
+    checkpoint = which === 'best' && fs.existsSync(best) ? best : run.latestCheckpoint();
+  } else {
+    checkpoint = path.resolve(which);
+  }
+  if (!checkpoint || !fs.existsSync(checkpoint)) {
+    throw new ConfigError(`--checkpoint: no ${which} checkpoint in ${dir}/checkpoints`);
+  }
+  const vars = trainableVariables(session.parts.model, session.parts.objective);
+  restoreVariables(loadCheckpoint(checkpoint), 'model/', vars, checkpoint);
+  return { run, session, checkpoint };
+}
+
+function countParams(session: Session): number {
+  let n = 0;
+  for (const v of trainableVariables(session.parts.model, session.parts.objective).values()) n += v.size;
+  return n;
+}
+
+/** Builds the commander program; actions set `code`. */
+function program(builtins: PluginDefinition[], state: { code: number }): Command {
+  const registry = new PluginRegistry(builtins);
+  const prog = new Command('vaelab')
+    .description('variational autoencoders from experiment files and plugins')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) })
+    .showHelpAfterError(false);
+
+  prog
+    .command('train')
+    .description('train an experiment (or continue a run with --resume)')
+    .argument('[experiment]', 'experiment file (YAML or JSON)')
+    .option('--set <key=value>', 'override a config key (dotted path); repeatable', collect, [])
+    .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu (default: $VAELAB_BACKEND or auto)')
+    .option('--out <dir>', 'root of run directories (default: tracking.dir of the experiment)')
+    .option('--resume <runDir>', 'continue a run from its last checkpoint')
+    .action(async (file: string | undefined, o: { set: string[]; backend?: string; out?: string; resume?: string }) => {
+      const backend = await selectBackend(o.backend, { log: err });
+      let session: Session;
+      let run: RunDir;
+      let resumeFrom: string | undefined;
+      if (o.resume) {
+        if (file || o.set.length > 0) throw new ConfigError('--resume: continues a run with its saved config; give no experiment file or --set with it');
+        run = RunDir.open(o.resume, '--resume');
+        const summary = fs.existsSync(run.file('summary.json')) ? (JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8')) as { status?: string }) : {};
+        if (summary.status && summary.status !== 'interrupted') {
+          throw new ConfigError(`--resume: run ${o.resume} has already ended (status "${summary.status}")`);
+        }
+        resumeFrom = run.latestCheckpoint();
+        if (!resumeFrom) throw new ConfigError(`--resume: run ${o.resume} has no checkpoint yet (checkpoints/latest.json is missing); start it again instead`);
+        session = openSession(experimentFromObject(run.readConfig(), registry, run.file('config.json')));
+        const src = run.readSource();
+        if (src) run.writeSource({ ...src, resumedAt: [...(src.resumedAt ?? []), new Date().toISOString()] });
+      } else {
+        if (!file) throw new ConfigError('train: give an experiment file, e.g. vaelab train experiments/vae-mnist.yaml, or --resume RUN_DIR');
+        session = openSession(loadExperiment(file, registry, o.set));
+        run = RunDir.create(o.out ?? session.config.tracking.dir, session.config.name, session.config.seed);
+        run.writeConfig(portableConfig(session.experiment));
+        run.writeSource({
+          experimentFile: path.resolve(file),
+          overrides: o.set,
+          argv: process.argv.slice(2),
+          backend: backend.name,
+          startedAt: new Date().toISOString(),
+        });
+      }
+      const c = session.config;
+      err(`experiment: ${c.name} | data: ${session.dataset.name} (${session.dataset.train.n} train, ${session.dataset.validation?.n ?? 0} validation, ${session.dataset.test.n} test) | parameters: ${countParams(session)}`);
+      err(`slots: ${SLOTS.map((s) => `${s}=${c[s].use}`).join(' ')}`);
+      err(`run directory: ${path.relative(process.cwd(), run.dir) || run.dir}`);
+      const result = await train(session, { run, backend: backend.name, resumeFrom, log: err });
+      if (result.status === 'interrupted') {
+        err(`interrupted at step ${result.steps}; continue with: npx vaelab train --resume ${path.relative(process.cwd(), run.dir)}`);
+        state.code = 130;
+      } else {
+        err(`done (${result.status}): ${path.relative(process.cwd(), run.file('summary.json'))}`);
+      }
+    });
+
+  prog
+    .command('eval')
+    .description('evaluate a run on the test split (ELBO terms, importance-weighted log-likelihood, active units)')
+    .argument('<runDir>', 'run directory')
+    .option('--k <n>', 'importance samples per example', positiveInt('--k'))
+    .option('--checkpoint <which>', 'best, latest, or a checkpoint file', 'best')
+    .option('--limit <n>', 'evaluate the log-likelihood on the first N test examples', positiveInt('--limit'))
+    .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
+    .action(async (dir: string, o: { k?: number; checkpoint: string; limit?: number; backend?: string }) => {
+      const backend = await selectBackend(o.backend, { log: err });
+      const { run, session, checkpoint } = openRun(dir, registry, o.checkpoint);
+      if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
+      const ctx = {
+        info: session.dataset,
+        seed: session.config.seed,
+        conditionOnLabels: session.config.data.conditionOnLabels,
+        stream: 'eval/cli',
+        batchSize: session.config.eval.batchSize,
+        step: 0,
+      };
+      const t0 = Date.now();
+      const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples);
+      const record: Record<string, unknown> = { checkpoint: path.relative(run.dir, checkpoint), backend: backend.name, seconds: (Date.now() - t0) / 1000, ...result };
+      writeJsonAtomic(run.file('eval.json'), record);
+      out(JSON.stringify(record.test ?? record, null, 2));
+    });
+
+  prog
+    .command('sample')
+    .description('draw samples from a trained run into a PNG grid')
+    .argument('<runDir>', 'run directory')
+    .option('--n <n>', 'number of samples', positiveInt('--n'), 64)
+    .requiredOption('--out <file>', 'PNG file to write')
+    .option('--seed <n>', 'seed of the draw', (v) => Number(v), 0)
+    .option('--checkpoint <which>', 'best, latest, or a checkpoint file', 'best')
+    .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
+    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint: string; backend?: string }) => {
+      await selectBackend(o.backend, { log: err });
+      const { session } = openRun(dir, registry, o.checkpoint);
+      if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
+      const info = session.info;
+      const imgs = tf.tidy(() => {
+        const cond =
+          info.condDim > 0
+            ? (tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: o.n }, (_, i) => i % info.condDim), 'int32'), info.condDim), 'float32') as tf.Tensor2D)
+            : null;
+        return session.parts.model.generate(o.n, cond, { training: false, rng: Rng.derive(o.seed, 'cli-sample') });
+      });
+      writeGrid(path.resolve(o.out), imgs.dataSync() as Float32Array, o.n, info.shape, Math.ceil(Math.sqrt(o.n)));
+      imgs.dispose();
+      out(path.resolve(o.out));
+    });
+
+  prog
+    .command('plugins')
+    .description('list every registered plugin: slot, name, config keys with defaults and docs')
+    .option('--experiment <file>', 'also load the plugin modules this experiment names')
+    .option('--json', 'print JSON')
+    .action((o: { experiment?: string; json?: boolean }) => {
+      const reg = o.experiment ? loadExperiment(o.experiment, registry).registry : registry;
+      const list = reg.all().map((d) => ({
+        slot: d.slot,
+        name: d.name,
+        description: d.description,
+        source: d.source,
+        keys: describeSchema(d.schema).map((k) => ({ ...k, key: `${d.slot}.${d.name}.${k.key}` })),
+      }));
+      if (o.json) {
+        out(JSON.stringify(list, null, 2));
+        return;
+      }
+      for (const p of list) {
+        out(`${p.slot} ${p.name}: ${p.description}`);
+        for (const k of p.keys) out(`    ${k.key} = ${JSON.stringify(k.default)}  (${k.format}) ${k.doc}`);
+        if (p.keys.length === 0) out('    (no config keys)');
+      }
+      out('');
+      out('core keys:');
+      for (const k of describeSchema(coreSchema)) out(`    ${k.key} = ${JSON.stringify(k.default)}  (${k.format}) ${k.doc}`);
+    });
+
+  prog
+    .command('validate')
+    .description('check an experiment file (and its data set, plugins and shapes) without training')
+    .argument('<experiment>', 'experiment file')
+    .option('--set <key=value>', 'override a config key; repeatable', collect, [])
+    .option('--print', 'print the resolved config')
+    .action(async (file: string, o: { set: string[]; print?: boolean }) => {
+      await selectBackend('cpu', { quiet: true });
+      const session = openSession(loadExperiment(file, registry, o.set));
+      if (o.print) out(JSON.stringify(session.config, null, 2));
+      out(`${file}: valid (${SLOTS.map((s) => `${s}=${session.config[s].use}`).join(' ')}; ${countParams(session)} parameters)`);
+    });
+
+  prog
+    .command('doctor')
+    .description('show which tensor backends are available here and how to get the others')
+    .action(() => {
+      out(describeBackends());
+    });
+
+  return prog;
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 training failure, 2 bad input, 130 interrupted). */
+export async function main(argv: string[], builtins: PluginDefinition[]): Promise<number> {
+  tf.env().set('PROD', true);
+  const state = { code: 0 };
+  try {
+    await program(builtins, state).parseAsync(argv, { from: 'user' });
+    return state.code;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
+    if (e instanceof ConfigError) {
+      err(e.message);
+      return 2;
+    }
+    if (e instanceof TrainingError || e instanceof VaelabError) {
+      err(e.message);
+      return 1;
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,159 @@
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  applyOverrides,
+  experimentFromObject,
+  loadExperiment,
+  readExperimentFile,
+} from '../core/config/experiment';
+import { ConfigError, RegistrationError } from '../core/errors';
+import { openSession } from '../core/session';
+import { builtins, experimentObject } from './kits/build';
+import { expectThrowExact } from './data/helpers';
+
+function tempFile(name: string, text: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-config-'));
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+const SLOTS_YAML = `encoder: { use: mlp }
+latent: { use: gaussian }
+decoder: { use: mlp }
+prior: { use: standard-normal }
+likelihood: { use: bernoulli }
+objective: { use: elbo }
+`;
+
+describe('experiment config', () => {
+  it('Should fill every default and name the experiment after its file', () => {
+    const f = tempFile('my-exp.yaml', SLOTS_YAML);
+    const { config } = loadExperiment(f, builtins());
+    expect(config.name).to.equal('my-exp');
+    expect(config.train.batchSize).to.equal(128);
+    expect(config.latent.use).to.equal('gaussian');
+    expect((config.latent.gaussian as { dim: number }).dim).to.equal(20);
+    expect((config.encoder.mlp as { hiddenSizes: number[] }).hiddenSizes).to.deep.equal([400]);
+  });
+
+  it('Should read JSON experiments as well as YAML', () => {
+    const f = tempFile('e.json', JSON.stringify(experimentObject({ seed: 3 })));
+    expect(loadExperiment(f, builtins()).config.seed).to.equal(3);
+  });
+
+  it('Should apply --set overrides as YAML values on dotted paths', () => {
+    const raw = applyOverrides(experimentObject(), ['train.optimizer.learningRate=3e-4', 'encoder.mlp.hiddenSizes=[32, 8]', 'data.conditionOnLabels=true', 'name=x']);
+    const { config } = experimentFromObject(raw, builtins());
+    expect(config.train.optimizer.learningRate).to.equal(3e-4);
+    expect((config.encoder.mlp as { hiddenSizes: number[] }).hiddenSizes).to.deep.equal([32, 8]);
+    expect(config.data.conditionOnLabels).to.equal(true);
+    expect(config.name).to.equal('x');
+  });
+
+  it('Should reject a --set without "="', () => {
+    expectThrowExact(() => applyOverrides({}, ['train.epochs']), ConfigError, '--set "train.epochs": expected dotted.key=value');
+  });
+
+  it('Should name the file, line and column of malformed YAML', () => {
+    const f = tempFile('bad.yaml', 'encoder: { use: mlp\nlatent: [1, 2\n');
+    let message = '';
+    try {
+      readExperimentFile(f);
+    } catch (e) {
+      expect(e).to.be.instanceOf(ConfigError);
+      message = (e as Error).message;
+    }
+    expect(message).to.match(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: malformed YAML: line \\d+, column \\d+: `));
+  });
+
+  it('Should name a missing file', () => {
+    expectThrowExact(() => readExperimentFile('/nonexistent/x.yaml'), ConfigError, '/nonexistent/x.yaml: no such file');
+  });
+
+  it('Should list every problem at once, each with key, value, what is allowed and a suggestion', () => {
+    const f = tempFile(
+      'many.yaml',
+      `${SLOTS_YAML.replace('use: standard-normal', 'use: standard-normall').replace('latent: { use: gaussian }', 'latent: { use: gaussian, gaussian: { dim: -1 } }')}train: { epoch: 3, batchSize: 0 }\ndata: { binarize: dynamc }\n`,
+    );
+    expectThrowExact(
+      () => loadExperiment(f, builtins()),
+      ConfigError,
+      [
+        `${f}: 5 problems`,
+        '  - prior.use: unknown plugin "standard-normall". Allowed values: "standard-normal". Did you mean "standard-normal"?',
+        '  - data.binarize: must be one of "none", "static", "dynamic"; got "dynamc". Did you mean "dynamic"?',
+        '  - train.batchSize: must be an integer >= 1; got 0',
+        '  - latent.gaussian.dim: must be an integer >= 1; got -1',
+        '  - train.epoch: not a known key (keys here: epochs, batchSize, maxSteps, dropLast, optimizer, schedule, clipNorm, evalEvery, earlyStopping, logEvery, progress, keepCheckpoints). Did you mean "epochs"?',
+      ].join('\n'),
+    );
+  });
+
+  it('Should say which slot is missing and what it may be', () => {
+    const raw = experimentObject();
+    delete raw.likelihood;
+    expectThrowExact(
+      () => experimentFromObject(raw, builtins()),
+      ConfigError,
+      'likelihood.use: missing; choose a likelihood plugin. Allowed values: "bernoulli", "gaussian"',
+    );
+  });
+
+  it('Should reject settings for a plugin that does not exist in the slot', () => {
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ encoder: { use: 'mlp', mpl: { hiddenSizes: [3] } } }), builtins()),
+      ConfigError,
+      'encoder.mpl: not a plugin of slot encoder (plugins: conv, mlp; select one with encoder.use). Did you mean "mlp"?',
+    );
+  });
+
+  it('Should name the missing data set package before any training', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-empty-'));
+    const f = tempFile('fm.yaml', `${SLOTS_YAML}data: { use: fashion-mnist, dir: ${dir} }\n`);
+    expect(() => openSession(loadExperiment(f, builtins())))
+      .to.throw(ConfigError)
+      .with.property('message')
+      .that.matches(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: data.dir: fashion-mnist: no data at ${dir}`));
+  });
+
+  it('Should report encoder/decoder sizes that do not fit the data before any training', () => {
+    const f = tempFile('conv-on-points.yaml', `${SLOTS_YAML.replace('encoder: { use: mlp }', 'encoder: { use: conv }')}data: { use: synthetic, synthetic: { kind: mixture2d, size: 32 } }\n`);
+    expectThrowExact(
+      () => openSession(loadExperiment(f, builtins())),
+      ConfigError,
+      `${f}: encoder.conv.channels: convolutions need image data; data set "synthetic/mixture2d" has examples of shape [1, 1, 2]`,
+    );
+  });
+
+  it('Should load a third-party plugin named under plugins: and train with it', () => {
+    const exp = loadExperiment(path.join(__dirname, 'fixtures', 'with-plugin.yaml'), builtins());
+    expect(exp.registry.names('prior')).to.deep.equal(['laplace', 'standard-normal']);
+    const s = openSession(exp);
+    expect(s.parts.model.prior.constructor.name).to.equal('LaplacePrior');
+  });
+
+  it('Should report a plugin module that cannot be found or exports no plugins', () => {
+    const f = tempFile('p.yaml', `plugins: [./nope.ts]\n${SLOTS_YAML}`);
+    expectThrowExact(() => loadExperiment(f, builtins()), ConfigError, `${f}: plugins[0]: cannot find module "./nope.ts" (looked from ${path.dirname(f)})`);
+    const g = tempFile('q.yaml', `plugins: [${path.join(__dirname, 'kits', 'build.ts')}]\n${SLOTS_YAML}`);
+    expectThrowExact(
+      () => loadExperiment(g, builtins()),
+      RegistrationError,
+      `plugins: module ${JSON.stringify(path.join(__dirname, 'kits', 'build.ts'))} exports no "plugins" array`,
+    );
+  });
+
+  it('Should report a plugin registered twice with both sources', () => {
+    const reg = builtins();
+    const dup = reg.get('prior', 'standard-normal')!;
+    expectThrowExact(
+      () => reg.addAll([{ ...dup, source: undefined }], 'my-plugins.ts'),
+      RegistrationError,
+      'definePlugin: prior "standard-normal" is registered twice (plugins/index.ts, my-plugins.ts)',
+    );
+  });
+
+});

@@ -1,0 +1,85 @@
+import { expect } from 'chai';
+import { injectable, inject } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import { checkShapes } from '../core/check';
+import { experimentFromObject } from '../core/config/experiment';
+import { buildContainer, resolveParts } from '../core/container';
+import { TOKENS, type Decoder, type Latent } from '../core/contracts';
+import { RegistrationError, ShapeError } from '../core/errors';
+import { Module } from '../core/nn';
+import { PluginRegistry, definePlugin, pluginConfig, type ConfigOf } from '../core/plugin';
+import { plugins } from '../plugins';
+import { builtins, experimentObject, TINY_IMAGE_INFO } from './kits/build';
+import { expectThrowExact } from './data/helpers';
+
+const wrongSchema = { width: { doc: 'output width', format: 'positive-int', default: 5 } } as const;
+
+/** A decoder that ignores the likelihood and data size: the dry run must catch it. */
+@injectable()
+class WrongWidthDecoder extends Module implements Decoder {
+  constructor(
+    @inject(pluginConfig('decoder', 'wrong-width')) private readonly cfg: ConfigOf<typeof wrongSchema>,
+    @inject(TOKENS.Latent) readonly latent: Latent,
+  ) {
+    super();
+  }
+  decode(z: tf.Tensor2D): tf.Tensor2D {
+    return tf.zeros([z.shape[0], this.cfg.width]) as tf.Tensor2D;
+  }
+}
+const wrongWidth = definePlugin({ slot: 'decoder', name: 'wrong-width', description: 'test', schema: wrongSchema, implementation: WrongWidthDecoder });
+
+describe('container', () => {
+  it('Should resolve each slot to the plugin named in the experiment, as singletons shared by all dependants', () => {
+    const exp = experimentFromObject(experimentObject({ encoder: { use: 'conv', conv: { channels: [4] } } }), builtins());
+    const parts = resolveParts(exp, TINY_IMAGE_INFO);
+    expect(parts.model.encoder.constructor.name).to.equal('ConvEncoder');
+    expect(parts.model.decoder.constructor.name).to.equal('MlpDecoder');
+    // the latent injected into the decoder and prior is the model's latent
+    const c = parts.container;
+    expect(c.get(TOKENS.Latent)).to.equal(parts.model.latent);
+    expect(c.get(TOKENS.Encoder, { name: 'conv' })).to.equal(parts.model.encoder);
+  });
+
+  it('Should bind each plugin its own validated config sub-tree only', () => {
+    const exp = experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 7 } } }), builtins());
+    const c = buildContainer(exp.config, exp.registry, TINY_IMAGE_INFO);
+    expect(c.get(pluginConfig('latent', 'gaussian'))).to.deep.equal({ dim: 7, minLogVar: -30 });
+    expect(c.get(pluginConfig('encoder', 'mlp'))).to.deep.equal({ hiddenSizes: [16], activation: 'relu' });
+  });
+
+  it('Should list the built-in plugins once each, sorted within each slot', () => {
+    const reg = new PluginRegistry(plugins);
+    expect(reg.names('encoder')).to.deep.equal(['conv', 'mlp']);
+    expect(reg.names('decoder')).to.deep.equal(['conv', 'mlp']);
+    expect(reg.names('latent')).to.deep.equal(['gaussian']);
+    expect(reg.names('prior')).to.deep.equal(['standard-normal']);
+    expect(reg.names('likelihood')).to.deep.equal(['bernoulli', 'gaussian']);
+    expect(reg.names('objective')).to.deep.equal(['elbo']);
+  });
+
+  it('Should refuse a registration with a bad slot or a name that is not kebab-case', () => {
+    expectThrowExact(
+      () => definePlugin({ slot: 'posterior' as 'prior', name: 'x', description: '', schema: {}, implementation: WrongWidthDecoder }),
+      RegistrationError,
+      'definePlugin: slot "posterior" of plugin "x" is not a slot. Allowed values: "encoder", "latent", "decoder", "prior", "likelihood", "objective"',
+    );
+    expectThrowExact(
+      () => definePlugin({ slot: 'prior', name: 'MyPrior', description: '', schema: {}, implementation: WrongWidthDecoder }),
+      RegistrationError,
+      'definePlugin: prior name "MyPrior" must be kebab-case (lower-case words joined by "-")',
+    );
+  });
+
+  it('Should name the slot, plugin, expected and received shape when a decoder output does not fit', () => {
+    const reg = builtins();
+    reg.addAll([wrongWidth], 'test');
+    const exp = experimentFromObject(experimentObject({ decoder: { use: 'wrong-width' } }), reg);
+    const parts = resolveParts(exp, TINY_IMAGE_INFO);
+    expectThrowExact(
+      () => checkShapes(parts.model, parts.objective, TINY_IMAGE_INFO, exp.config),
+      ShapeError,
+      'decoder "wrong-width".decode: must return [N, 64] (data dim 64 x likelihood "bernoulli" paramsPerDim 1); got [2, 5]',
+    );
+  });
+});
