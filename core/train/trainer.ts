@@ -61,6 +61,8 @@ export function trainableVariables(model: { variables(): Map<string, tf.Variable
   return vars;
 }
 
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(4));
 
 /** Trains a session into a run directory. */
@@ -236,6 +238,8 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
       const epochStart = Date.now();
       let epochSamples = 0;
       for (let bi = state.batchInEpoch; bi < perEpoch; bi++) {
+        // Let signal handlers (Ctrl-C) and timers run: the step itself never yields.
+        await yieldToEventLoop();
         if (control.stop) {
           reporter.endEpoch();
           const f = writeCheckpoint('interrupt', 'interrupt.ckpt');

@@ -1,0 +1,106 @@
+/**
+ * Backend selection: the exact messages for bad names, explicit cpu, and what `auto` picks on a
+ * machine without the native tfjs packages (skipped where they are installed).
+ */
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { describeBackends, selectBackend } from '../../core/backend/select';
+import { ConfigError } from '../../core/errors';
+
+const ALLOWED = '"auto", "node-gpu", "node", "wasm", "cpu"';
+
+function installed(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('core/backend/select: selectBackend', () => {
+  let savedEnv: string | undefined;
+
+  beforeEach(() => {
+    savedEnv = process.env.VAELAB_BACKEND;
+    delete process.env.VAELAB_BACKEND;
+  });
+
+  afterEach(async () => {
+    if (savedEnv === undefined) delete process.env.VAELAB_BACKEND;
+    else process.env.VAELAB_BACKEND = savedEnv;
+    await tf.setBackend('cpu');
+  });
+
+  it('Should reject an unknown backend with the allowed values and a suggestion', async () => {
+    const err = await rejection(selectBackend('wsam'));
+    expect(err).to.be.instanceOf(ConfigError);
+    expect(err.message).to.equal(`--backend: unknown backend "wsam". Allowed values: ${ALLOWED}. Did you mean "wasm"?`);
+  });
+
+  it('Should name VAELAB_BACKEND when the unknown value came from the environment', async () => {
+    process.env.VAELAB_BACKEND = 'cpux';
+    const err = await rejection(selectBackend());
+    expect(err.message).to.equal(`VAELAB_BACKEND: unknown backend "cpux". Allowed values: ${ALLOWED}. Did you mean "cpu"?`);
+  });
+
+  it('Should leave out the suggestion when no allowed value is close', async () => {
+    const err = await rejection(selectBackend('tensorflow'));
+    expect(err.message).to.equal(`--backend: unknown backend "tensorflow". Allowed values: ${ALLOWED}`);
+  });
+
+  it('Should select cpu and report it in one line', async () => {
+    const lines: string[] = [];
+    const info = await selectBackend('cpu', { log: (line) => lines.push(line) });
+    expect(info).to.deep.equal({ name: 'cpu', tfBackend: 'cpu', detail: 'tfjs-backend-cpu 4.22.0, pure JavaScript' });
+    expect(tf.getBackend()).to.equal('cpu');
+    expect(lines).to.deep.equal(['backend: cpu (tfjs-backend-cpu 4.22.0, pure JavaScript)']);
+  });
+
+  it('Should take the backend from VAELAB_BACKEND when none is requested, and print nothing when quiet', async () => {
+    process.env.VAELAB_BACKEND = 'cpu';
+    const lines: string[] = [];
+    const info = await selectBackend(undefined, { quiet: true, log: (line) => lines.push(line) });
+    expect(info.name).to.equal('cpu');
+    expect(lines).to.deep.equal([]);
+  });
+
+  it('Should say how to install @tensorflow/tfjs-node when "node" is requested but missing', async function () {
+    if (installed('@tensorflow/tfjs-node')) this.skip();
+    const err = await rejection(selectBackend('node'));
+    expect(err).to.be.instanceOf(ConfigError);
+    expect(err.message).to.equal(
+      '--backend: backend "node" needs @tensorflow/tfjs-node, which is not installed; ' +
+        'install it with "npm install @tensorflow/tfjs-node@4.22.0" and allow its install script, which npm 11 ' +
+        'skips unless approved ("npm install-scripts approve @tensorflow/tfjs-node", or an "allowScripts" entry in package.json)',
+    );
+  });
+
+  it('Should fall through to wasm with the project kernels in auto mode without native packages', async function () {
+    if (installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node')) this.skip();
+    const lines: string[] = [];
+    const info = await selectBackend('auto', { log: (line) => lines.push(line) });
+    expect(info.name).to.equal('wasm');
+    expect(info.tfBackend).to.equal('wasm');
+    expect(lines).to.have.length(1);
+    expect(lines[0]).to.match(
+      /^backend: wasm \(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Conv2DBackpropFilter, Conv2DBackpropInput, _FusedMatMul\)$/,
+    );
+  });
+
+  it('Should describe all four backends, with how to get the missing ones', () => {
+    const text = describeBackends();
+    for (const name of ['node-gpu', 'node', 'wasm', 'cpu']) expect(text).to.match(new RegExp(`^  ${name} +\\S`, 'm'));
+    if (!installed('@tensorflow/tfjs-node')) expect(text).to.include('npm install @tensorflow/tfjs-node@4.22.0');
+    expect(text).to.match(/^ {2}cpu +available: @tensorflow\/tfjs-backend-cpu 4\.22\.0/m);
+  });
+});

@@ -1,0 +1,259 @@
+/**
+ * The wasm replacement kernels against tfjs's cpu backend: every case runs the same op on
+ * seeded inputs on 'cpu' (reference) and on 'wasm' (with core/backend/wasm-kernels installed)
+ * and compares. Tolerance: max |wasm - cpu| <= 1e-4 * max(1, max |cpu|); both are float32 sums
+ * over at most a few thousand terms, which agree to ~1e-6 relative, so 1e-4 has a wide margin.
+ */
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's CommonJS build registers no gradients; the union package registers tfjs's own.
+import '@tensorflow/tfjs';
+import { selectBackend } from '../../core/backend/select';
+import { installWasmKernels } from '../../core/backend/wasm-kernels';
+import { ConfigError } from '../../core/errors';
+import { Rng } from '../../core/rng';
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+type Shape4 = [number, number, number, number];
+
+/** Seeded standard normals, kept as plain data so each backend builds its own tensors. */
+class Data {
+  readonly values: Float32Array;
+  constructor(seed: number, readonly shape: number[]) {
+    this.values = new Rng(seed).fillNormal(new Float32Array(shape.reduce((p, s) => p * s, 1)));
+  }
+  t(): tf.Tensor {
+    return tf.tensor(this.values, this.shape, 'float32');
+  }
+  t4(): tf.Tensor4D {
+    return this.t() as tf.Tensor4D;
+  }
+}
+
+/** Runs `f` on one backend and returns its outputs as plain arrays (shape, values). */
+async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Array<{ shape: number[]; values: Float32Array }>> {
+  await tf.setBackend(backend);
+  const result = tf.tidy(f);
+  const list = Array.isArray(result) ? result : [result];
+  const out = list.map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+  tf.dispose(list);
+  return out;
+}
+
+function maxAbs(values: Float32Array): number {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** Asserts equal shapes and max |a - b| <= rtol * max(1, max |b|). */
+function expectClose(actual: { shape: number[]; values: Float32Array }, expected: { shape: number[]; values: Float32Array }, what: string): void {
+  expect(actual.shape, `${what}: shape`).to.deep.equal(expected.shape);
+  let diff = 0;
+  for (let i = 0; i < expected.values.length; i++) diff = Math.max(diff, Math.abs(actual.values[i] - expected.values[i]));
+  const bound = 1e-4 * Math.max(1, maxAbs(expected.values));
+  expect(diff, `${what}: max abs diff ${diff} over bound ${bound}`).to.be.at.most(bound);
+}
+
+/** Same op on cpu (reference) and on wasm, compared output by output. */
+async function expectWasmMatchesCpu(f: () => tf.Tensor | tf.Tensor[], what: string): Promise<void> {
+  const expected = await on('cpu', f);
+  const actual = await on('wasm', f);
+  expect(actual.length).to.equal(expected.length);
+  actual.forEach((a, i) => expectClose(a, expected[i], `${what} [output ${i}]`));
+}
+
+/** d/dx and d/dw of sum(conv2d(x, w) * r) for a fixed random r, so that dy = r is not constant. */
+function conv2dGrads(x: Data, w: Data, r: Data, strides: number | [number, number], pad: Pad): () => tf.Tensor[] {
+  return () =>
+    tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, strides, pad), r.t())))([
+      x.t(),
+      w.t(),
+    ]);
+}
+
+describe('core/backend/wasm-kernels: wasm matMul and conv-gradient kernels', () => {
+  before(async () => {
+    await selectBackend('wasm', { quiet: true });
+  });
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('Should install its four kernels once and return the same names on every call', () => {
+    const names = ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', '_FusedMatMul'];
+    expect(installWasmKernels()).to.deep.equal(names);
+    expect(installWasmKernels()).to.deep.equal(names);
+    for (const name of names) expect(tf.getKernel(name, 'wasm'), name).to.not.equal(undefined);
+  });
+
+  describe('matMul', () => {
+    // [m, k, n]: odd sizes; 16x96x80 makes transposeB cheaper as (B·Aᵀ)ᵀ, so both orders run.
+    for (const [m, k, n] of [[33, 47, 29], [16, 96, 80]]) {
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+        it(`Should match cpu for ${m}x${k}x${n} with transposeA=${ta}, transposeB=${tb}`, async () => {
+          const a = new Data(1, ta ? [k, m] : [m, k]);
+          const b = new Data(2, tb ? [n, k] : [k, n]);
+          await expectWasmMatchesCpu(() => tf.matMul(a.t(), b.t(), ta, tb), 'matMul');
+        });
+      }
+    }
+
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      it(`Should match cpu for a batch of 3 with transposeA=${ta}, transposeB=${tb}`, async () => {
+        const a = new Data(3, ta ? [3, 47, 33] : [3, 33, 47]);
+        const b = new Data(4, tb ? [3, 29, 47] : [3, 47, 29]);
+        await expectWasmMatchesCpu(() => tf.matMul(a.t(), b.t(), ta, tb), 'batched matMul');
+      });
+    }
+
+    it('Should match cpu when a 2-D right operand is broadcast over a batch of 3', async () => {
+      const a = new Data(5, [3, 33, 47]);
+      const b = new Data(6, [47, 29]);
+      await expectWasmMatchesCpu(() => tf.matMul(a.t(), b.t()), 'broadcast B');
+    });
+
+    it('Should match cpu when a batch-1 left operand is broadcast against a batch of 3, transposed', async () => {
+      const a = new Data(7, [1, 47, 33]);
+      const b = new Data(8, [3, 29, 47]);
+      await expectWasmMatchesCpu(() => tf.matMul(a.t(), b.t(), true, true), 'broadcast A');
+    });
+
+    it('Should broadcast 4-D batch dims [2, 1] x [1, 3] item by item', async () => {
+      // Reference computed by hand: out[i, j] = a[i, 0] · b[0, j]. (tfjs's cpu kernel flattens
+      // the batch dims and does not broadcast them this way, so it cannot be the reference.)
+      const a = new Data(9, [2, 1, 5, 7]);
+      const b = new Data(10, [1, 3, 7, 4]);
+      const expected = new Float32Array(2 * 3 * 5 * 4);
+      for (let i = 0; i < 2; i++) {
+        for (let j = 0; j < 3; j++) {
+          for (let r = 0; r < 5; r++) {
+            for (let c = 0; c < 4; c++) {
+              let s = 0;
+              for (let q = 0; q < 7; q++) s += a.values[(i * 5 + r) * 7 + q] * b.values[(j * 7 + q) * 4 + c];
+              expected[((i * 3 + j) * 5 + r) * 4 + c] = s;
+            }
+          }
+        }
+      }
+      const [actual] = await on('wasm', () => tf.matMul(a.t(), b.t()));
+      expectClose(actual, { shape: [2, 3, 5, 4], values: expected }, '4-D broadcast');
+    });
+
+    it('Should match cpu for fused matMul with transposeB, bias and relu', async () => {
+      const a = new Data(11, [33, 47]);
+      const b = new Data(12, [29, 47]);
+      const bias = new Data(13, [29]);
+      await expectWasmMatchesCpu(
+        () => tf.fused.matMul({ a: a.t(), b: b.t(), transposeB: true, bias: bias.t(), activation: 'relu' }),
+        'fused matMul',
+      );
+    });
+
+    it('Should match cpu for batched fused matMul with transposeA, bias and sigmoid', async () => {
+      const a = new Data(14, [3, 47, 33]);
+      const b = new Data(15, [3, 47, 29]);
+      const bias = new Data(16, [29]);
+      await expectWasmMatchesCpu(
+        () => tf.fused.matMul({ a: a.t(), b: b.t(), transposeA: true, bias: bias.t(), activation: 'sigmoid' }),
+        'batched fused matMul',
+      );
+    });
+  });
+
+  describe('conv2d gradients', () => {
+    // [batch, h, w, cIn, cOut, kh, kw, strides, pad]: even and odd sizes, strides 1 and 2.
+    // 6x6 k3 s2 'valid' leaves the last row and column unread (negative trailing padding);
+    // the explicit case has a non-square kernel, unequal strides and asymmetric padding.
+    const cases: Array<[number, number, number, number, number, number, number, number | [number, number], Pad]> = [
+      [4, 28, 28, 1, 8, 4, 4, 2, 'same'],
+      [4, 28, 28, 1, 8, 4, 4, 2, 'valid'],
+      [3, 14, 14, 4, 8, 4, 4, 2, 'same'],
+      [2, 7, 7, 3, 5, 3, 3, 1, 'same'],
+      [2, 7, 7, 3, 5, 3, 3, 1, 'valid'],
+      [2, 5, 5, 2, 3, 3, 3, 2, 'valid'],
+      [2, 5, 5, 2, 3, 3, 3, 2, 'same'],
+      [2, 6, 6, 2, 3, 3, 3, 2, 'valid'],
+      [2, 9, 7, 2, 3, 3, 2, [2, 1], [[0, 0], [1, 2], [0, 1], [0, 0]]],
+    ];
+    for (const [batch, h, w, cIn, cOut, kh, kw, strides, pad] of cases) {
+      const title = `${h}x${w}x${cIn} -> ${cOut}, kernel ${kh}x${kw}, strides ${strides}, pad ${JSON.stringify(pad)}`;
+      it(`Should match cpu for dx and dw of ${title}`, async () => {
+        const x = new Data(20, [batch, h, w, cIn]);
+        const wt = new Data(21, [kh, kw, cIn, cOut]);
+        const yShape = tf.tidy(() => tf.conv2d(x.t4(), wt.t4(), strides, pad).shape);
+        const r = new Data(22, yShape);
+        await expectWasmMatchesCpu(conv2dGrads(x, wt, r, strides, pad), title);
+      });
+    }
+
+    it('Should reject dataFormat NCHW naming the kernel, the attribute and the value', () => {
+      const x = tf.zeros([1, 1, 4, 4]);
+      const dy = tf.zeros([1, 1, 2, 2]);
+      const run = () =>
+        tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, {
+          strides: 2, pad: 'valid', dataFormat: 'NCHW', filterShape: [2, 2, 1, 1],
+        } as unknown as tf.NamedAttrMap);
+      expect(run).to.throw(
+        ConfigError,
+        'Conv2DBackpropFilter (wasm, core/backend/wasm-kernels): dataFormat must be "NHWC"; got "NCHW" (use --backend cpu for other layouts)',
+      );
+      tf.dispose([x, dy]);
+    });
+  });
+
+  describe('conv2dTranspose', () => {
+    // The conv VAE decoder's first layer: 7x7x64 -> 14x14x32, kernel 4, stride 2, 'same'.
+    const z = new Data(30, [2, 7, 7, 64]);
+    const w = new Data(31, [4, 4, 32, 64]);
+    const r = new Data(32, [2, 14, 14, 32]);
+    const outShape: Shape4 = [2, 14, 14, 32];
+
+    it('Should match cpu for the forward pass 7x7x64 -> 14x14x32', async () => {
+      await expectWasmMatchesCpu(() => tf.conv2dTranspose(z.t4(), w.t4(), outShape, 2, 'same'), 'conv2dTranspose');
+    });
+
+    it('Should match cpu for its gradients with respect to input and filter', async () => {
+      const f = (zt: tf.Tensor, wt: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2dTranspose(zt as tf.Tensor4D, wt as tf.Tensor4D, outShape, 2, 'same'), r.t()));
+      await expectWasmMatchesCpu(() => tf.grads(f)([z.t(), w.t()]), 'conv2dTranspose gradients');
+    });
+
+    it('Should match cpu for a "valid" transpose with stride 1 and an odd kernel', async () => {
+      const zs = new Data(33, [2, 5, 5, 6]);
+      const ws = new Data(34, [3, 3, 4, 6]);
+      await expectWasmMatchesCpu(() => tf.conv2dTranspose(zs.t4(), ws.t4(), [2, 7, 7, 4], 1, 'valid'), 'conv2dTranspose valid');
+    });
+  });
+
+  it('Should leave tf.memory() tensor and buffer counts unchanged across repeated calls', async () => {
+    await tf.setBackend('wasm');
+    const a = new Data(40, [3, 33, 47]).t();
+    const b = new Data(41, [47, 29]).t();
+    const bT = new Data(42, [3, 29, 47]).t();
+    const bias = new Data(43, [29]).t();
+    const x = new Data(44, [2, 6, 6, 2]).t4();
+    const w = new Data(45, [3, 3, 2, 3]).t4();
+    const z = new Data(46, [2, 7, 7, 8]).t4();
+    const wT = new Data(47, [4, 4, 4, 8]).t4();
+    const step = () => {
+      tf.tidy(() => {
+        tf.matMul(a, b);
+        tf.matMul(a, bT, false, true);
+        tf.matMul(tf.reshape(a, [99, 47]), tf.reshape(b, [47, 29]), false, false);
+        tf.fused.matMul({ a, b: bT, transposeB: true, bias, activation: 'relu' });
+        tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.sum(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, 2, 'valid')))([x, w]);
+        tf.conv2dTranspose(z, wT, [2, 14, 14, 4], 2, 'same');
+      });
+    };
+    step();
+    const before = tf.memory() as tf.MemoryInfo & { numDataBuffers: number };
+    for (let i = 0; i < 3; i++) step();
+    const after = tf.memory() as tf.MemoryInfo & { numDataBuffers: number };
+    expect(after.numTensors).to.equal(before.numTensors);
+    // Data buffers would also count kernel-internal intermediates and heap views left behind.
+    expect(after.numDataBuffers).to.equal(before.numDataBuffers);
+    tf.dispose([a, b, bT, bias, x, w, z, wT]);
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The command line as a user meets it: real processes of bin/vaelab.js, their exit codes,
+ * output and files, Ctrl-C (SIGINT) included.
+ */
+import { expect } from 'chai';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+
+const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
+const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
+const env = { ...process.env, VAELAB_BACKEND: 'cpu' };
+
+function vaelab(args: string[], cwd = process.cwd()) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 120000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function tempFile(name: string, text: string): string {
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-')), name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+describe('cli', () => {
+  it('Should exit 2 with the file, key, value and allowed values for a bad experiment', () => {
+    const f = tempFile('bad.yaml', fs.readFileSync(TINY, 'utf8').replace('use: bernoulli', 'use: bernouli'));
+    const r = vaelab(['validate', f]);
+    expect(r.code).to.equal(2);
+    expect(r.err.trim()).to.equal(`${f}: likelihood.use: unknown plugin "bernouli". Allowed values: "bernoulli", "gaussian". Did you mean "bernoulli"?`);
+  });
+
+  it('Should validate a good experiment and report its slots', () => {
+    const r = vaelab(['validate', TINY]);
+    expect(r.code).to.equal(0);
+    expect(r.out).to.contain('valid (encoder=mlp latent=gaussian decoder=mlp prior=standard-normal likelihood=bernoulli objective=elbo;');
+  });
+
+  it('Should list every registered plugin with its keys and defaults', () => {
+    const r = vaelab(['plugins', '--json']);
+    expect(r.code).to.equal(0);
+    const list = JSON.parse(r.out) as Array<{ slot: string; name: string; keys: Array<{ key: string; default: unknown }> }>;
+    expect(list.map((p) => `${p.slot}/${p.name}`)).to.deep.equal([
+      'encoder/conv', 'encoder/mlp', 'latent/gaussian', 'decoder/conv', 'decoder/mlp',
+      'prior/standard-normal', 'likelihood/bernoulli', 'likelihood/gaussian', 'objective/elbo',
+    ]);
+    const dim = list.find((p) => p.name === 'gaussian' && p.slot === 'latent')!.keys.find((k) => k.key === 'latent.gaussian.dim')!;
+    expect(dim.default).to.equal(20);
+  });
+
+  it('Should reject an unknown backend with a suggestion', () => {
+    const r = vaelab(['train', TINY, '--backend', 'wsam']);
+    expect(r.code).to.equal(2);
+    expect(r.err.trim().split('\n').pop()).to.equal('--backend: unknown backend "wsam". Allowed values: "auto", "node-gpu", "node", "wasm", "cpu". Did you mean "wasm"?');
+  });
+
+  describe('train, Ctrl-C, resume, eval, sample @slow', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-run-'));
+    let runDir = '';
+
+    it('Should write a checkpoint and exit 130 on SIGINT', async () => {
+      const child = spawn(process.execPath, [BIN, 'train', TINY, '--out', out, '--set', 'train.progress=plain', '--set', 'train.logEvery=1'], { env });
+      let err = '';
+      let sent = false;
+      child.stderr.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (!sent && /step 5 \|/.test(err)) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+      expect(code, err).to.equal(130);
+      expect(err).to.contain('interrupt: finishing the current step, then writing a checkpoint');
+      runDir = path.join(out, 'tiny', fs.readdirSync(path.join(out, 'tiny'))[0]);
+      expect(fs.existsSync(path.join(runDir, 'checkpoints', 'interrupt.ckpt'))).to.equal(true);
+      expect(JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8')).status).to.equal('interrupted');
+    });
+
+    it('Should resume the run to completion', () => {
+      const r = vaelab(['train', '--resume', runDir]);
+      expect(r.code, r.err).to.equal(0);
+      expect(r.err).to.match(/resumed from .*interrupt\.ckpt at step \d+/);
+      const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+      expect(summary.status).to.equal('completed');
+      expect(summary.steps).to.equal(64);
+      const again = vaelab(['train', '--resume', runDir]);
+      expect(again.code).to.equal(2);
+      expect(again.err.trim().split('\n').pop()).to.equal(`--resume: run ${runDir} has already ended (status "completed")`);
+    });
+
+    it('Should evaluate the run with a chosen k and write eval.json', () => {
+      const r = vaelab(['eval', runDir, '--k', '3']);
+      expect(r.code, r.err).to.equal(0);
+      const test = JSON.parse(r.out);
+      expect(test['test/iw-log-likelihood']).to.be.a('number');
+      const record = JSON.parse(fs.readFileSync(path.join(runDir, 'eval.json'), 'utf8'));
+      expect(record.iw.k).to.equal(3);
+    });
+
+    it('Should draw a sample grid into a PNG', () => {
+      const file = path.join(out, 'grid.png');
+      const r = vaelab(['sample', runDir, '--n', '9', '--out', file]);
+      expect(r.code, r.err).to.equal(0);
+      const png = PNG.sync.read(fs.readFileSync(file));
+      expect([png.width, png.height]).to.deep.equal([3 * 15 + 1, 3 * 15 + 1]);
+    });
+  });
+});
