@@ -44,7 +44,7 @@ function portableConfig(exp: Experiment): Record<string, unknown> {
 }
 
 /** Opens the session of an existing run directory, its weights restored from a checkpoint. */
-function openRun(dir: string, registry: PluginRegistry, which: string): { run: RunDir; session: Session; checkpoint: string } {
+function openRun(dir: string, registry: PluginRegistry, which: string): { run: RunDir; session: Session; checkpoint: string; step: number } {
   const run = RunDir.open(dir);
   const exp = experimentFromObject(run.readConfig(), registry, run.file('config.json'));
   const session = openSession(exp);
@@ -59,8 +59,9 @@ function openRun(dir: string, registry: PluginRegistry, which: string): { run: R
     throw new ConfigError(`--checkpoint: no ${which} checkpoint in ${dir}/checkpoints`);
   }
   const vars = trainableVariables(session.parts.model, session.parts.objective);
-  restoreVariables(loadCheckpoint(checkpoint), 'model/', vars, checkpoint);
-  return { run, session, checkpoint };
+  const ck = loadCheckpoint(checkpoint);
+  restoreVariables(ck, 'model/', vars, checkpoint);
+  return { run, session, checkpoint, step: ck.meta.step };
 }
 
 function countParams(session: Session): number {
@@ -139,7 +140,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
     .action(async (dir: string, o: { k?: number; checkpoint: string; limit?: number; backend?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
-      const { run, session, checkpoint } = openRun(dir, registry, o.checkpoint);
+      const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint);
       if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
       const ctx = {
         info: session.dataset,
@@ -147,7 +148,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
         conditionOnLabels: session.config.data.conditionOnLabels,
         stream: 'eval/cli',
         batchSize: session.config.eval.batchSize,
-        step: 0,
+        step,
       };
       const t0 = Date.now();
       const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples);

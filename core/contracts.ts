@@ -95,7 +95,11 @@ export interface LatentSample {
   posterior?: DiagGaussianParams;
   /** log p of inner stochastic layers given the layer above (hierarchical latents). [S*B] */
   innerLogPrior?: tf.Tensor1D;
-  /** Closed-form KL of inner layers, if the latent can give it (added to the prior's KL). [B] */
+  /**
+   * Closed-form KL of inner layers, if the latent can give it. [B]
+   * When present, the model's KL is prior.analyticKl(posterior) + innerKl; when absent but
+   * innerLogPrior is present, the KL falls back to Monte Carlo over all layers.
+   */
   innerKl?: tf.Tensor1D;
   /** The latent's own per-example losses (VQ codebook/commitment), added to the objective. [B] */
   terms?: Record<string, tf.Tensor1D>;
@@ -112,6 +116,11 @@ export interface Latent extends Trainable {
   readonly priorDim: number;
   /** Draws `samples` codes per input. h: [B, encoder.outputDim]. */
   sample(h: tf.Tensor2D, samples: number, opts: PassOptions): LatentSample;
+  /**
+   * Posterior parameters without drawing a sample, when q is a diagonal Gaussian over priorDim
+   * (VampPrior encodes its pseudo-inputs with it; diagnostics use it). h: [B, encoder.outputDim]
+   */
+  posterior?(h: tf.Tensor2D, opts: PassOptions): DiagGaussianParams;
   /** The code used for reconstructions (posterior mean, nearest codeword). [B, dim] */
   mode(h: tf.Tensor2D, opts: PassOptions): tf.Tensor2D;
   /** Turns prior draws (over priorDim) into decoder input (runs top-down layers for hierarchies). [N, dim] */

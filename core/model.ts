@@ -101,7 +101,7 @@ export class VaeModel implements Trainable {
    * mean_s(log q - log p) over the pass's samples.
    */
   kl(latent: LatentSample, cond: tf.Tensor2D | null): { kl: tf.Tensor1D; kind: KlKind } {
-    if (latent.posterior && this.prior.analyticKl && !latent.innerLogPrior) {
+    if (latent.posterior && this.prior.analyticKl && (!latent.innerLogPrior || latent.innerKl)) {
       const kl = tf.tidy(() => {
         let k = this.prior.analyticKl!(latent.posterior!, cond) as tf.Tensor1D;
         if (latent.innerKl) k = tf.add(k, latent.innerKl);

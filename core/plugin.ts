@@ -163,13 +163,13 @@ export function pluginsOfModule(mod: unknown, source: string): PluginDefinition[
   const m = mod as { plugins?: unknown; default?: { plugins?: unknown } };
   const list = m?.plugins ?? m?.default?.plugins;
   if (!Array.isArray(list)) {
-    throw new RegistrationError(`plugins: module ${JSON.stringify(source)} exports no "plugins" array`);
+    throw new RegistrationError(`module ${JSON.stringify(source)} exports no "plugins" array`);
   }
   for (const d of list) {
     const def = d as Partial<PluginDefinition>;
     if (!def || typeof def !== 'object' || !def.slot || !def.name || !def.schema || !def.implementation) {
       throw new RegistrationError(
-        `plugins: module ${JSON.stringify(source)} exports an entry that was not made with definePlugin`,
+        `module ${JSON.stringify(source)} exports an entry that was not made with definePlugin`,
       );
     }
   }

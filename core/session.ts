@@ -9,6 +9,7 @@ import type { DataInfo } from './contracts';
 import { loadDataset } from './data';
 import type { Dataset } from './data/types';
 import { ConfigError, DataError, unknownValueMessage } from './errors';
+import { Rng } from './rng';
 
 /** A ready-to-train experiment. */
 export interface Session {
@@ -33,11 +34,31 @@ export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
   };
 }
 
+/**
+ * With dynamic binarisation, training batches get a fresh Bernoulli draw each epoch, while the
+ * validation and test splits are binarised once, with a fixed stream, so every evaluation (and
+ * every run with the same seed) scores the same binary images.
+ */
+export function binarizeEvaluationSplits(ds: Dataset, seed: number): void {
+  const splits: Array<[string, Dataset['test'] | null]> = [
+    ['validation', ds.validation],
+    ['test', ds.test],
+  ];
+  for (const [name, split] of splits) {
+    if (!split) continue;
+    const rng = Rng.derive(seed, 'binarize-eval', name === 'test' ? 1 : 0);
+    const x = new Float32Array(split.x.length);
+    for (let i = 0; i < x.length; i++) x[i] = rng.uniform() < split.x[i] ? 1 : 0;
+    split.x = x;
+  }
+}
+
 /** Loads the data, builds the parts and checks their shapes. Errors name the experiment file. */
 export function openSession(experiment: Experiment): Session {
   const { config, file } = experiment;
   try {
     const dataset = loadDataset({ ...config.data, synthetic: { ...config.data.synthetic } }, config.seed);
+    if (config.data.binarize === 'dynamic') binarizeEvaluationSplits(dataset, config.seed);
     const info = dataInfoOf(dataset, config);
     const parts = resolveParts(experiment, info);
     checkShapes(parts.model, parts.objective, info, config);

@@ -141,8 +141,21 @@ describe('experiment config', () => {
     const g = tempFile('q.yaml', `plugins: [${path.join(__dirname, 'kits', 'build.ts')}]\n${SLOTS_YAML}`);
     expectThrowExact(
       () => loadExperiment(g, builtins()),
-      RegistrationError,
-      `plugins: module ${JSON.stringify(path.join(__dirname, 'kits', 'build.ts'))} exports no "plugins" array`,
+      ConfigError,
+      `${g}: plugins[0]: module ${JSON.stringify(path.join(__dirname, 'kits', 'build.ts'))} exports no "plugins" array`,
+    );
+  });
+
+  it('Should reject keys given to a plugin that declares none, and a plugin sub-tree that is not a mapping', () => {
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ prior: { use: 'standard-normal', 'standard-normal': { dim: 3 } } }), builtins()),
+      ConfigError,
+      'prior.standard-normal.dim: not declared in the schema of plugin "standard-normal" (it has no keys)',
+    );
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: 5 } }), builtins()),
+      ConfigError,
+      'latent.gaussian: must be a mapping of plugin "gaussian"\'s keys; got number 5',
     );
   });
 

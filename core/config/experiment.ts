@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import convict from 'convict';
 import * as YAML from 'yaml';
 import { SLOTS, type Slot } from '../contracts';
-import { ConfigError, didYouMean, unknownValueMessage } from '../errors';
+import { ConfigError, RegistrationError, didYouMean, unknownValueMessage } from '../errors';
 import {
   type ConfigOf,
   type PluginSchema,
@@ -147,7 +147,12 @@ export function loadPluginModules(raw: Raw, registry: PluginRegistry, file: stri
     } catch (e) {
       throw new ConfigError(`plugins[${i}]: module ${JSON.stringify(spec)} failed to load: ${(e as Error).message.split('\n')[0]}`, file);
     }
-    registry.addAll(pluginsOfModule(mod, spec), spec);
+    try {
+      registry.addAll(pluginsOfModule(mod, spec), spec);
+    } catch (e) {
+      if (e instanceof RegistrationError) throw new ConfigError(`plugins[${i}]: ${e.message}`, file);
+      throw e;
+    }
   });
 }
 
@@ -251,6 +256,15 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
       problems.push(`${slot}: must be a mapping with a "use" key; got ${describe(node)}`);
       continue;
     }
+    for (const [key, value] of Object.entries(node)) {
+      const def = key === 'use' ? undefined : registry.get(slot, key);
+      if (!def) continue;
+      if (!isObject(value)) {
+        problems.push(`${slot}.${key}: must be a mapping of plugin "${key}"'s keys; got ${describe(value)}`);
+      } else if (Object.keys(def.schema).length === 0) {
+        for (const k of Object.keys(value)) problems.push(`${slot}.${key}.${k}: not declared in the schema of plugin "${key}" (it has no keys)`);
+      }
+    }
     const use = node.use;
     if (typeof use !== 'string') {
       problems.push(`${slot}.use: missing; choose a ${slot} plugin. Allowed values: ${names.map((n) => JSON.stringify(n)).join(', ')}`);
@@ -265,6 +279,8 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
     const node = clean[slot];
     if (isObject(node) && typeof node.use === 'string' && !registry.get(slot, node.use)) delete node.use;
     if (!isObject(node)) delete clean[slot];
+    // Problems of plugin sub-trees already reported above are not reported twice by convict.
+    else for (const [k, v] of Object.entries(node)) if (k !== 'use' && registry.get(slot, k) && (!isObject(v) || Object.keys(registry.get(slot, k)!.schema).length === 0)) delete node[k];
   }
   try {
     conf.load(clean);

@@ -146,15 +146,16 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     let noPosterior = false;
     const out = tf.tidy(() => {
       const h = model.encoder.encode(mb.x, mb.cond, { training: false, rng });
-      const sample = model.latent.sample(h, 1, { training: false, rng });
-      if (!sample.posterior) {
+      const sample = model.latent.posterior ? null : model.latent.sample(h, 1, { training: false, rng });
+      const q = model.latent.posterior ? model.latent.posterior(h, { training: false, rng }) : sample!.posterior;
+      if (!q) {
         noPosterior = true;
         return {};
       }
-      const loc = sample.posterior.loc;
-      const res: Record<string, tf.Tensor> = { s: tf.sum(loc, 0), s2: tf.sum(tf.square(loc), 0) };
-      if (model.prior.analyticKl && !sample.innerLogPrior) {
-        res.kl = tf.sum(model.prior.analyticKl(sample.posterior, mb.cond, true), 0);
+      const res: Record<string, tf.Tensor> = { s: tf.sum(q.loc, 0), s2: tf.sum(tf.square(q.loc), 0) };
+      // Per-dimension KL is defined for flat latents only (no inner layers).
+      if (model.prior.analyticKl && model.latent.dim === model.latent.priorDim && !sample?.innerLogPrior) {
+        res.kl = tf.sum(model.prior.analyticKl(q, mb.cond, true), 0);
       }
       return res;
     }) as Record<string, tf.Tensor | undefined>;

@@ -31,8 +31,8 @@ export interface CheckpointMeta {
   /** Wall time spent in training before this checkpoint, seconds. */
   trainSeconds: number;
   seed: number;
-  /** Why it was written: epoch, interrupt, best. */
-  reason: 'epoch' | 'interrupt' | 'best';
+  /** Why it was written: end of an epoch, Ctrl-C, a new best, or the end of a run cut by train.maxSteps. */
+  reason: 'epoch' | 'interrupt' | 'best' | 'final';
   createdAt: string;
 }
 
@@ -86,6 +86,9 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
     parsed = JSON.parse(buf.toString('utf8', 12, 12 + len));
   } catch {
     throw new TrainingError(`checkpoint ${file}: damaged header`);
+  }
+  if (parsed.meta?.version !== 1) {
+    throw new TrainingError(`checkpoint ${file}: format version ${JSON.stringify(parsed.meta?.version)} is not supported (this vaelab reads version 1)`);
   }
   const total = parsed.tensors.reduce((s, e) => s + e.size, 0);
   if (buf.length !== headerPadded + total * 4) {

@@ -361,6 +361,10 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     adam.dispose();
     return { status, steps: state.step, epochs: state.epoch, summary };
   }
+  if (status === 'max-steps' && state.batchInEpoch > 0) {
+    // Mid-epoch end: keep the weights that the test metrics below describe.
+    writeCheckpoint('final', 'final.ckpt');
+  }
   if (T.earlyStopping.patience > 0 && state.best.epoch !== null && fs.existsSync(path.join(run.checkpoints, 'best.ckpt'))) {
     restoreVariables(loadCheckpoint(path.join(run.checkpoints, 'best.ckpt')), 'model/', vars, 'best.ckpt');
     summary.testedCheckpoint = 'best.ckpt';

@@ -8,6 +8,7 @@ import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   ACTIVATIONS,
+  ConfigError,
   ConvTranspose2d,
   Dense,
   Module,
@@ -50,6 +51,7 @@ export class ConvDecoder extends Module implements Decoder {
     @inject(TOKENS.Seed) seed: number,
   ) {
     super();
+    if (cfg.channels.length === 0) throw new ConfigError('decoder.conv.channels: must list at least one layer; got []');
     const [h, w] = halvedSize(data.shape, cfg.channels.length, 'decoder.conv.channels', data.name);
     const rng = initRng(seed, 'decoder', 'conv');
     this.start = [h, w, cfg.channels[0]];

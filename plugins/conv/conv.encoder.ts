@@ -60,6 +60,7 @@ export class ConvEncoder extends Module implements Encoder {
     @inject(TOKENS.Seed) seed: number,
   ) {
     super();
+    if (cfg.channels.length === 0) throw new ConfigError('encoder.conv.channels: must list at least one layer; got []');
     const [h, w] = halvedSize(data.shape, cfg.channels.length, 'encoder.conv.channels', data.name);
     const rng = initRng(seed, 'encoder', 'conv');
     let inC = data.shape[2] + data.condDim;

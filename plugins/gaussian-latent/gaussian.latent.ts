@@ -16,6 +16,7 @@ import {
   pluginConfig,
   tileSamples,
   type ConfigOf,
+  type DiagGaussianParams,
   type Encoder,
   type Latent,
   type LatentSample,
@@ -52,7 +53,7 @@ export class GaussianLatent extends Module implements Latent {
   }
 
   /** The posterior parameters. loc, logVar: [B, dim] */
-  params(h: tf.Tensor2D): { loc: tf.Tensor2D; logVar: tf.Tensor2D } {
+  posterior(h: tf.Tensor2D, _opts?: PassOptions): DiagGaussianParams {
     return tf.tidy(() => {
       const loc = this.locHead.apply(h);
       const logVar = tf.maximum(this.logVarHead.apply(h), this.cfg.minLogVar) as tf.Tensor2D;
@@ -61,7 +62,7 @@ export class GaussianLatent extends Module implements Latent {
   }
 
   sample(h: tf.Tensor2D, samples: number, opts: PassOptions): LatentSample {
-    const { loc, logVar } = this.params(h);
+    const { loc, logVar } = this.posterior(h);
     return tf.tidy(() => {
       const locS = tileSamples(loc, samples);
       const logVarS = tileSamples(logVar, samples);
