@@ -64,6 +64,14 @@ describe('trainer @slow', () => {
     expect(fs.existsSync(path.join(run.images, 'reconstructions-epoch-003.png'))).to.equal(true);
   });
 
+  it('Should keep the number of live tensors flat from step to step', async () => {
+    const tf = await import('@tensorflow/tfjs-core');
+    const counts: number[] = [];
+    await runTiny(tiny({}, { epochs: 2, clipNorm: 5 }), root(), { onStep: () => counts.push(tf.memory().numTensors) });
+    // steps 2..16 span an epoch boundary with its evaluation, checkpoint and image grids
+    expect(new Set(counts.slice(1)).size).to.equal(1);
+  });
+
   it('Should reproduce the same numbers bit for bit with the same seed', async () => {
     const a = await runTiny(tiny({}, { epochs: 1 }), root());
     const b = await runTiny(tiny({}, { epochs: 1 }), root());

@@ -57,3 +57,22 @@ export class Adam {
     for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
   }
 }
+
+/**
+ * Global L2 norm of a set of gradients and, when clipNorm > 0, the gradients scaled by
+ * clipNorm / max(norm, clipNorm) (so they are unchanged when the norm is within the bound).
+ * Returns new tensors; the caller disposes the inputs. norm: a scalar tensor.
+ */
+export function clipByGlobalNorm(
+  grads: Map<string, tf.Tensor>,
+  clipNorm: number,
+): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+  const keys = [...grads.keys()];
+  const { norm, scaled } = tf.tidy(() => {
+    const n = tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
+    const factor = clipNorm > 0 ? tf.div(clipNorm, tf.maximum(n, clipNorm)) : null;
+    // tidy keeps what it returns only inside arrays and plain objects, not Maps
+    return { norm: n, scaled: keys.map((k) => (factor ? tf.mul(grads.get(k)!, factor) : tf.clone(grads.get(k)!))) };
+  });
+  return { grads: new Map(keys.map((k, i) => [k, scaled[i]])), norm };
+}

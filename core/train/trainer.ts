@@ -22,7 +22,7 @@ import type { Session } from '../session';
 import { writeGrid } from '../tracking/images';
 import { makeReporter, type ProgressReporter } from '../tracking/progress';
 import type { RunDir } from '../tracking/run-dir';
-import { Adam } from './adam';
+import { Adam, clipByGlobalNorm } from './adam';
 import { loadCheckpoint, restoreVariables, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint';
 import { learningRateAt } from './schedule';
 
@@ -200,19 +200,13 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     }, varList);
     const byKey = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
-    const norm = tf.tidy(() => tf.sqrt(tf.addN([...byKey.values()].map((g) => tf.sum(tf.square(g))))));
-    if (T.clipNorm > 0) {
-      const factor = tf.tidy(() => tf.div(T.clipNorm, tf.maximum(norm, T.clipNorm)));
-      for (const [k, g] of byKey) {
-        byKey.set(k, tf.mul(g, factor));
-        g.dispose();
-      }
-      factor.dispose();
-    }
-    adam.apply(byKey, lr);
+    const clipped = clipByGlobalNorm(byKey, T.clipNorm);
+    tf.dispose([...byKey.values()]);
+    const norm = clipped.norm;
+    adam.apply(clipped.grads, lr);
     const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]));
     const values = out.dataSync() as Float32Array;
-    tf.dispose([value, out, stacked!, norm, ...byKey.values()]);
+    tf.dispose([value, out, stacked!, norm, ...clipped.grads.values()]);
     return values;
   };
 

@@ -1,0 +1,78 @@
+/**
+ * The importance-weighted log-likelihood against the exact log-likelihood of a linear Gaussian
+ * model: with a linear decoder x = W z + b + e, z ~ N(0, 1), e ~ N(0, s^2 I), the marginal is
+ * p(x) = N(x; b, W W^T + s^2 I), known in closed form.
+ */
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { evaluateTerms, iwLogLikelihood, latentStats } from '../core/eval/evaluate';
+import { buildParts } from './kits/build';
+
+const info = { name: 'points', shape: [1, 1, 2] as [number, number, number], dim: 2, numClasses: 0, condDim: 0 };
+
+function linearGaussian() {
+  const parts = buildParts(
+    {
+      encoder: { use: 'mlp', mlp: { hiddenSizes: [8], activation: 'tanh' } },
+      latent: { use: 'gaussian', gaussian: { dim: 1 } },
+      decoder: { use: 'mlp', mlp: { hiddenSizes: [] } },
+      likelihood: { use: 'gaussian', gaussian: { scale: 'fixed', fixedScale: 0.5 } },
+    },
+    info,
+  );
+  const vars = parts.model.decoder.variables();
+  vars.get('mlp/dense0/kernel')!.assign(tf.tensor2d([[1.5, -0.7]])); // W^T: [1, 2]
+  vars.get('mlp/dense0/bias')!.assign(tf.tensor1d([0.3, 0.1]));
+  return parts;
+}
+
+/** log N(x; b, C) for 2-D x with C = w w^T + s^2 I. */
+function exactLogP(x: [number, number], w: [number, number], b: [number, number], s: number): number {
+  const c11 = w[0] * w[0] + s * s;
+  const c22 = w[1] * w[1] + s * s;
+  const c12 = w[0] * w[1];
+  const det = c11 * c22 - c12 * c12;
+  const d0 = x[0] - b[0];
+  const d1 = x[1] - b[1];
+  const quad = (c22 * d0 * d0 - 2 * c12 * d0 * d1 + c11 * d1 * d1) / det;
+  return -Math.log(2 * Math.PI) - 0.5 * Math.log(det) - 0.5 * quad;
+}
+
+describe('evaluation', () => {
+  const points: Array<[number, number]> = [
+    [0.5, -0.2],
+    [2.0, -1.0],
+    [-1.0, 0.8],
+  ];
+  const split = { x: Float32Array.from(points.flat()), labels: new Int32Array(3).fill(-1), n: 3 };
+  const ctx = { info: { ...info, kind: 'vector' as const }, seed: 0, conditionOnLabels: false, stream: 'test', batchSize: 3, step: 0 };
+
+  it('Should approach the exact log-likelihood of a linear Gaussian model with k = 20 000 (within 0.02 nats)', () => {
+    const parts = linearGaussian();
+    const iw = iwLogLikelihood(parts.model, split, ctx, 20000, 2000);
+    points.forEach((x, i) => {
+      expect(iw.perExample[i]).to.be.closeTo(exactLogP(x, [1.5, -0.7], [0.3, 0.1], 0.5), 0.02);
+    });
+  });
+
+  it('Should bound the exact log-likelihood from below with the ELBO, and tighten with k', () => {
+    const parts = linearGaussian();
+    const exact = points.map((x) => exactLogP(x, [1.5, -0.7], [0.3, 0.1], 0.5));
+    const meanExact = exact.reduce((s, v) => s + v, 0) / 3;
+    const elbo = evaluateTerms(parts.objective, split, ctx).elbo;
+    const k1 = iwLogLikelihood(parts.model, split, ctx, 1, 1).mean;
+    const k100 = iwLogLikelihood(parts.model, split, ctx, 100, 50).mean;
+    expect(elbo).to.be.below(meanExact);
+    expect(k100).to.be.above(k1);
+    expect(k100).to.be.below(meanExact + 0.05);
+  });
+
+  it('Should count active units from the variance of posterior means', () => {
+    const parts = linearGaussian();
+    const stats = latentStats(parts.model, split, ctx, 0)!;
+    expect(stats.meanVariance).to.have.length(1);
+    expect(stats.activeUnits).to.equal(stats.meanVariance[0] > 0 ? 1 : 0);
+    expect(latentStats(parts.model, split, ctx, 1e9)!.activeUnits).to.equal(0);
+    expect(stats.klPerDim![0]).to.be.above(0);
+  });
+});
