@@ -1,10 +1,11 @@
 /**
- * Builds the inversify container of one experiment: every registered plugin bound by name in
- * its slot, each plugin's validated config sub-tree bound as a constant, and the selected
+ * Builds the inversify container of one experiment: every registered plugin loaded as a container
+ * module that binds its class by name in its slot, its validated config sub-tree as a constant,
+ * and its own extra bindings (tagged sub-components of composite plugins); and the selected
  * plugin of each slot bound as the slot's default, so that plugins can ask for each other
  * (`@inject(TOKENS.Encoder)`) without knowing which one the experiment chose.
  */
-import { Container } from 'inversify';
+import { Container, ContainerModule } from 'inversify';
 import type { ExperimentConfig, Experiment } from './config/experiment';
 import {
   SLOTS,
@@ -48,8 +49,14 @@ export function buildContainer(config: ExperimentConfig, registry: PluginRegistr
     const token = SLOT_TOKENS[slot];
     for (const name of registry.names(slot)) {
       const def = registry.get(slot, name)!;
-      container.bind(token).to(def.implementation).inSingletonScope().whenNamed(name);
-      container.bind(pluginConfig(slot, name)).toConstantValue(Object.freeze(structuredClone(config[slot][name] ?? {})));
+      const pluginCfg = Object.freeze(structuredClone(config[slot][name] ?? {}));
+      container.loadSync(
+        new ContainerModule(({ bind }) => {
+          bind(token).to(def.implementation).inSingletonScope().whenNamed(name);
+          bind(pluginConfig(slot, name)).toConstantValue(pluginCfg);
+          def.bindings?.({ bind, config: pluginCfg });
+        }),
+      );
     }
     const selected = config[slot].use;
     container

@@ -2,6 +2,7 @@
  * The plugin contract: a plugin is one file exporting its class, its config schema and a
  * registration made with `definePlugin`. Core turns registrations into inversify bindings.
  */
+import type { Bind } from 'inversify';
 import { SLOTS, type Slot } from './contracts';
 import { RegistrationError, quoteList } from './errors';
 
@@ -56,6 +57,12 @@ export type ConfigOf<S> = { readonly [K in keyof S]: ValueOf<S[K]> };
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Implementation<T = unknown> = new (...args: any[]) => T;
 
+/** What a plugin's extra-bindings hook receives: inversify's bind, and the plugin's validated config. */
+export interface PluginBindingContext {
+  bind: Bind;
+  config: unknown;
+}
+
 /** A registration: which slot, under which name, with which schema and class. */
 export interface PluginDefinition<S extends PluginSchema = PluginSchema> {
   readonly slot: Slot;
@@ -63,6 +70,12 @@ export interface PluginDefinition<S extends PluginSchema = PluginSchema> {
   readonly description: string;
   readonly schema: S;
   readonly implementation: Implementation;
+  /**
+   * Extra bindings of a composite plugin, loaded with its own container module: typically its
+   * sub-components bound to a plugin-local token `whenTagged(key, value)`, which the plugin's
+   * class then requests with `@inject(token) @tagged(key, value)` (e.g. one per ladder layer).
+   */
+  readonly bindings?: (ctx: PluginBindingContext) => void;
   /** Where the registration came from (module path or package), filled in by the registry. */
   readonly source?: string;
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { injectable, inject } from 'inversify';
+import { injectable, inject, tagged } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import { checkShapes } from '../core/check';
 import { experimentFromObject } from '../core/config/experiment';
@@ -81,5 +81,58 @@ describe('container', () => {
       ShapeError,
       'decoder "wrong-width".decode: must return [N, 64] (data dim 64 x likelihood "bernoulli" paramsPerDim 1); got [2, 5]',
     );
+  });
+});
+
+const COMPONENT = Symbol.for('test.TwoPartPrior.Component');
+
+/** One Gaussian factor N(loc, 1) of the composite test prior, selected by tag. */
+@injectable()
+class ShiftedComponent {
+  constructor(readonly loc: number) {}
+}
+
+/** A composite prior whose two halves are tagged sub-components bound by its own registration. */
+@injectable()
+class TwoPartPrior extends Module {
+  constructor(
+    @inject(COMPONENT) @tagged('part', 0) readonly first: ShiftedComponent,
+    @inject(COMPONENT) @tagged('part', 1) readonly second: ShiftedComponent,
+  ) {
+    super();
+  }
+  logProb(z: tf.Tensor2D): tf.Tensor1D {
+    return tf.tidy(() => {
+      const [a, b] = tf.split(z, 2, 1);
+      const lp = (x: tf.Tensor, loc: number) => tf.sum(tf.mul(tf.add(tf.square(tf.sub(x, loc)), Math.log(2 * Math.PI)), -0.5), -1);
+      return tf.add(lp(a, this.first.loc), lp(b, this.second.loc)) as tf.Tensor1D;
+    });
+  }
+  sample(n: number): tf.Tensor2D {
+    return tf.zeros([n, 2]) as tf.Tensor2D;
+  }
+}
+const twoPartSchema = { shift: { doc: 'loc of the second part', format: 'number', default: 3 } } as const;
+const twoPart = definePlugin({
+  slot: 'prior',
+  name: 'two-part',
+  description: 'test',
+  schema: twoPartSchema,
+  implementation: TwoPartPrior,
+  bindings: ({ bind, config }) => {
+    bind(COMPONENT).toConstantValue(new ShiftedComponent(0)).whenTagged('part', 0);
+    bind(COMPONENT).toConstantValue(new ShiftedComponent((config as ConfigOf<typeof twoPartSchema>).shift)).whenTagged('part', 1);
+  },
+});
+
+describe('container: composite plugins', () => {
+  it('Should let a plugin bind tagged sub-components, configured from its own keys', () => {
+    const reg = builtins();
+    reg.addAll([twoPart], 'test');
+    const exp = experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 2 } }, prior: { use: 'two-part', 'two-part': { shift: 5 } } }), reg);
+    const prior = resolveParts(exp, TINY_IMAGE_INFO).model.prior as unknown as TwoPartPrior;
+    expect([prior.first.loc, prior.second.loc]).to.deep.equal([0, 5]);
+    // log N([0, 5]; [0, 5], I) = -log(2 pi)
+    expect(prior.logProb(tf.tensor2d([[0, 5]])).dataSync()[0]).to.be.closeTo(-Math.log(2 * Math.PI), 1e-5);
   });
 });
