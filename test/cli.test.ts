@@ -61,7 +61,7 @@ describe('cli', () => {
     let runDir = '';
 
     it('Should write a checkpoint and exit 130 on SIGINT', async () => {
-      const child = spawn(process.execPath, [BIN, 'train', TINY, '--out', out, '--set', 'train.progress=plain', '--set', 'train.logEvery=1'], { env });
+      const child = spawn(process.execPath, [BIN, 'train', TINY, '--out', out, '--set', 'train.progress=plain', '--set', 'train.logEvery=1', '--set', 'train.syncEvery=1'], { env });
       let err = '';
       let sent = false;
       child.stderr.on('data', (d: Buffer) => {

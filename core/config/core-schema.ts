@@ -74,6 +74,11 @@ export const coreSchema = {
       minDelta: { doc: 'smallest change that counts as improvement', format: 'non-negative-number', default: 0 },
     },
     logEvery: { doc: 'write a metrics line every N steps', format: 'positive-int', default: 50 },
+    syncEvery: {
+      doc: 'read training values back from the device every N steps (progress, NaN check); each read waits for the device',
+      format: 'positive-int',
+      default: 10,
+    },
     progress: { doc: 'auto: a bar on a terminal, plain lines otherwise', format: ['auto', 'bar', 'plain', 'none'], default: 'auto' },
     keepCheckpoints: { doc: 'epoch checkpoints kept on disk (the newest N; the best is always kept)', format: 'positive-int', default: 2 },
   },

@@ -190,8 +190,11 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     samples.dispose();
   };
 
-  /** One optimisation step; returns the batch means of the terms (termNames order) and the gradient norm. */
-  const step = (mb: ReturnType<typeof toModelBatch>, lr: number, rng: Rng): Float32Array => {
+  /**
+   * One optimisation step. Returns, on the device and unread, the batch means of the terms
+   * (termNames order) followed by the gradient norm: [termNames.length + 1].
+   */
+  const step = (mb: ReturnType<typeof toModelBatch>, lr: number, rng: Rng): tf.Tensor1D => {
     let stacked: tf.Tensor | null = null;
     const { value, grads } = tf.variableGrads(() => {
       const t = objective.terms(mb, { training: true, rng, step: state.step });
@@ -204,10 +207,45 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     tf.dispose([...byKey.values()]);
     const norm = clipped.norm;
     adam.apply(clipped.grads, lr);
-    const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]));
-    const values = out.dataSync() as Float32Array;
-    tf.dispose([value, out, stacked!, norm, ...clipped.grads.values()]);
-    return values;
+    const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]) as tf.Tensor1D);
+    tf.dispose([value, stacked!, norm, ...clipped.grads.values()]);
+    return out;
+  };
+
+  /**
+   * Steps whose values are still on the device. They are read back together every
+   * train.syncEvery steps (one host sync instead of one per step), before every checkpoint and
+   * at the end of each epoch; a non-finite loss is still reported with its exact step.
+   */
+  const pending: Array<{ step: number; epoch: number; batch: number; lr: number; size: number; values: tf.Tensor1D }> = [];
+  let lastLoss = NaN;
+  const flush = () => {
+    if (pending.length === 0) return;
+    const width = termNames.length + 1;
+    const all = pending.length === 1 ? pending[0].values : tf.concat(pending.map((p) => p.values));
+    const v = all.dataSync() as Float32Array;
+    if (all !== pending[0].values) all.dispose();
+    const done = pending.splice(0, pending.length);
+    tf.dispose(done.map((p) => p.values));
+    done.forEach((p, i) => {
+      const values = v.subarray(i * width, (i + 1) * width);
+      if (!Number.isFinite(values[0])) {
+        reporter.endEpoch();
+        const where = lastCheckpoint ? path.relative(process.cwd(), lastCheckpoint) : 'none (no checkpoint written yet)';
+        throw new TrainingError(
+          `step ${p.step} (epoch ${p.epoch + 1}, batch ${p.batch + 1}): loss is ${values[0]}; last good checkpoint: ${where}. Try a lower train.optimizer.learningRate or set train.clipNorm`,
+        );
+      }
+      termNames.forEach((k, j) => (state.epochSums[k] = (state.epochSums[k] ?? 0) + values[j] * p.size));
+      state.epochCount += p.size;
+      lastLoss = values[0];
+      if (p.step % T.logEvery === 0) {
+        const rec: Record<string, unknown> = { kind: 'step', step: p.step, epoch: p.epoch + 1, lr: p.lr };
+        termNames.forEach((k, j) => (rec[`train/${k}`] = values[j]));
+        rec['train/grad-norm'] = values[termNames.length];
+        run.appendMetrics(rec);
+      }
+    });
   };
 
   let status: TrainStatus = 'completed';
@@ -231,60 +269,53 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
       reporter.startEpoch(epoch, T.epochs, perEpoch, state.batchInEpoch);
       const epochStart = Date.now();
       let epochSamples = 0;
+      let next = state.batchInEpoch < perEpoch ? batcher.batch(epoch, state.batchInEpoch) : null;
       for (let bi = state.batchInEpoch; bi < perEpoch; bi++) {
         // Let signal handlers (Ctrl-C) and timers run: the step itself never yields.
         await yieldToEventLoop();
-        if (control.stop) {
-          reporter.endEpoch();
-          const f = writeCheckpoint('interrupt', 'interrupt.ckpt');
-          status = 'interrupted';
-          log(`checkpoint written: ${path.relative(process.cwd(), f)}`);
+        if (control.stop || (T.maxSteps > 0 && state.step >= T.maxSteps)) {
+          if (next) disposeBatch(next);
+          flush();
+          state.trainSeconds += (Date.now() - epochStart) / 1000;
+          if (control.stop) {
+            reporter.endEpoch();
+            const f = writeCheckpoint('interrupt', 'interrupt.ckpt');
+            status = 'interrupted';
+            log(`checkpoint written: ${path.relative(process.cwd(), f)}`);
+          } else {
+            status = 'max-steps';
+          }
           break outer;
         }
-        if (T.maxSteps > 0 && state.step >= T.maxSteps) {
-          status = 'max-steps';
-          break outer;
-        }
-        const b = batcher.batch(epoch, bi);
+        const b = next!;
         const lr = learningRateAt(T.optimizer.learningRate, T.schedule, state.step, perEpoch, totalSteps);
-        const t0 = Date.now();
         const values = step(toModelBatch(b, cond), lr, Rng.derive(seed, 'step', state.step));
-        state.trainSeconds += (Date.now() - t0) / 1000;
-        const size = b.size;
+        // The next batch is gathered while this step's values are still unread.
+        next = bi + 1 < perEpoch ? batcher.batch(epoch, bi + 1) : null;
         disposeBatch(b);
-        if (!Number.isFinite(values[0])) {
-          reporter.endEpoch();
-          const where = lastCheckpoint ? path.relative(process.cwd(), lastCheckpoint) : 'none (no checkpoint written yet)';
-          throw new TrainingError(
-            `step ${state.step + 1} (epoch ${epoch + 1}, batch ${bi + 1}): loss is ${values[0]}; last good checkpoint: ${where}. Try a lower train.optimizer.learningRate or set train.clipNorm`,
-          );
-        }
-        termNames.forEach((k, j) => (state.epochSums[k] = (state.epochSums[k] ?? 0) + values[j] * size));
-        state.epochCount += size;
-        epochSamples += size;
         state.step += 1;
         state.batchInEpoch = bi + 1;
-        const secs = (Date.now() - epochStart) / 1000;
-        if (state.step % T.logEvery === 0) {
-          const rec: Record<string, unknown> = { kind: 'step', step: state.step, epoch: epoch + 1, lr };
-          termNames.forEach((k, j) => (rec[`train/${k}`] = values[j]));
-          rec['train/grad-norm'] = values[termNames.length];
-          run.appendMetrics(rec);
-        }
+        epochSamples += b.size;
+        pending.push({ step: state.step, epoch, batch: bi, lr, size: b.size, values });
         opts.onStep?.(state.step);
-        reporter.tick({
-          epoch,
-          epochs: T.epochs,
-          batch: bi + 1,
-          batches: perEpoch,
-          step: state.step,
-          batchSize: T.batchSize,
-          samplesPerSec: secs > 0 ? epochSamples / secs : 0,
-          loss: values[0],
-        });
+        if (pending.length >= T.syncEvery || bi + 1 === perEpoch) {
+          flush();
+          const secs = (Date.now() - epochStart) / 1000;
+          reporter.tick({
+            epoch,
+            epochs: T.epochs,
+            batch: bi + 1,
+            batches: perEpoch,
+            step: state.step,
+            batchSize: T.batchSize,
+            samplesPerSec: secs > 0 ? epochSamples / secs : 0,
+            loss: lastLoss,
+          });
+        }
       }
       reporter.endEpoch();
       const seconds = (Date.now() - epochStart) / 1000;
+      state.trainSeconds += seconds;
       const trainMeans: Record<string, number> = {};
       for (const k of termNames) trainMeans[`train/${k}`] = state.epochSums[k] / Math.max(1, state.epochCount);
       state.epoch = epoch + 1;
