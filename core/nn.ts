@@ -110,8 +110,8 @@ export class Mlp extends Module {
   }
 }
 
-/** 2-D convolution, NHWC, 'same' padding. Shapes: x [N, H, W, inC] -> [N, ceil(H/s), ceil(W/s), outC]. */
-export class Conv2d extends Module {
+/** Square convolution kernel and bias with PyTorch's initialisation bound 1/sqrt(fanIn). */
+abstract class ConvBase extends Module {
   readonly kernel: tf.Variable;
   readonly bias: tf.Variable;
   constructor(
@@ -119,12 +119,21 @@ export class Conv2d extends Module {
     readonly outC: number,
     readonly size: number,
     readonly stride: number,
+    kernelShape: number[],
+    fanIn: number,
     rng: Rng,
   ) {
     super();
-    const bound = 1 / Math.sqrt(inC * size * size);
-    this.kernel = this.track('kernel', uniformVariable([size, size, inC, outC], bound, rng));
+    const bound = 1 / Math.sqrt(fanIn);
+    this.kernel = this.track('kernel', uniformVariable(kernelShape, bound, rng));
     this.bias = this.track('bias', uniformVariable([outC], bound, rng));
+  }
+}
+
+/** 2-D convolution, NHWC, 'same' padding. Shapes: x [N, H, W, inC] -> [N, ceil(H/s), ceil(W/s), outC]. */
+export class Conv2d extends ConvBase {
+  constructor(inC: number, outC: number, size: number, stride: number, rng: Rng) {
+    super(inC, outC, size, stride, [size, size, inC, outC], inC * size * size, rng);
   }
 
   apply(x: tf.Tensor4D): tf.Tensor4D {
@@ -135,23 +144,12 @@ export class Conv2d extends Module {
 /**
  * Transposed 2-D convolution, NHWC, 'same' padding: the gradient of Conv2d with respect to its
  * input. Shapes: x [N, H, W, inC] -> [N, H*s, W*s, outC]. The fan-in of PyTorch's
- * ConvTranspose2d initialisation is outC * size^2 (its weight is [inC, outC, k, k]).
+ * ConvTranspose2d initialisation is outC * size^2 (its weight is [inC, outC, k, k]); the
+ * tf.conv2dTranspose filter layout is [k, k, outC, inC].
  */
-export class ConvTranspose2d extends Module {
-  readonly kernel: tf.Variable;
-  readonly bias: tf.Variable;
-  constructor(
-    readonly inC: number,
-    readonly outC: number,
-    readonly size: number,
-    readonly stride: number,
-    rng: Rng,
-  ) {
-    super();
-    const bound = 1 / Math.sqrt(outC * size * size);
-    // tf.conv2dTranspose filter layout: [k, k, outC, inC]
-    this.kernel = this.track('kernel', uniformVariable([size, size, outC, inC], bound, rng));
-    this.bias = this.track('bias', uniformVariable([outC], bound, rng));
+export class ConvTranspose2d extends ConvBase {
+  constructor(inC: number, outC: number, size: number, stride: number, rng: Rng) {
+    super(inC, outC, size, stride, [size, size, outC, inC], outC * size * size, rng);
   }
 
   apply(x: tf.Tensor4D): tf.Tensor4D {
