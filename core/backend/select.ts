@@ -3,14 +3,17 @@
  *
  * Order for `auto`: `@tensorflow/tfjs-node-gpu`, `@tensorflow/tfjs-node` (native libtensorflow,
  * both register tf backend 'tensorflow'), then wasm (with vaelab's training kernels, see
- * wasm-kernels.ts), then the pure-JS cpu backend. The native packages are optional and are only
- * ever loaded with a dynamic `require`, so nothing here needs them installed or typed.
+ * wasm-kernels.ts, and, when built, the native OpenBLAS kernel pack over them, see native.ts;
+ * VAELAB_NATIVE=0 leaves the pack out), then the pure-JS cpu backend. The native packages are
+ * optional and are only ever loaded with a dynamic `require`, so nothing here needs them
+ * installed or typed.
  * Backend packages are loaded lazily: importing this module changes no tf state.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, unknownValueMessage } from '../errors';
+import { NATIVE_HINT, installNativeKernels, nativeStatus } from './native';
 import { installWasmKernels } from './wasm-kernels';
 
 /** A backend vaelab can run on, fastest first. */
@@ -29,6 +32,8 @@ export interface BackendInfo {
    * in auto mode followed by `; skipped node: <why>` for each installed backend that failed to load.
    */
   detail: string;
+  /** On wasm with the native OpenBLAS kernel pack: the kernels it replaced, sorted; absent otherwise. */
+  native?: string[];
 }
 
 /** Options of `selectBackend`. */
@@ -112,7 +117,22 @@ async function tryWasm(): Promise<BackendInfo | { error: string }> {
   if (!(await tf.setBackend('wasm'))) return { error: 'the wasm module failed to initialise (see the warning above)' };
   const kernels = installWasmKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) ? 'SIMD' : 'no SIMD';
-  return { name: 'wasm', tfBackend: tf.getBackend(), detail: `tfjs-backend-wasm ${version}, ${simd}, project kernels: ${kernels.join(', ')}` };
+  const wasm = `tfjs-backend-wasm ${version}, ${simd}`;
+  // Throws a ConfigError for a bad VAELAB_THREADS; [] when the pack is unavailable.
+  const native = installNativeKernels();
+  const status = nativeStatus();
+  if (native.length > 0) {
+    const threads = `${status.threads} thread${status.threads === 1 ? '' : 's'}`;
+    return { name: 'wasm', tfBackend: tf.getBackend(), detail: `${status.blas}, ${threads}: ${native.join(', ')}; ${wasm}`, native };
+  }
+  // Disabled on purpose (VAELAB_NATIVE=0): the plain report. Otherwise say why it is missing.
+  const missing = process.env.VAELAB_NATIVE === '0' ? '' : `; native OpenBLAS kernels unavailable: ${status.reason}`;
+  return { name: 'wasm', tfBackend: tf.getBackend(), detail: `${wasm}, project kernels: ${kernels.join(', ')}${missing}` };
+}
+
+/** The report's name part: `wasm + native OpenBLAS kernels` when the pack is in use. */
+function reportName(info: BackendInfo): string {
+  return info.native !== undefined ? `${info.name} + native OpenBLAS kernels` : info.name;
 }
 
 async function useCpu(): Promise<BackendInfo> {
@@ -127,7 +147,9 @@ async function useCpu(): Promise<BackendInfo> {
  * `requested`: 'auto' | 'node-gpu' | 'node' | 'wasm' | 'cpu'; when undefined, the environment
  * variable VAELAB_BACKEND, else 'auto'. `auto` takes the first of node-gpu, node, wasm, cpu that
  * loads. A backend asked for by name must load, or a ConfigError says why and how to fix it.
- * Prints one line `backend: <name> (<detail>)` through `opts.log` unless `opts.quiet`.
+ * Prints one line `backend: <name> (<detail>)` through `opts.log` unless `opts.quiet`; on wasm
+ * with the native pack, `backend: wasm + native OpenBLAS kernels (OpenBLAS 0.3.21 SkylakeX,
+ * 1 thread: BatchMatMul, ...; tfjs-backend-wasm 4.22.0, SIMD)`.
  */
 export async function selectBackend(requested?: string, opts: SelectBackendOptions = {}): Promise<BackendInfo> {
   const env = process.env.VAELAB_BACKEND;
@@ -176,7 +198,7 @@ export async function selectBackend(requested?: string, opts: SelectBackendOptio
     if (skipped.length > 0) info = { ...info, detail: `${info.detail}; ${skipped.join('; ')}` };
   }
 
-  if (!opts.quiet) (opts.log ?? ((line: string) => console.error(line)))(`backend: ${info.name} (${info.detail})`);
+  if (!opts.quiet) (opts.log ?? ((line: string) => console.error(line)))(`backend: ${reportName(info)} (${info.detail})`);
   return info;
 }
 
@@ -227,10 +249,27 @@ function wasmSimdSupported(): boolean {
   }
 }
 
+/** The native kernel pack's line of `describeBackends`. */
+function describeNative(): string {
+  const status = nativeStatus();
+  if (status.available) {
+    const threads = `${status.threads} thread${status.threads === 1 ? '' : 's'}`;
+    return (
+      `+ native OpenBLAS kernels: available (${status.blas}, ${threads}; set VAELAB_THREADS to change): ` +
+      `matMul, conv and bias-gradient kernels and a fused Adam step on the wasm heap, used with wasm unless VAELAB_NATIVE=0`
+    );
+  }
+  if (process.env.VAELAB_NATIVE === '0') return '+ native OpenBLAS kernels: disabled by VAELAB_NATIVE=0 (unset it to use them)';
+  const fix = status.reason.includes(NATIVE_HINT) ? '' : `; to build them, ${NATIVE_HINT}`;
+  return `+ native OpenBLAS kernels (the fastest way to train on wasm): unavailable: ${status.reason}${fix}`;
+}
+
 /**
- * A report of the four backends: which are usable here, and how to get the missing ones.
+ * A report of the four backends: which are usable here, and how to get the missing ones, with
+ * the status of the native OpenBLAS kernel pack for wasm.
  * Loads no backend (safe to call before or after `selectBackend`); a native package that is
- * installed is only checked for its addon, `selectBackend` shows whether it really loads.
+ * installed is only checked for its addon, `selectBackend` shows whether it really loads. The
+ * kernel pack's addon is loaded (that registers nothing).
  */
 export function describeBackends(): string {
   const lines = ['Backends, fastest first ("auto" takes the first that loads):'];
@@ -252,6 +291,7 @@ export function describeBackends(): string {
         ? `not installed: npm install @tensorflow/tfjs-backend-wasm@${TFJS_VERSION}`
         : `available: @tensorflow/tfjs-backend-wasm ${packageVersion(wasmDir)}, ${wasmSimdSupported() ? 'SIMD' : 'no SIMD'}, single-threaded under Node, with vaelab's matMul and conv-gradient kernels`;
   lines.push(`  ${'wasm'.padEnd(8)} ${wasmStatus}`);
+  lines.push(`  ${''.padEnd(8)} ${describeNative()}`);
   const cpuDir = packageDir('@tensorflow/tfjs-backend-cpu');
   lines.push(
     `  ${'cpu'.padEnd(8)} ${cpuDir === null ? `not installed: npm install @tensorflow/tfjs-backend-cpu@${TFJS_VERSION}` : `available: @tensorflow/tfjs-backend-cpu ${packageVersion(cpuDir)}, pure JavaScript (slowest)`}`,

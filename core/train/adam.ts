@@ -6,6 +6,7 @@
  * save and restore them exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeAdamStep } from '../backend/native';
 
 /** Adam settings (train.optimizer.*). */
 export interface AdamOptions {
@@ -38,6 +39,17 @@ export class Adam {
     const { beta1, beta2, epsilon, weightDecay } = this.opts;
     const stepSize = lr / (1 - beta1 ** this.t);
     const sqrtBc2 = Math.sqrt(1 - beta2 ** this.t);
+    // The native pack updates every variable and both moments in one pass, in place on the wasm
+    // heap (the same arithmetic, bit for bit); elsewhere the update below runs as tfjs ops.
+    const names = [...grads.keys()];
+    const fused = nativeAdamStep(
+      names.map((n) => this.vars.get(n)!),
+      names.map((n) => grads.get(n)!),
+      names.map((n) => this.m.get(n)!),
+      names.map((n) => this.v.get(n)!),
+      { stepSize, beta1, beta2, epsilon, sqrtBc2, weightDecay },
+    );
+    if (fused) return;
     tf.tidy(() => {
       for (const [name, g0] of grads) {
         const p = this.vars.get(name)!;
@@ -61,18 +73,19 @@ export class Adam {
 /**
  * Global L2 norm of a set of gradients and, when clipNorm > 0, the gradients scaled by
  * clipNorm / max(norm, clipNorm) (so they are unchanged when the norm is within the bound).
- * Returns new tensors; the caller disposes the inputs. norm: a scalar tensor.
+ * With clipping, returns new tensors; without, the input map itself. The caller disposes the
+ * inputs and the outputs (disposing a tensor twice is harmless). norm: a scalar tensor.
  */
 export function clipByGlobalNorm(
   grads: Map<string, tf.Tensor>,
   clipNorm: number,
 ): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
+  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  if (clipNorm <= 0) return { grads, norm };
   const keys = [...grads.keys()];
-  const { norm, scaled } = tf.tidy(() => {
-    const n = tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
-    const factor = clipNorm > 0 ? tf.div(clipNorm, tf.maximum(n, clipNorm)) : null;
-    // tidy keeps what it returns only inside arrays and plain objects, not Maps
-    return { norm: n, scaled: keys.map((k) => (factor ? tf.mul(grads.get(k)!, factor) : tf.clone(grads.get(k)!))) };
+  const scaled = tf.tidy(() => {
+    const factor = tf.div(clipNorm, tf.maximum(norm, clipNorm));
+    return keys.map((k) => tf.mul(grads.get(k)!, factor));
   });
   return { grads: new Map(keys.map((k, i) => [k, scaled[i]])), norm };
 }

@@ -204,9 +204,9 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     const byKey = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
     const clipped = clipByGlobalNorm(byKey, T.clipNorm);
-    tf.dispose([...byKey.values()]);
     const norm = clipped.norm;
     adam.apply(clipped.grads, lr);
+    tf.dispose([...byKey.values()]);
     const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]) as tf.Tensor1D);
     tf.dispose([value, stacked!, norm, ...clipped.grads.values()]);
     return out;

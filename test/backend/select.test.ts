@@ -85,15 +85,16 @@ describe('core/backend/select: selectBackend', () => {
     );
   });
 
-  it('Should fall through to wasm with the project kernels in auto mode without native packages', async function () {
+  it('Should fall through to wasm (with the native pack when built) in auto mode without tfjs-node packages', async function () {
     if (installed('@tensorflow/tfjs-node-gpu') || installed('@tensorflow/tfjs-node')) this.skip();
     const lines: string[] = [];
     const info = await selectBackend('auto', { log: (line) => lines.push(line) });
     expect(info.name).to.equal('wasm');
     expect(info.tfBackend).to.equal('wasm');
     expect(lines).to.have.length(1);
+    // three possible lines: with the native pack, without it (unavailable, with the reason), or disabled
     expect(lines[0]).to.match(
-      /^backend: wasm \(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Conv2DBackpropFilter, Conv2DBackpropInput, _FusedMatMul\)$/,
+      /^backend: wasm (\+ native OpenBLAS kernels \(OpenBLAS \S+ \S+, \d+ threads?: BatchMatMul, Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, Sum, _FusedMatMul; tfjs-backend-wasm 4\.22\.0, (no )?SIMD\)|\(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Conv2DBackpropFilter, Conv2DBackpropInput, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\))$/,
     );
   });
 

@@ -1,0 +1,636 @@
+/**
+ * The optional native kernel pack: an N-API addon (native/, built by scripts/build-native.js at
+ * `npm install`) that runs the hot training kernels of the wasm backend on OpenBLAS.
+ *
+ * The wasm backend keeps every tensor and every other kernel; the pack replaces `BatchMatMul`,
+ * `_FusedMatMul`, `Conv2D`, `Conv2DBackpropFilter`, `Conv2DBackpropInput` and `Sum` (over
+ * leading axes only: bias gradients, which the stock kernel computes through a full transpose)
+ * with calls into the addon on zero-copy Float32Array views of the wasm heap, and offers a
+ * fused in-place Adam step (`nativeAdamStep`). Forms it does not handle (non-float32, NCHW,
+ * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
+ * it: vaelab's pure-wasm kernels from wasm-kernels.ts, or the stock ones.
+ *
+ * Heap views: allocate every output through the backend first, then take the views (an
+ * allocation can grow the heap, which detaches older views); the addon never calls back into
+ * JavaScript, so views stay valid for the duration of a call.
+ *
+ * Environment: VAELAB_NATIVE=0 disables the pack; VAELAB_THREADS sets OpenBLAS's thread count
+ * (default 1: we run one process per core); OPENBLAS_CORETYPE is honoured, and when it is unset
+ * on x86-64 Linux the core is chosen from the CPU flags (see `chooseCoreType`), because
+ * OpenBLAS 0.3.21 falls back to its slow SSE3 "Prescott" kernels on CPUs newer than it knows.
+ * Importing this module loads nothing; the addon is loaded on first use.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
+import type {
+  BatchMatMulAttrs, Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, DataType, KernelConfig, KernelFunc,
+  SumAttrs, TensorInfo, _FusedMatMulAttrs,
+} from '@tensorflow/tfjs-core';
+import { ConfigError } from '../errors';
+import { installWasmKernels } from './wasm-kernels';
+
+/** What `info()` of the addon returns. */
+export interface NativeAddonInfo {
+  /** `openblas_get_config()`, e.g. `OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY SkylakeX MAX_THREADS=64`. */
+  config: string;
+  /** `openblas_get_corename()`, e.g. `SkylakeX`. */
+  coreName: string;
+  /** 0 sequential, 1 pthreads, 2 OpenMP. */
+  parallel: number;
+  threads: number;
+  /** Floats of the im2col chunk buffer (VAELAB_CONV_CHUNK). */
+  chunkFloats: number;
+}
+
+/**
+ * The addon's exports (native/src/vaelab_native.c documents each). All matrices are row-major,
+ * images NHWC, filters [kh, kw, Cin, Cout]; every output array is written, never allocated.
+ * Arguments are checked before any memory is touched: a TypeError or RangeError names the
+ * function and the argument (`vaelab_native.sgemm: C must hold at least 4 floats ...`).
+ */
+export interface NativeAddon {
+  sgemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, b: Float32Array, ldb: number, beta: number, c: Float32Array, ldc: number,
+  ): void;
+  sgemmBatched(
+    transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number,
+    a: Float32Array, lda: number, strideA: number, b: Float32Array, ldb: number, strideB: number,
+    beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
+  ): void;
+  biasActivation(y: Float32Array, n: number, bias: Float32Array | null, activation: string, alpha: number): void;
+  sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
+  conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, info: backend_util.Conv2DInfo): void;
+  conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, info: backend_util.Conv2DInfo): void;
+  conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, info: backend_util.Conv2DInfo): void;
+  adamUpdate(
+    p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
+    stepSize: number, beta1: number, beta2: number, epsilon: number, sqrtBc2: number, weightDecay: number,
+  ): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  info(): NativeAddonInfo;
+}
+
+/** The status of the native pack, as `nativeStatus` reports it. */
+export interface NativeStatus {
+  /** Whether the addon is loaded and its kernels can be installed. */
+  available: boolean;
+  /**
+   * Why it is unavailable (one clause, with how to fix it), or, when available, where it was
+   * loaded from and how the OpenBLAS core was chosen.
+   */
+  reason: string;
+  /** OpenBLAS threads (when available). */
+  threads?: number;
+  /** `OpenBLAS <version> <core>`, e.g. `OpenBLAS 0.3.21 SkylakeX` (when available). */
+  blas?: string;
+}
+
+/** Hyper-parameters of one Adam step (PyTorch's rule, as core/train/adam.ts computes them). */
+export interface NativeAdamHyper {
+  /** lr / (1 - beta1^t), t = the number of this step, counting from 1. */
+  stepSize: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** sqrt(1 - beta2^t). */
+  sqrtBc2: number;
+  /** L2 penalty added to the gradient (g + weightDecay * p), as torch.optim.Adam; 0 for none. */
+  weightDecay: number;
+}
+
+type DataId = TensorInfo['dataId'];
+
+/** The part of the wasm backend (`BackendWasm`) used here. */
+interface WasmBackendView {
+  wasm: { HEAPU8: Uint8Array; tfjs: { disposeData(id: number): void; registerTensor(id: number, size: number, offset: number): void } };
+  dataIdMap: { get(dataId: DataId): { id: number; memoryOffset: number; dtype: DataType } | undefined };
+  makeOutput(shape: number[], dtype: DataType, memoryOffset?: number): TensorInfo;
+  disposeData(dataId: DataId, force?: boolean): boolean;
+  refCount(dataId: DataId): number;
+}
+
+const BACKEND = 'wasm';
+const WHERE = 'core/backend/native';
+/** How to get the pack, for messages. */
+export const NATIVE_HINT =
+  'install OpenBLAS ("sudo apt-get install libopenblas-dev") and run "node scripts/build-native.js"';
+const ACTIVATIONS = new Set(['linear', 'relu', 'relu6', 'leakyrelu', 'elu', 'sigmoid']);
+
+type Loaded = { ok: true; addon: NativeAddon; file: string; core: string } | { ok: false; reason: string };
+
+let loaded: Loaded | null = null;
+let installed: string[] | null = null;
+/** The kernels registered before the native ones: the fallbacks, and what uninstall restores. */
+const previous = new Map<string, KernelConfig | undefined>();
+
+/** The directory holding the addon's sources: <root>/native, from core/backend or dist/core/backend. */
+function nativeDir(): string {
+  const candidates = [path.resolve(__dirname, '..', '..', 'native'), path.resolve(__dirname, '..', '..', '..', 'native')];
+  return candidates.find((d) => fs.existsSync(path.join(d, 'binding.gyp'))) ?? candidates[0];
+}
+
+/** The compiled addon's path (it may not exist). */
+export function nativeAddonPath(): string {
+  return path.join(nativeDir(), 'build', 'Release', 'vaelab_native.node');
+}
+
+/**
+ * The OpenBLAS core to force on this CPU, or null to let OpenBLAS detect it.
+ * OpenBLAS 0.3.21 (Debian 12) maps CPUs newer than it knows (e.g. 5th-gen Xeon, model 207) to
+ * "Prescott", whose SSE3 sgemm runs at ~1/5 of the AVX-512 kernels. The flags in /proc/cpuinfo
+ * are the ones the kernel enabled, so a core chosen from them never uses an unsupported
+ * instruction: AVX-512 F/CD/BW/DQ/VL -> SkylakeX (whose sgemm OpenBLAS also uses for the later
+ * AVX-512 Intel cores), AVX2 + FMA -> Haswell. The choice is made once, when the addon loads.
+ */
+function chooseCoreType(): string | null {
+  if (process.platform !== 'linux' || process.arch !== 'x64') return null;
+  let cpuinfo: string;
+  try {
+    cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+  const line = /^flags\s*:(.*)$/m.exec(cpuinfo);
+  if (line === null) return null;
+  const flags = new Set(line[1].trim().split(/\s+/));
+  if (['avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => flags.has(f))) return 'SkylakeX';
+  if (flags.has('avx2') && flags.has('fma')) return 'Haswell';
+  return null;
+}
+
+/** VAELAB_THREADS as a thread count, or an error message. */
+function threadsFromEnv(): number | string {
+  const raw = process.env.VAELAB_THREADS;
+  if (raw === undefined || raw === '') return 1;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) return `VAELAB_THREADS: must be a whole number >= 1; got ${JSON.stringify(raw)}`;
+  return n;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0].trim();
+}
+
+function load(): Loaded {
+  if (loaded !== null) return loaded;
+  if (process.env.VAELAB_NATIVE === '0') return (loaded = { ok: false, reason: 'disabled by VAELAB_NATIVE=0' });
+  const file = nativeAddonPath();
+  if (!fs.existsSync(file)) {
+    return (loaded = { ok: false, reason: `not built (no ${path.relative(process.cwd(), file) || file}); ${NATIVE_HINT}` });
+  }
+  const threads = threadsFromEnv();
+  if (typeof threads === 'string') return (loaded = { ok: false, reason: threads });
+  const userCore = process.env.OPENBLAS_CORETYPE;
+  const forced = userCore === undefined || userCore === '' ? chooseCoreType() : null;
+  let addon: NativeAddon;
+  // OpenBLAS reads OPENBLAS_CORETYPE once, while the addon's dependencies are loaded; Node's
+  // process.env writes through to the C environment, so it is set only around the require.
+  if (forced !== null) process.env.OPENBLAS_CORETYPE = forced;
+  try {
+    const req: NodeRequire = require;
+    addon = req(file) as NativeAddon;
+    addon.setThreads(threads);
+  } catch (err) {
+    return (loaded = { ok: false, reason: `${file} failed to load: ${firstLine((err as Error).message)}; rebuild it with "node scripts/build-native.js"` });
+  } finally {
+    if (forced !== null) delete process.env.OPENBLAS_CORETYPE;
+  }
+  const core =
+    forced !== null
+      ? `core ${forced} chosen from the CPU flags (set OPENBLAS_CORETYPE to override)`
+      : userCore
+        ? `core from OPENBLAS_CORETYPE=${userCore}`
+        : 'core detected by OpenBLAS';
+  return (loaded = { ok: true, addon, file, core });
+}
+
+/**
+ * Whether the native pack can be used, and why not. Loads the addon on the first call (cheap;
+ * never throws). VAELAB_NATIVE, VAELAB_THREADS and OPENBLAS_CORETYPE are read at that first
+ * call only; `VAELAB_NATIVE=0` makes the pack unavailable.
+ */
+export function nativeStatus(): NativeStatus {
+  const l = load();
+  if (!l.ok) return { available: false, reason: l.reason };
+  const info = l.addon.info();
+  const version = /OpenBLAS [0-9][0-9.]*/.exec(info.config)?.[0] ?? 'OpenBLAS';
+  return {
+    available: true,
+    reason: `loaded ${path.relative(process.cwd(), l.file) || l.file}; ${l.core}`,
+    threads: l.addon.getThreads(),
+    blas: `${version} ${info.coreName}`,
+  };
+}
+
+/** The loaded addon (internal; tests and benchmarks use it to call the entry points directly). */
+export function nativeAddon(): NativeAddon | null {
+  const l = load();
+  return l.ok ? l.addon : null;
+}
+
+/* ------------------------------------------------------------------ heap helpers */
+
+function dataOf(backend: WasmBackendView, t: TensorInfo): { id: number; memoryOffset: number } {
+  const d = backend.dataIdMap.get(t.dataId);
+  if (d === undefined) throw new Error(`${WHERE}: tensor data is not on the wasm backend`);
+  return d;
+}
+
+/** A zero-copy float32 view of a tensor on the wasm heap. Take it after every allocation of the call. */
+function heapView(backend: WasmBackendView, t: TensorInfo): Float32Array {
+  return new Float32Array(backend.wasm.HEAPU8.buffer, dataOf(backend, t).memoryOffset, util.sizeFromShape(t.shape));
+}
+
+function isFloat(...ts: TensorInfo[]): boolean {
+  return ts.every((t) => t.dtype === 'float32' && util.sizeFromShape(t.shape) > 0);
+}
+
+function fallback(name: string, args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const prev = previous.get(name);
+  if (prev === undefined) throw new Error(`${name} (wasm, ${WHERE}): no kernel to fall back to for this case`);
+  return prev.kernelFunc(args);
+}
+
+/* ------------------------------------------------------------------ matMul */
+
+/**
+ * op(A)·op(B) for every batch layout into `out` (allocated by the caller).
+ * Shapes: a: [...aOuter, m, k] (or [..., k, m] when transposeA), b: [...bOuter, k, n] (or
+ * [..., n, k]), out: [...broadcast(aOuter, bOuter), m, n].
+ */
+function matMulInto(addon: NativeAddon, backend: WasmBackendView, a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean, out: TensorInfo): void {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
+  const aOuter = a.shape.slice(0, -2);
+  const bOuter = b.shape.slice(0, -2);
+  const outOuter = out.shape.slice(0, -2);
+  const batchA = util.sizeFromShape(aOuter);
+  const batchB = util.sizeFromShape(bOuter);
+  const total = util.sizeFromShape(outOuter);
+  const lda = ta ? m : k;
+  const ldb = tb ? k : n;
+  const A = heapView(backend, a);
+  const B = heapView(backend, b);
+  const C = heapView(backend, out);
+  if (batchB === 1 && !ta) {
+    // B is shared and A's items are contiguous rows: one GEMM of (batchA*m) x k x n.
+    addon.sgemm(false, tb, batchA * m, n, k, 1, A, lda, B, ldb, 0, C, n);
+  } else if ((batchA === total || batchA === 1) && (batchB === total || batchB === 1)) {
+    // Equal batches, or one operand broadcast whole (stride 0).
+    addon.sgemmBatched(ta, tb, m, n, k, 1, A, lda, batchA === 1 ? 0 : m * k, B, ldb, batchB === 1 ? 0 : k * n, 0, C, n, m * n, total);
+  } else {
+    // Broadcast along some batch axes only: item by item through index maps.
+    const rank = outOuter.length;
+    const pad = (s: number[]) => [...new Array<number>(rank - s.length).fill(1), ...s];
+    const aDims = pad(aOuter);
+    const bDims = pad(bOuter);
+    for (let i = 0; i < total; i++) {
+      let rest = i;
+      let ai = 0;
+      let bi = 0;
+      let aStride = 1;
+      let bStride = 1;
+      for (let d = rank - 1; d >= 0; d--) {
+        const idx = rest % outOuter[d];
+        rest = Math.floor(rest / outOuter[d]);
+        if (aDims[d] !== 1) ai += idx * aStride;
+        if (bDims[d] !== 1) bi += idx * bStride;
+        aStride *= aDims[d];
+        bStride *= bDims[d];
+      }
+      addon.sgemm(ta, tb, m, n, k, 1, A.subarray(ai * m * k, (ai + 1) * m * k), lda, B.subarray(bi * k * n, (bi + 1) * k * n), ldb, 0,
+        C.subarray(i * m * n, (i + 1) * m * n), n);
+    }
+  }
+}
+
+/** The output shape of a matMul, or null for shapes this pack leaves to the fallback. */
+function matMulShape(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean): number[] | null {
+  if (!isFloat(a, b) || a.shape.length < 2 || b.shape.length < 2) return null;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  const kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
+  if (k !== kb) return null;
+  const outOuter = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return [...outOuter, ta ? a.shape[ra - 1] : a.shape[ra - 2], tb ? b.shape[rb - 2] : b.shape[rb - 1]];
+}
+
+function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { a, b } = args.inputs;
+  const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;
+  const shape = l.ok && a !== undefined && b !== undefined ? matMulShape(a, b, transposeA, transposeB) : null;
+  if (!l.ok || shape === null || a === undefined || b === undefined) return fallback('BatchMatMul', args);
+  const out = backend.makeOutput(shape, 'float32');
+  try {
+    matMulInto(l.addon, backend, a, b, transposeA, transposeB, out);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/** matMul + bias + activation; PReLU and biases that are not one value per column fall back. */
+function fusedMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { a, b, bias, preluActivationWeights } = args.inputs;
+  const attrs = args.attrs as unknown as _FusedMatMulAttrs;
+  const shape = l.ok && a !== undefined && b !== undefined ? matMulShape(a, b, attrs.transposeA, attrs.transposeB) : null;
+  const activation = attrs.activation ?? 'linear';
+  const n = shape === null ? 0 : shape[shape.length - 1];
+  // A bias of n values broadcasts along the last axis only when its other dims are all 1.
+  const columnBias = bias === undefined || (isFloat(bias) && bias.shape.every((d, i) => (i === bias.shape.length - 1 ? d === n : d === 1)));
+  if (!l.ok || shape === null || a === undefined || b === undefined || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !columnBias) {
+    return fallback('_FusedMatMul', args);
+  }
+  const out = backend.makeOutput(shape, 'float32');
+  try {
+    matMulInto(l.addon, backend, a, b, attrs.transposeA, attrs.transposeB, out);
+    if (bias !== undefined || activation !== 'linear') {
+      l.addon.biasActivation(heapView(backend, out), n, bias === undefined ? null : heapView(backend, bias), activation, attrs.leakyreluAlpha ?? 0.2);
+    }
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------ conv */
+
+function isNhwc(dataFormat: string | undefined): boolean {
+  return dataFormat === undefined || dataFormat === 'NHWC';
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Conv2D as im2col + sgemm. Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout] -> [B,Ho,Wo,Cout]. */
+function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x, filter } = args.inputs;
+  const attrs = args.attrs as unknown as Conv2DAttrs;
+  if (!l.ok || x === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4) {
+    return fallback('Conv2D', args);
+  }
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides,
+    attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+  if (util.sizeFromShape(info.outShape) === 0) return fallback('Conv2D', args);
+  const out = backend.makeOutput(info.outShape, 'float32');
+  try {
+    l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/** The filter gradient as im2col + sgemm. Shapes: x [B,H,W,Cin], dy [B,Ho,Wo,Cout] -> filterShape [kh,kw,Cin,Cout]. */
+function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x, dy } = args.inputs;
+  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
+  if (!l.ok || x === undefined || dy === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, dy) || x.shape.length !== 4) {
+    return fallback('Conv2DBackpropFilter', args);
+  }
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
+    'channelsLast',
+  );
+  if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropFilter', args);
+  const out = backend.makeOutput([...attrs.filterShape], 'float32');
+  try {
+    l.addon.conv2dBackpropFilter(heapView(backend, x), heapView(backend, dy), heapView(backend, out), info);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/** The input gradient (and conv2dTranspose) as sgemm + col2im. Shapes: dy [B,Ho,Wo,Cout], filter [kh,kw,Cin,Cout] -> inputShape. */
+function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { dy, filter } = args.inputs;
+  const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
+  if (!l.ok || dy === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(dy, filter) || attrs.inputShape.length !== 4) {
+    return fallback('Conv2DBackpropInput', args);
+  }
+  const info = backend_util.computeConv2DInfo(
+    attrs.inputShape, filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
+    'channelsLast',
+  );
+  if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropInput', args);
+  const out = backend.makeOutput([...attrs.inputShape], 'float32');
+  try {
+    l.addon.conv2dBackpropInput(heapView(backend, dy), heapView(backend, filter), heapView(backend, out), info);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------ Sum */
+
+/**
+ * Sum over leading axes (a bias gradient: dy [B, H, W, C] summed over B, H, W), which the stock
+ * wasm kernel computes by transposing the whole input first; every other reduction falls back.
+ * Shapes: x [...lead, ...rest] -> [...rest] (or [1, ..., 1, ...rest] with keepDims).
+ */
+function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x } = args.inputs;
+  if (!l.ok || x === undefined || !isFloat(x)) return fallback('Sum', args);
+  const { axis, keepDims } = args.attrs as unknown as SumAttrs;
+  const axes = [...new Set(util.parseAxisParam(axis, x.shape))].sort((p, q) => p - q);
+  const lead = axes.length;
+  // Trailing or full reductions are already fast (no transpose); leading ones are not.
+  if (lead === 0 || lead === x.shape.length || !axes.every((a, i) => a === i)) return fallback('Sum', args);
+  const rows = util.sizeFromShape(x.shape.slice(0, lead));
+  const rest = x.shape.slice(lead);
+  if (rows === 1) return fallback('Sum', args);
+  const out = backend.makeOutput(keepDims ? [...new Array<number>(lead).fill(1), ...rest] : rest, 'float32');
+  try {
+    l.addon.sumRows(heapView(backend, x), rows, util.sizeFromShape(rest), heapView(backend, out));
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------ install */
+
+const KERNELS: Array<[string, KernelFunc]> = [
+  ['BatchMatMul', batchMatMul],
+  ['Conv2D', conv2d],
+  ['Conv2DBackpropFilter', conv2dBackpropFilter],
+  ['Conv2DBackpropInput', conv2dBackpropInput],
+  ['Sum', sum],
+  ['_FusedMatMul', fusedMatMul],
+];
+
+/**
+ * Registers the native kernels for the 'wasm' backend (`BatchMatMul`, `Conv2D`,
+ * `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `Sum` over leading axes, `_FusedMatMul`) over
+ * vaelab's wasm kernels
+ * (installed first, see wasm-kernels.ts), which stay the fallback for every case the pack does
+ * not handle. Returns the names installed, sorted; [] when the pack is unavailable (see
+ * `nativeStatus`). Idempotent. Throws a ConfigError for a bad VAELAB_THREADS.
+ */
+export function installNativeKernels(): string[] {
+  if (installed !== null) return [...installed];
+  const l = load();
+  if (!l.ok) {
+    if (l.reason.startsWith('VAELAB_THREADS:')) throw new ConfigError(l.reason);
+    return [];
+  }
+  installWasmKernels();
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    const prev = tf.getKernel(kernelName, BACKEND);
+    previous.set(kernelName, prev);
+    if (prev !== undefined) tf.unregisterKernel(kernelName, BACKEND);
+    // The stock kernel's setup function (it binds the wasm functions the fallback calls) is
+    // kept, so that a re-initialised backend still sets it up.
+    tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc, setupFunc: prev?.setupFunc });
+  }
+  installed = KERNELS.map(([name]) => name).sort();
+  return [...installed];
+}
+
+/** Names installed by `installNativeKernels`, or [] when not installed. */
+export function installedNativeKernels(): string[] {
+  return installed === null ? [] : [...installed];
+}
+
+/**
+ * Restores the kernels that `installNativeKernels` replaced (vaelab's wasm kernels), e.g. to
+ * compare both paths in one process. A later `installNativeKernels` installs them again.
+ */
+export function uninstallNativeKernels(): void {
+  if (installed === null) return;
+  for (const [kernelName] of KERNELS) {
+    tf.unregisterKernel(kernelName, BACKEND);
+    const prev = previous.get(kernelName);
+    if (prev !== undefined) tf.registerKernel(prev);
+  }
+  previous.clear();
+  installed = null;
+}
+
+/* ------------------------------------------------------------------ Adam */
+
+/**
+ * Makes `t` the only owner of its heap buffer: when another tensor shares its dataId (a
+ * variable right after `assign`, a reshape of it, the tensor it was created from), gives it a
+ * fresh copy through `assign`, so that writing in place changes nothing else.
+ */
+function ownBuffer(backend: WasmBackendView, t: tf.Variable): void {
+  if (backend.refCount(t.dataId) === 1) return;
+  const info = backend.makeOutput([...t.shape], 'float32');
+  const src = dataOf(backend, t).memoryOffset / 4;
+  const heap = new Float32Array(backend.wasm.HEAPU8.buffer);
+  heap.copyWithin(dataOf(backend, info).memoryOffset / 4, src, src + t.size);
+  const copy = tf.engine().makeTensorFromTensorInfo(info, backend as unknown as tf.KernelBackend);
+  t.assign(copy);
+  copy.dispose();
+}
+
+/**
+ * Drops whatever the wasm module cached for tensor `t` (XNNPACK keeps matMul weights and conv
+ * filters packed, keyed by tensor id, until the id is disposed), keeping its memory: after an
+ * in-place write, a stock kernel must not reuse packed copies of the old values.
+ */
+function invalidateCaches(backend: WasmBackendView, t: tf.Tensor): void {
+  const d = dataOf(backend, t);
+  backend.wasm.tfjs.disposeData(d.id);
+  backend.wasm.tfjs.registerTensor(d.id, t.size, d.memoryOffset);
+}
+
+/**
+ * One fused Adam step for a list of variables, in place on the wasm heap (PyTorch's rule, the
+ * same as core/train/adam.ts, matching its results bit for bit on wasm):
+ *   g' = g + weightDecay * p                  (only when weightDecay > 0)
+ *   m = beta1 m + (1 - beta1) g';   v = beta2 v + (1 - beta2) g'^2
+ *   p = p - stepSize * m / (sqrt(v) / sqrtBc2 + epsilon)
+ *
+ * Contract:
+ * - `vars[i]`, `grads[i]`, `m[i]`, `v[i]` belong together; all four lists have the same length,
+ *   and for each i the four tensors have the same number of elements (shapes: vars[i]: any,
+ *   grads/m/v[i]: the same shape as vars[i]). A mismatch throws an Error naming the index,
+ *   before anything is changed.
+ * - Returns false, changing nothing, when the fast path cannot be used: the pack is
+ *   unavailable (VAELAB_NATIVE=0, not built), the current backend is not 'wasm', or any of the
+ *   tensors is not float32 or does not live on the wasm backend. The caller then runs its own
+ *   tfjs update. Returns true after updating every variable.
+ * - `vars`, `m` and `v` are updated in place: their dataIds, and so their tensor identities,
+ *   normally stay the same. A variable whose buffer is shared with another tensor (right after
+ *   `assign(t)` while `t` lives, after `tf.variable(t)` while `t` lives, or a live
+ *   `tf.reshape(variable)`) first gets a private copy through `assign`, so other tensors never
+ *   see the update; it then has a new dataId. Cached packed weights of the wasm module for the
+ *   updated tensors are dropped.
+ * - `grads` are only read; the caller still owns and disposes them. No tensor is created that
+ *   outlives the call (tf.memory().numTensors is unchanged), so it may run inside or outside
+ *   tf.tidy.
+ * - Hyper-parameters: see NativeAdamHyper; the caller increments its step count t first, then
+ *   passes stepSize = lr / (1 - beta1^t) and sqrtBc2 = sqrt(1 - beta2^t).
+ */
+export function nativeAdamStep(
+  vars: tf.Variable[],
+  grads: tf.Tensor[],
+  m: tf.Variable[],
+  v: tf.Variable[],
+  hyper: NativeAdamHyper,
+): boolean {
+  if (vars.length !== grads.length || vars.length !== m.length || vars.length !== v.length) {
+    throw new Error(
+      `nativeAdamStep (${WHERE}): vars, grads, m and v must have the same length; got ${vars.length}, ${grads.length}, ${m.length}, ${v.length}`,
+    );
+  }
+  for (let i = 0; i < vars.length; i++) {
+    for (const [what, t] of [['grads', grads[i]], ['m', m[i]], ['v', v[i]]] as const) {
+      if (t.size !== vars[i].size) {
+        throw new Error(
+          `nativeAdamStep (${WHERE}): ${what}[${i}] must have ${vars[i].size} elements like vars[${i}] "${vars[i].name}" [${vars[i].shape}]; got [${t.shape}]`,
+        );
+      }
+    }
+  }
+  const l = load();
+  if (!l.ok || tf.getBackend() !== BACKEND) return false;
+  const backend = tf.backend() as unknown as WasmBackendView;
+  const all = [...vars, ...grads, ...m, ...v];
+  if (!all.every((t) => t.dtype === 'float32' && !t.isDisposed && backend.dataIdMap.get(t.dataId) !== undefined)) return false;
+
+  // Copies (which allocate, and may grow the heap) first; views after.
+  for (const t of [...vars, ...m, ...v]) ownBuffer(backend, t);
+  for (let i = 0; i < vars.length; i++) {
+    if (vars[i].size === 0) continue;
+    l.addon.adamUpdate(
+      heapView(backend, vars[i]), heapView(backend, grads[i]), heapView(backend, m[i]), heapView(backend, v[i]),
+      hyper.stepSize, hyper.beta1, hyper.beta2, hyper.epsilon, hyper.sqrtBc2, hyper.weightDecay,
+    );
+  }
+  for (const t of [...vars, ...m, ...v]) invalidateCaches(backend, t);
+  return true;
+}

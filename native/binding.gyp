@@ -1,0 +1,24 @@
+# The vaelab native kernel pack: native/build/Release/vaelab_native.node, linked against OpenBLAS.
+# OpenBLAS is located by find-openblas.js (VAELAB_OPENBLAS_INCLUDE / VAELAB_OPENBLAS_LIB override it).
+# Normally built by ../scripts/build-native.js at npm install; by hand: cd native && node-gyp rebuild
+{
+  "targets": [
+    {
+      "target_name": "vaelab_native",
+      "sources": ["src/vaelab_native.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "include_dirs": ["<!@(node find-openblas.js include)"],
+      "libraries": ["<!@(node find-openblas.js libs)"],
+      # -ffp-contract=off: no fused multiply-add, so adamUpdate rounds exactly like the tfjs ops it replaces.
+      "cflags_c": ["-std=gnu11", "-O3", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-psabi"],
+      "conditions": [
+        # Bind every symbol at load time, so that a libopenblas without the functions we call
+        # fails require() (a catchable error) instead of crashing the process at the first call.
+        ["OS=='linux'", {"ldflags": ["-Wl,-z,now"]}]
+      ],
+      "xcode_settings": {
+        "OTHER_CFLAGS": ["-std=gnu11", "-O3", "-ffp-contract=off"]
+      }
+    }
+  ]
+}

@@ -1,0 +1,489 @@
+/**
+ * The native OpenBLAS kernel pack (core/backend/native.ts) against tfjs's cpu backend: every case
+ * runs the same op on seeded inputs on 'cpu' (reference) and on 'wasm' with the native kernels
+ * installed, and compares. Skipped, with the reason in each title, when the addon is not built
+ * (or VAELAB_NATIVE=0).
+ * Tolerance: max |native - cpu| <= 1e-4 * max(1, max |cpu|); both are float32 sums over at most
+ * a few thousand terms, which agree to ~1e-6 relative, so 1e-4 has a wide margin.
+ */
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-core's CommonJS build registers no gradients; the union package registers tfjs's own.
+import '@tensorflow/tfjs';
+import {
+  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, type NativeAdamHyper,
+} from '../../core/backend/native';
+import { selectBackend } from '../../core/backend/select';
+import { Rng } from '../../core/rng';
+import { Adam } from '../../core/train/adam';
+import { skipBecause } from '../data/helpers';
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+type Shape4 = [number, number, number, number];
+interface Plain {
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Seeded standard normals, kept as plain data so each backend builds its own tensors. */
+class Data {
+  readonly values: Float32Array;
+  constructor(seed: number, readonly shape: number[]) {
+    this.values = new Rng(seed).fillNormal(new Float32Array(shape.reduce((p, s) => p * s, 1)));
+  }
+  t(): tf.Tensor {
+    return tf.tensor(this.values, this.shape, 'float32');
+  }
+  t4(): tf.Tensor4D {
+    return this.t() as tf.Tensor4D;
+  }
+}
+
+/** Runs `f` on one backend and returns its outputs as plain arrays. */
+async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Plain[]> {
+  await tf.setBackend(backend);
+  const result = tf.tidy(f);
+  const list = Array.isArray(result) ? result : [result];
+  const out = list.map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
+  tf.dispose(list);
+  return out;
+}
+
+function maxAbs(values: Float32Array): number {
+  let m = 0;
+  for (const v of values) m = Math.max(m, Math.abs(v));
+  return m;
+}
+
+/** Asserts equal shapes and max |a - b| <= rtol * max(1, max |b|). */
+function expectClose(actual: Plain, expected: Plain, what: string, rtol = 1e-4): void {
+  expect(actual.shape, `${what}: shape`).to.deep.equal(expected.shape);
+  let diff = 0;
+  for (let i = 0; i < expected.values.length; i++) diff = Math.max(diff, Math.abs(actual.values[i] - expected.values[i]));
+  const bound = rtol * Math.max(1, maxAbs(expected.values));
+  expect(diff, `${what}: max abs diff ${diff} over bound ${bound}`).to.be.at.most(bound);
+}
+
+/** Same op on cpu (reference) and on wasm + native kernels, compared output by output. */
+async function expectNativeMatchesCpu(f: () => tf.Tensor | tf.Tensor[], what: string): Promise<void> {
+  const expected = await on('cpu', f);
+  const actual = await on('wasm', f);
+  expect(actual.length).to.equal(expected.length);
+  actual.forEach((a, i) => expectClose(a, expected[i], `${what} [output ${i}]`));
+}
+
+/** d/dx and d/dw of sum(conv2d(x, w) * r) for a fixed random r, so that dy = r is not constant. */
+function conv2dGrads(x: Data, w: Data, r: Data, strides: number | [number, number], pad: Pad): () => tf.Tensor[] {
+  return () =>
+    tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, strides, pad), r.t())))([
+      x.t(),
+      w.t(),
+    ]);
+}
+
+/**
+ * Adam by its formula in float32, one rounding per tfjs op in the order core/train/adam.ts
+ * applies them (Math.fround after each), on plain arrays: the reference for nativeAdamStep.
+ */
+function adamReference(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, h: NativeAdamHyper): void {
+  const f = Math.fround;
+  const [b1, c1, b2, c2] = [f(h.beta1), f(1 - h.beta1), f(h.beta2), f(1 - h.beta2)];
+  const [ss, bc, eps, wd] = [f(h.stepSize), f(h.sqrtBc2), f(h.epsilon), f(h.weightDecay)];
+  for (let i = 0; i < p.length; i++) {
+    const gi = h.weightDecay > 0 ? f(g[i] + f(p[i] * wd)) : g[i];
+    m[i] = f(f(m[i] * b1) + f(gi * c1));
+    v[i] = f(f(v[i] * b2) + f(f(gi * gi) * c2));
+    p[i] = f(p[i] - f(f(m[i] / f(f(Math.sqrt(v[i]) / bc) + eps)) * ss));
+  }
+}
+
+/** The hyper-parameters of step t (counting from 1), as core/train/adam.ts computes them. */
+function hyperAt(t: number, lr: number, weightDecay = 0): NativeAdamHyper {
+  const beta1 = 0.9;
+  const beta2 = 0.999;
+  return { stepSize: lr / (1 - beta1 ** t), beta1, beta2, epsilon: 1e-8, sqrtBc2: Math.sqrt(1 - beta2 ** t), weightDecay };
+}
+
+describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
+  const status = nativeStatus();
+  const names = ['BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Sum', '_FusedMatMul'];
+
+  /** Skips the running test when the pack is not available, with the reason in its title. */
+  function needNative(ctx: Mocha.Context): void {
+    if (!status.available) skipBecause(ctx, `native pack unavailable: ${status.reason}`);
+  }
+
+  before(async () => {
+    if (!status.available) return;
+    await selectBackend('wasm', { quiet: true });
+    installNativeKernels();
+  });
+
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('Should install its six kernels once and report the OpenBLAS build and thread count', function () {
+    needNative(this);
+    expect(installNativeKernels()).to.deep.equal(names);
+    expect(installNativeKernels()).to.deep.equal(names);
+    expect(installedNativeKernels()).to.deep.equal(names);
+    expect(status.blas).to.match(/^OpenBLAS \d+\.\d+\.\d+ \S+$/);
+    // VAELAB_THREADS, default 1 (one process per core).
+    expect(status.threads).to.equal(Number(process.env.VAELAB_THREADS || 1));
+    expect(nativeAddon()!.getThreads()).to.equal(status.threads);
+  });
+
+  it('Should reject arrays too short for the sizes, naming the function and the argument', function () {
+    needNative(this);
+    const addon = nativeAddon()!;
+    // C must hold M*N = 4 floats (M = N = K = 2, ldc = 2); 3 are given.
+    expect(() => addon.sgemm(false, false, 2, 2, 2, 1, new Float32Array(4), 2, new Float32Array(4), 2, 0, new Float32Array(3), 2)).to.throw(
+      RangeError,
+      'vaelab_native.sgemm: C must hold at least 4 floats for the given sizes; got 3',
+    );
+    expect(() => addon.adamUpdate(new Float32Array(2), new Float32Array(3), new Float32Array(2), new Float32Array(2), 1, 0.9, 0.999, 1e-8, 1, 0)).to.throw(
+      RangeError,
+      'vaelab_native.adamUpdate: g must hold exactly 2 floats for the given shapes; got 3',
+    );
+  });
+
+  describe('matMul', () => {
+    // [m, k, n]: odd sizes, a dense layer's shape scaled down (batch x input x hidden), and thin
+    // products that take the addon's own loops instead of BLAS (two small dims <= 64, the large
+    // one >= 256): widths 32, 16 and 48 (vector loops) and 20 (plain loop).
+    for (const [m, k, n] of [[33, 47, 29], [16, 96, 80], [128, 78, 40], [300, 16, 32], [260, 20, 16], [16, 300, 48], [20, 270, 20]]) {
+      for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+        it(`Should match cpu for ${m}x${k}x${n} with transposeA=${ta}, transposeB=${tb}`, async function () {
+          needNative(this);
+          const a = new Data(1, ta ? [k, m] : [m, k]);
+          const b = new Data(2, tb ? [n, k] : [k, n]);
+          await expectNativeMatchesCpu(() => tf.matMul(a.t(), b.t(), ta, tb), 'matMul');
+        });
+      }
+    }
+
+    for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+      it(`Should match cpu for a batch of 3 with transposeA=${ta}, transposeB=${tb}`, async function () {
+        needNative(this);
+        const a = new Data(3, ta ? [3, 47, 33] : [3, 33, 47]);
+        const b = new Data(4, tb ? [3, 29, 47] : [3, 47, 29]);
+        await expectNativeMatchesCpu(() => tf.matMul(a.t(), b.t(), ta, tb), 'batched matMul');
+      });
+    }
+
+    it('Should match cpu when a 2-D right operand is broadcast over a batch of 3, with and without transposeA', async function () {
+      needNative(this);
+      const a = new Data(5, [3, 33, 47]);
+      const aT = new Data(5, [3, 47, 33]);
+      const b = new Data(6, [47, 29]);
+      await expectNativeMatchesCpu(() => [tf.matMul(a.t(), b.t()), tf.matMul(aT.t(), b.t(), true, false)], 'broadcast B');
+    });
+
+    it('Should match cpu when a batch-1 left operand is broadcast against a batch of 3, transposed', async function () {
+      needNative(this);
+      const a = new Data(7, [1, 47, 33]);
+      const b = new Data(8, [3, 29, 47]);
+      await expectNativeMatchesCpu(() => tf.matMul(a.t(), b.t(), true, true), 'broadcast A');
+    });
+
+    it('Should broadcast 4-D batch dims [2, 1] x [1, 3] item by item', async function () {
+      needNative(this);
+      // Reference computed by hand: out[i, j] = a[i, 0] · b[0, j]. (tfjs's cpu kernel flattens
+      // the batch dims and does not broadcast them this way, so it cannot be the reference.)
+      const a = new Data(9, [2, 1, 5, 7]);
+      const b = new Data(10, [1, 3, 7, 4]);
+      const expected = new Float32Array(2 * 3 * 5 * 4);
+      for (let i = 0; i < 2; i++) {
+        for (let j = 0; j < 3; j++) {
+          for (let r = 0; r < 5; r++) {
+            for (let c = 0; c < 4; c++) {
+              let s = 0;
+              for (let q = 0; q < 7; q++) s += a.values[(i * 5 + r) * 7 + q] * b.values[(j * 7 + q) * 4 + c];
+              expected[((i * 3 + j) * 5 + r) * 4 + c] = s;
+            }
+          }
+        }
+      }
+      const [actual] = await on('wasm', () => tf.matMul(a.t(), b.t()));
+      expectClose(actual, { shape: [2, 3, 5, 4], values: expected }, '4-D broadcast');
+    });
+
+    for (const activation of ['relu', 'leakyrelu', 'elu', 'sigmoid', 'relu6', 'linear'] as const) {
+      it(`Should match cpu for fused matMul with transposeB, bias and ${activation}`, async function () {
+        needNative(this);
+        const a = new Data(11, [33, 47]);
+        const b = new Data(12, [29, 47]);
+        const bias = new Data(13, [29]);
+        await expectNativeMatchesCpu(
+          () => tf.fused.matMul({ a: a.t(), b: b.t(), transposeB: true, bias: bias.t(), activation, leakyreluAlpha: 0.1 }),
+          `fused matMul ${activation}`,
+        );
+      });
+    }
+
+    it('Should match cpu for batched fused matMul with transposeA and no bias, and fall back for prelu', async function () {
+      needNative(this);
+      const a = new Data(14, [3, 47, 33]);
+      const b = new Data(15, [3, 47, 29]);
+      const alpha = new Data(16, [29]);
+      await expectNativeMatchesCpu(
+        () => [
+          tf.fused.matMul({ a: a.t(), b: b.t(), transposeA: true, activation: 'relu' }),
+          tf.fused.matMul({ a: a.t(), b: b.t(), transposeA: true, activation: 'prelu', preluActivationWeights: alpha.t() }),
+        ],
+        'batched fused matMul',
+      );
+    });
+  });
+
+  describe('conv2d', () => {
+    // [batch, h, w, cIn, cOut, kh, kw, strides, pad]: the conv VAE's layers (28x28x1 -> 32 and
+    // 14x14x32 -> 64, k4 s2 'same'), strides 1 and 2, 'same' and 'valid', a 1x1 filter, and a
+    // non-square kernel with unequal strides and asymmetric explicit padding.
+    const cases: Array<[number, number, number, number, number, number, number, number | [number, number], Pad]> = [
+      [4, 28, 28, 1, 8, 4, 4, 2, 'same'],
+      [2, 28, 28, 1, 32, 4, 4, 2, 'same'],
+      [2, 14, 14, 32, 64, 4, 4, 2, 'same'],
+      [4, 28, 28, 1, 8, 4, 4, 2, 'valid'],
+      [2, 7, 7, 3, 5, 3, 3, 1, 'same'],
+      [2, 7, 7, 3, 5, 3, 3, 1, 'valid'],
+      [2, 5, 5, 2, 3, 3, 3, 2, 'same'],
+      [2, 6, 6, 2, 3, 3, 3, 2, 'valid'],
+      [2, 6, 5, 4, 3, 1, 1, 1, 'valid'],
+      [2, 9, 7, 2, 3, 3, 2, [2, 1], [[0, 0], [1, 2], [0, 1], [0, 0]]],
+    ];
+    for (const [batch, h, w, cIn, cOut, kh, kw, strides, pad] of cases) {
+      const title = `${h}x${w}x${cIn} -> ${cOut}, kernel ${kh}x${kw}, strides ${strides}, pad ${JSON.stringify(pad)}`;
+      it(`Should match cpu for the output, dx and dw of ${title}`, async function () {
+        needNative(this);
+        const x = new Data(20, [batch, h, w, cIn]);
+        const wt = new Data(21, [kh, kw, cIn, cOut]);
+        const yShape = tf.tidy(() => tf.conv2d(x.t4(), wt.t4(), strides, pad).shape);
+        const r = new Data(22, yShape);
+        await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt.t4(), strides, pad), `${title}: forward`);
+        await expectNativeMatchesCpu(conv2dGrads(x, wt, r, strides, pad), `${title}: gradients`);
+      });
+    }
+
+    it('Should match cpu for a forward conv with dilation 2', async function () {
+      needNative(this);
+      const x = new Data(23, [2, 9, 9, 3]);
+      const wt = new Data(24, [3, 3, 3, 4]);
+      await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt.t4(), 1, 'same', 'NHWC', 2), 'dilated conv2d');
+    });
+  });
+
+  describe('sum', () => {
+    it('Should match cpu for sums over leading axes (bias gradients), with and without keepDims, and fall back for others', async function () {
+      needNative(this);
+      const x = new Data(35, [6, 5, 4, 3]);
+      await expectNativeMatchesCpu(
+        () => [
+          tf.sum(x.t(), [0, 1, 2]),
+          tf.sum(x.t(), [0, 1], true),
+          tf.sum(x.t(), 0),
+          tf.sum(x.t(), [1, 0]),
+          // Not leading: the stock kernel.
+          tf.sum(x.t(), [1, 2]),
+          tf.sum(x.t(), -1),
+          tf.sum(x.t()),
+        ],
+        'sum',
+      );
+    });
+
+    it('Should keep float32 accuracy over 100 000 rows', async function () {
+      needNative(this);
+      // 1e5 rows of 0.1 (0.1f = 0.100000001490116...): a float running sum drifts by ~1e-3
+      // relative; blocks of 64 summed in double stay within ~1e-6 of 1e4.
+      const [actual] = await on('wasm', () => tf.sum(tf.fill([100000, 2], 0.1), 0));
+      for (const v of actual.values) expect(Math.abs(v - 10000)).to.be.below(1e-2);
+    });
+  });
+
+  describe('conv2dTranspose', () => {
+    // The conv VAE decoder's first layer: 7x7x64 -> 14x14x32, kernel 4, stride 2, 'same'.
+    const z = new Data(30, [2, 7, 7, 64]);
+    const w = new Data(31, [4, 4, 32, 64]);
+    const r = new Data(32, [2, 14, 14, 32]);
+    const outShape: Shape4 = [2, 14, 14, 32];
+
+    it('Should match cpu for the forward pass 7x7x64 -> 14x14x32 and its gradients', async function () {
+      needNative(this);
+      await expectNativeMatchesCpu(() => tf.conv2dTranspose(z.t4(), w.t4(), outShape, 2, 'same'), 'conv2dTranspose');
+      const f = (zt: tf.Tensor, wt: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2dTranspose(zt as tf.Tensor4D, wt as tf.Tensor4D, outShape, 2, 'same'), r.t()));
+      await expectNativeMatchesCpu(() => tf.grads(f)([z.t(), w.t()]), 'conv2dTranspose gradients');
+    });
+
+    it('Should match cpu for a "valid" transpose with stride 1 and an odd kernel', async function () {
+      needNative(this);
+      const zs = new Data(33, [2, 5, 5, 6]);
+      const ws = new Data(34, [3, 3, 4, 6]);
+      await expectNativeMatchesCpu(() => tf.conv2dTranspose(zs.t4(), ws.t4(), [2, 7, 7, 4], 1, 'valid'), 'conv2dTranspose valid');
+    });
+  });
+
+  describe('nativeAdamStep', () => {
+    const shapes = [[7, 5], [5], [3, 3, 2, 4]];
+
+    /** Runs 3 native steps on wasm from seeded p and g (a fresh g per step); returns p, m, v. */
+    async function threeNativeSteps(weightDecay: number): Promise<Float32Array[][]> {
+      await tf.setBackend('wasm');
+      const p = shapes.map((s, i) => tf.variable(new Data(50 + i, s).t(), false));
+      const m = shapes.map((s) => tf.variable(tf.zeros(s), false));
+      const v = shapes.map((s) => tf.variable(tf.zeros(s), false));
+      for (let t = 1; t <= 3; t++) {
+        const g = shapes.map((s, i) => new Data(60 + 10 * t + i, s).t());
+        expect(nativeAdamStep(p, g, m, v, hyperAt(t, 1e-2, weightDecay))).to.equal(true);
+        tf.dispose(g);
+      }
+      const out = [p, m, v].map((list) => list.map((t) => t.dataSync() as Float32Array));
+      tf.dispose([...p, ...m, ...v]);
+      return out;
+    }
+
+    for (const weightDecay of [0, 0.1]) {
+      it(`Should match the Adam formula over 3 steps (weightDecay ${weightDecay})`, async function () {
+        needNative(this);
+        const [p, m, v] = await threeNativeSteps(weightDecay);
+        shapes.forEach((s, i) => {
+          const n = s.reduce((a, b) => a * b, 1);
+          const [rp, rm, rv] = [new Data(50 + i, s).values.slice(), new Float32Array(n), new Float32Array(n)];
+          for (let t = 1; t <= 3; t++) adamReference(rp, new Data(60 + 10 * t + i, s).values, rm, rv, hyperAt(t, 1e-2, weightDecay));
+          expectClose({ shape: s, values: p[i] }, { shape: s, values: rp }, `p[${i}]`, 1e-6);
+          expectClose({ shape: s, values: m[i] }, { shape: s, values: rm }, `m[${i}]`, 1e-6);
+          expectClose({ shape: s, values: v[i] }, { shape: s, values: rv }, `v[${i}]`, 1e-6);
+        });
+      });
+    }
+
+    it('Should give the same parameters as core/train/adam.ts on wasm, bit for bit', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      const run = (native: boolean): Float32Array[] => {
+        const vars = new Map(shapes.map((s, i) => [`w${i}`, tf.variable(new Data(50 + i, s).t(), false)] as const));
+        const adam = new Adam(vars, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0.01 });
+        for (let t = 1; t <= 3; t++) {
+          const grads = new Map(shapes.map((s, i) => [`w${i}`, new Data(60 + 10 * t + i, s).t()] as const));
+          if (native) {
+            adam.t += 1;
+            const keys = [...vars.keys()];
+            const ok = nativeAdamStep(
+              keys.map((k) => vars.get(k)!), keys.map((k) => grads.get(k)!), keys.map((k) => adam.m.get(k)!), keys.map((k) => adam.v.get(k)!),
+              { ...hyperAt(adam.t, 1e-2, 0.01) },
+            );
+            expect(ok).to.equal(true);
+          } else {
+            adam.apply(grads, 1e-2);
+          }
+          tf.dispose([...grads.values()]);
+        }
+        const out = [...vars.values()].map((t) => t.dataSync() as Float32Array);
+        tf.dispose([...vars.values()]);
+        adam.dispose();
+        return out;
+      };
+      const js = run(false);
+      const native = run(true);
+      native.forEach((p, i) => expect(Array.from(p), `w${i}`).to.deep.equal(Array.from(js[i])));
+    });
+
+    it('Should update variables in place without touching tensors that share their buffer, and leak nothing', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      const init = new Data(70, [4, 3]).t();
+      // The variable shares init's buffer while init lives: the step must copy, not write into init.
+      const p = tf.variable(init, false);
+      const m = tf.variable(tf.zeros([4, 3]), false);
+      const v = tf.variable(tf.zeros([4, 3]), false);
+      const g = new Data(71, [4, 3]).t();
+      const before = Array.from(init.dataSync());
+      const tensors = tf.memory().numTensors;
+      expect(nativeAdamStep([p], [g], [m], [v], hyperAt(1, 0.1))).to.equal(true);
+      expect(Array.from(init.dataSync())).to.deep.equal(before);
+      expect(Array.from(p.dataSync())).to.not.deep.equal(before);
+      const dataId = p.dataId;
+      expect(nativeAdamStep([p], [g], [m], [v], hyperAt(2, 0.1))).to.equal(true);
+      // The second step owns the buffer and writes in place.
+      expect(p.dataId).to.equal(dataId);
+      expect(tf.memory().numTensors).to.equal(tensors);
+      tf.dispose([init, p, m, v, g]);
+    });
+
+    it('Should invalidate the packed filter the wasm module caches for a stock kernel (fused conv2d)', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      const x = new Data(72, [1, 6, 6, 2]).t4();
+      const w = tf.variable(new Data(73, [3, 3, 2, 4]).t(), false);
+      const m = tf.variable(tf.zeros([3, 3, 2, 4]), false);
+      const v = tf.variable(tf.zeros([3, 3, 2, 4]), false);
+      const g = new Data(74, [3, 3, 2, 4]).t();
+      // Steps twice, so that the second one writes in place into a buffer XNNPACK has packed.
+      nativeAdamStep([w], [g], [m], [v], hyperAt(1, 0.5));
+      tf.tidy(() => tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: 1, pad: 'same' }).dataSync());
+      nativeAdamStep([w], [g], [m], [v], hyperAt(2, 0.5));
+      const actual = tf.tidy(() => tf.fused.conv2d({ x, filter: w as tf.Tensor4D, strides: 1, pad: 'same' }).dataSync() as Float32Array);
+      const wNow = w.dataSync() as Float32Array;
+      const expected = (await on('cpu', () => tf.conv2d(new Data(72, [1, 6, 6, 2]).t4(), tf.tensor4d(wNow, [3, 3, 2, 4]), 1, 'same')))[0];
+      expectClose({ shape: expected.shape, values: actual }, expected, 'fused conv2d after an in-place update');
+      await tf.setBackend('wasm');
+      tf.dispose([x, w, m, v, g]);
+    });
+
+    it('Should return false and change nothing on a backend other than wasm', async function () {
+      needNative(this);
+      await tf.setBackend('cpu');
+      const p = tf.variable(tf.ones([2]), false);
+      const m = tf.variable(tf.zeros([2]), false);
+      const v = tf.variable(tf.zeros([2]), false);
+      expect(nativeAdamStep([p], [tf.ones([2])], [m], [v], hyperAt(1, 0.1))).to.equal(false);
+      expect(Array.from(p.dataSync())).to.deep.equal([1, 1]);
+      tf.dispose([p, m, v]);
+      await tf.setBackend('wasm');
+    });
+
+    it('Should throw, naming the index, when a gradient does not fit its variable', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      const p = tf.variable(tf.ones([2, 3]), false, 'native-test-p');
+      const g = tf.ones([5]);
+      expect(() => nativeAdamStep([p], [g], [p], [p], hyperAt(1, 0.1))).to.throw(
+        Error,
+        'nativeAdamStep (core/backend/native): grads[0] must have 6 elements like vars[0] "native-test-p" [2,3]; got [5]',
+      );
+      tf.dispose([p, g]);
+    });
+  });
+
+  it('Should leave tf.memory() tensor and buffer counts unchanged across repeated calls', async function () {
+    needNative(this);
+    await tf.setBackend('wasm');
+    const a = new Data(40, [3, 33, 47]).t();
+    const b = new Data(41, [47, 29]).t();
+    const bT = new Data(42, [3, 29, 47]).t();
+    const bias = new Data(43, [29]).t();
+    const x = new Data(44, [2, 6, 6, 2]).t4();
+    const w = new Data(45, [3, 3, 2, 3]).t4();
+    const z = new Data(46, [2, 7, 7, 8]).t4();
+    const wT = new Data(47, [4, 4, 4, 8]).t4();
+    const step = () => {
+      tf.tidy(() => {
+        tf.matMul(a, b);
+        tf.matMul(a, bT, false, true);
+        tf.matMul(tf.reshape(a, [99, 47]), tf.reshape(b, [47, 29]));
+        tf.fused.matMul({ a, b: bT, transposeB: true, bias, activation: 'relu' });
+        tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.sum(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, 2, 'valid')))([x, w]);
+        tf.conv2dTranspose(z, wT, [2, 14, 14, 4], 2, 'same');
+      });
+    };
+    step();
+    const before = tf.memory() as tf.MemoryInfo & { numDataBuffers: number };
+    for (let i = 0; i < 3; i++) step();
+    const after = tf.memory() as tf.MemoryInfo & { numDataBuffers: number };
+    expect(after.numTensors).to.equal(before.numTensors);
+    expect(after.numDataBuffers).to.equal(before.numDataBuffers);
+    tf.dispose([a, b, bT, bias, x, w, z, wT]);
+  });
+});
