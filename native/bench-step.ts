@@ -8,7 +8,8 @@
  *
  * Modes (each run in its own child process, interleaved, so that a busy machine hits all alike):
  *   project      wasm with vaelab's pure-wasm kernels (VAELAB_NATIVE=0)
- *   native       wasm + native kernels (matMul, conv), Adam from core/train/adam.ts
+ *   native       wasm + native kernels (matMul, conv), Adam from core/train/adam.ts (which itself
+ *                uses the fused native step when the pack is loaded, so this equals native-adam)
  *   native-adam  as native, with the fused nativeAdamStep instead of the tfjs Adam ops
  * A step is what core/train/trainer.ts does: tf.variableGrads of the mean ELBO loss,
  * clipByGlobalNorm (clipNorm 0: copies only), the Adam update, and reading the loss back.
@@ -86,8 +87,8 @@ async function child(model: ModelName, mode: Mode, batch: number, steps: number,
     );
     const byKey = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) byKey.set(keyOf.get(name)!, g);
+    // without clipping, clipByGlobalNorm hands back the same gradients: dispose them after the update
     const clipped = clipByGlobalNorm(byKey, 0);
-    tf.dispose([...byKey.values()]);
     let done = false;
     if (mode === 'native-adam') {
       const keys = [...clipped.grads.keys()];
@@ -100,7 +101,7 @@ async function child(model: ModelName, mode: Mode, batch: number, steps: number,
     }
     if (!done) adam.apply(clipped.grads, lr);
     const loss = value.dataSync()[0];
-    tf.dispose([value, clipped.norm, ...clipped.grads.values()]);
+    tf.dispose([value, clipped.norm, ...byKey.values(), ...clipped.grads.values()]);
     return loss;
   };
 
