@@ -29,7 +29,7 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
-import { installWasmKernels } from './wasm-kernels';
+import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
 export interface NativeAddonInfo {
@@ -287,24 +287,10 @@ function matMulInto(addon: NativeAddon, backend: WasmBackendView, a: TensorInfo,
     addon.sgemmBatched(ta, tb, m, n, k, 1, A, lda, batchA === 1 ? 0 : m * k, B, ldb, batchB === 1 ? 0 : k * n, 0, C, n, m * n, total);
   } else {
     // Broadcast along some batch axes only: item by item through index maps.
-    const rank = outOuter.length;
-    const pad = (s: number[]) => [...new Array<number>(rank - s.length).fill(1), ...s];
-    const aDims = pad(aOuter);
-    const bDims = pad(bOuter);
+    const [aIdx, bIdx] = batchIndexMaps(aOuter, bOuter, outOuter);
     for (let i = 0; i < total; i++) {
-      let rest = i;
-      let ai = 0;
-      let bi = 0;
-      let aStride = 1;
-      let bStride = 1;
-      for (let d = rank - 1; d >= 0; d--) {
-        const idx = rest % outOuter[d];
-        rest = Math.floor(rest / outOuter[d]);
-        if (aDims[d] !== 1) ai += idx * aStride;
-        if (bDims[d] !== 1) bi += idx * bStride;
-        aStride *= aDims[d];
-        bStride *= bDims[d];
-      }
+      const ai = aIdx[i];
+      const bi = bIdx[i];
       addon.sgemm(ta, tb, m, n, k, 1, A.subarray(ai * m * k, (ai + 1) * m * k), lda, B.subarray(bi * k * n, (bi + 1) * k * n), ldb, 0,
         C.subarray(i * m * n, (i + 1) * m * n), n);
     }

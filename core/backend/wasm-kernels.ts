@@ -171,7 +171,7 @@ function transposeLast2(backend: WasmBackendView, t: TensorInfo): TensorInfo {
  * Offsets (in batch items) into A and B for each item of the broadcast batch.
  * Shapes: aOuter, bOuter and outOuter are the batch dims (everything but the last two axes).
  */
-function batchIndexMaps(aOuter: number[], bOuter: number[], outOuter: number[]): [Int32Array, Int32Array] {
+export function batchIndexMaps(aOuter: number[], bOuter: number[], outOuter: number[]): [Int32Array, Int32Array] {
   const rank = outOuter.length;
   const pad = (s: number[]) => [...new Array<number>(rank - s.length).fill(1), ...s];
   const aDims = pad(aOuter);
