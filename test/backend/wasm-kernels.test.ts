@@ -11,66 +11,7 @@ import '@tensorflow/tfjs';
 import { selectBackend } from '../../core/backend/select';
 import { installWasmKernels } from '../../core/backend/wasm-kernels';
 import { ConfigError } from '../../core/errors';
-import { Rng } from '../../core/rng';
-
-type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-type Shape4 = [number, number, number, number];
-
-/** Seeded standard normals, kept as plain data so each backend builds its own tensors. */
-class Data {
-  readonly values: Float32Array;
-  constructor(seed: number, readonly shape: number[]) {
-    this.values = new Rng(seed).fillNormal(new Float32Array(shape.reduce((p, s) => p * s, 1)));
-  }
-  t(): tf.Tensor {
-    return tf.tensor(this.values, this.shape, 'float32');
-  }
-  t4(): tf.Tensor4D {
-    return this.t() as tf.Tensor4D;
-  }
-}
-
-/** Runs `f` on one backend and returns its outputs as plain arrays (shape, values). */
-async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<Array<{ shape: number[]; values: Float32Array }>> {
-  await tf.setBackend(backend);
-  const result = tf.tidy(f);
-  const list = Array.isArray(result) ? result : [result];
-  const out = list.map((t) => ({ shape: t.shape, values: t.dataSync() as Float32Array }));
-  tf.dispose(list);
-  return out;
-}
-
-function maxAbs(values: Float32Array): number {
-  let m = 0;
-  for (const v of values) m = Math.max(m, Math.abs(v));
-  return m;
-}
-
-/** Asserts equal shapes and max |a - b| <= rtol * max(1, max |b|). */
-function expectClose(actual: { shape: number[]; values: Float32Array }, expected: { shape: number[]; values: Float32Array }, what: string): void {
-  expect(actual.shape, `${what}: shape`).to.deep.equal(expected.shape);
-  let diff = 0;
-  for (let i = 0; i < expected.values.length; i++) diff = Math.max(diff, Math.abs(actual.values[i] - expected.values[i]));
-  const bound = 1e-4 * Math.max(1, maxAbs(expected.values));
-  expect(diff, `${what}: max abs diff ${diff} over bound ${bound}`).to.be.at.most(bound);
-}
-
-/** Same op on cpu (reference) and on wasm, compared output by output. */
-async function expectWasmMatchesCpu(f: () => tf.Tensor | tf.Tensor[], what: string): Promise<void> {
-  const expected = await on('cpu', f);
-  const actual = await on('wasm', f);
-  expect(actual.length).to.equal(expected.length);
-  actual.forEach((a, i) => expectClose(a, expected[i], `${what} [output ${i}]`));
-}
-
-/** d/dx and d/dw of sum(conv2d(x, w) * r) for a fixed random r, so that dy = r is not constant. */
-function conv2dGrads(x: Data, w: Data, r: Data, strides: number | [number, number], pad: Pad): () => tf.Tensor[] {
-  return () =>
-    tf.grads((xt: tf.Tensor, wt: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt as tf.Tensor4D, wt as tf.Tensor4D, strides, pad), r.t())))([
-      x.t(),
-      w.t(),
-    ]);
-}
+import { Data, conv2dGrads, expectClose, expectWasmMatchesCpu, on, type Pad, type Shape4 } from '../kits/backends';
 
 describe('core/backend/wasm-kernels: wasm matMul and conv-gradient kernels', () => {
   before(async () => {
