@@ -10,14 +10,15 @@
       "include_dirs": ["<!@(node find-openblas.js include)"],
       "libraries": ["<!@(node find-openblas.js libs)"],
       # -ffp-contract=off: no fused multiply-add, so adamUpdate rounds exactly like the tfjs ops it replaces.
-      "cflags_c": ["-std=gnu11", "-O3", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-psabi"],
+      # -fno-math-errno: sqrtf without the errno check, so that loops using it vectorise (same bits).
+      "cflags_c": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-psabi"],
       "conditions": [
         # Bind every symbol at load time, so that a libopenblas without the functions we call
         # fails require() (a catchable error) instead of crashing the process at the first call.
         ["OS=='linux'", {"ldflags": ["-Wl,-z,now"]}]
       ],
       "xcode_settings": {
-        "OTHER_CFLAGS": ["-std=gnu11", "-O3", "-ffp-contract=off"]
+        "OTHER_CFLAGS": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno"]
       }
     }
   ]

@@ -86,6 +86,12 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       RangeError,
       'vaelab_native.adamUpdate: g must hold exactly 2 floats for the given shapes; got 3',
     );
+    // The element loop assumes four separate arrays (it is vectorised on that promise).
+    const heap = new Float32Array(8);
+    expect(() => addon.adamUpdate(heap.subarray(0, 4), heap.subarray(2, 6), new Float32Array(4), new Float32Array(4), 1, 0.9, 0.999, 1e-8, 1, 0)).to.throw(
+      RangeError,
+      'vaelab_native.adamUpdate: p, g, m and v must not share memory',
+    );
   });
 
   describe('matMul', () => {
