@@ -14,6 +14,11 @@
  * - `Conv2DBackpropInput` (the gradient of conv2d and the forward pass of conv2dTranspose) is a
  *   naive loop. It is computed as one fast GEMM followed by a col2im scatter-add.
  *
+ * A fourth costs time in every training step: `Identity` copies its input, and the engine calls
+ * it (through `tf.clone`) for every tensor it saves for the backward pass, then a same-dtype
+ * `Cast` (another copy) in the backward pass: 72 copies per MLP VAE step. Both now share the
+ * input's buffer, as on the cpu backend.
+ *
  * Everything is composed at the kernel level: other wasm kernels are called through their
  * `kernelFunc` with the wasm backend, and intermediates are released with
  * `backend.disposeData`, so the engine never sees them (no tensors leak, no tidy needed).
@@ -40,6 +45,7 @@ interface WasmBackendView {
   };
   makeOutput(shape: number[], dtype: DataType, memoryOffset?: number): TensorInfo;
   disposeData(dataId: DataId, force?: boolean): boolean;
+  incRef(dataId: DataId): void;
 }
 
 /** The stock kernels the replacements delegate to, captured before replacement. */
@@ -49,6 +55,8 @@ interface StockKernels {
   transpose: KernelFunc;
   conv2d: KernelFunc;
   slice: KernelFunc;
+  cast: KernelFunc;
+  identity: KernelFunc;
 }
 
 const BACKEND = 'wasm';
@@ -90,6 +98,43 @@ function offsetOf(backend: WasmBackendView, t: TensorInfo): number {
   const data = backend.dataIdMap.get(t.dataId);
   if (data === undefined) throw new Error(`${WHERE}: tensor data is not on the wasm backend`);
   return data.memoryOffset;
+}
+
+/**
+ * `Identity` sharing the input's buffer (one more reference) instead of copying it, as the cpu
+ * backend does. The engine calls it for every tensor it saves for the backward pass
+ * (`tf.clone`), so the stock copy cost one full read and write per saved activation and weight.
+ * Sharing is safe because no wasm kernel writes into its inputs; the one in-place writer,
+ * `nativeAdamStep`, first gives a variable a private buffer when its reference count is above 1.
+ */
+function sharedIdentity(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const x = need(args.inputs, 'x', 'Identity');
+  const backend = args.backend as unknown as WasmBackendView;
+  if (x.dtype === 'string') return call(stockKernels().identity, backend, { x }, {});
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * `Cast` to the tensor's own dtype shares the buffer (the gradient of every `tf.clone` is such a
+ * cast). A cast of float32 or int32 to bool is computed here as x != 0: the stock kernel
+ * truncates into a byte (-2.2 became 254). Other casts go to the stock kernel.
+ */
+function castSharingSameDtype(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const x = need(args.inputs, 'x', 'Cast');
+  const { dtype } = args.attrs as unknown as { dtype: DataType };
+  const backend = args.backend as unknown as WasmBackendView;
+  if (dtype === x.dtype && dtype !== 'string') return sharedIdentity(args);
+  if (dtype === 'bool' && (x.dtype === 'float32' || x.dtype === 'int32')) {
+    const out = backend.makeOutput(x.shape, 'bool');
+    const n = util.sizeFromShape(x.shape);
+    const heap = backend.wasm.HEAPU8.buffer;
+    const src = x.dtype === 'float32' ? new Float32Array(heap, offsetOf(backend, x), n) : new Int32Array(heap, offsetOf(backend, x), n);
+    const dst = new Uint8Array(heap, offsetOf(backend, out), n);
+    for (let i = 0; i < n; i++) dst[i] = src[i] !== 0 ? 1 : 0;
+    return out;
+  }
+  return call(stockKernels().cast, backend, { x }, { dtype });
 }
 
 /**
@@ -492,7 +537,8 @@ function col2im(
 
 /**
  * Installs the replacement kernels for the 'wasm' backend: `BatchMatMul`, `_FusedMatMul`,
- * `Conv2DBackpropFilter` (missing in 4.22) and `Conv2DBackpropInput`.
+ * `Conv2DBackpropFilter` (missing in 4.22), `Conv2DBackpropInput`, and the buffer-sharing
+ * `Identity` and same-dtype `Cast`.
  *
  * Idempotent: the first call installs, later calls change nothing and return the same list.
  * Works before or after the wasm backend is initialised (the stock kernels' setup functions
@@ -512,9 +558,13 @@ export function installWasmKernels(): string[] {
     transpose: kernelOf('Transpose').kernelFunc,
     conv2d: kernelOf('Conv2D').kernelFunc,
     slice: kernelOf('Slice').kernelFunc,
+    cast: kernelOf('Cast').kernelFunc,
+    identity: kernelOf('Identity').kernelFunc,
   };
   const replacements: Array<[string, KernelFunc, KernelConfig | undefined]> = [
     ['BatchMatMul', batchMatMul, batchMatMulStock],
+    ['Cast', castSharingSameDtype, kernelOf('Cast')],
+    ['Identity', sharedIdentity, kernelOf('Identity')],
     ['Conv2DBackpropFilter', conv2dBackpropFilter, tf.getKernel('Conv2DBackpropFilter', BACKEND)],
     ['Conv2DBackpropInput', conv2dBackpropInput, inputStock],
     ['_FusedMatMul', fusedMatMul, fusedStock],

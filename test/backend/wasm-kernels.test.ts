@@ -22,11 +22,49 @@ describe('core/backend/wasm-kernels: wasm matMul and conv-gradient kernels', () 
     await tf.setBackend('cpu');
   });
 
-  it('Should install its four kernels once and return the same names on every call', () => {
-    const names = ['BatchMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', '_FusedMatMul'];
+  it('Should install its six kernels once and return the same names on every call', () => {
+    const names = ['BatchMatMul', 'Cast', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Identity', '_FusedMatMul'];
     expect(installWasmKernels()).to.deep.equal(names);
     expect(installWasmKernels()).to.deep.equal(names);
     for (const name of names) expect(tf.getKernel(name, 'wasm'), name).to.not.equal(undefined);
+  });
+
+  describe('Identity and Cast', () => {
+    it('Should share the buffer on clone, keep the values after the original is disposed, and free it with the last reference', () => {
+      const before = tf.memory();
+      const x = tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]);
+      const y = tf.clone(x);
+      const z = tf.cast(y, 'float32');
+      expect(y.dataId).to.equal(x.dataId);
+      expect(z.dataId).to.equal(x.dataId);
+      x.dispose();
+      y.dispose();
+      expect(Array.from(z.dataSync())).to.deep.equal([1, 2, 3, 4, 5, 6]);
+      expect(tf.memory().numDataBuffers).to.equal(before.numDataBuffers + 1);
+      z.dispose();
+      expect(tf.memory().numTensors).to.equal(before.numTensors);
+      expect(tf.memory().numDataBuffers).to.equal(before.numDataBuffers);
+    });
+
+    it('Should still convert when Cast changes the dtype, into a buffer of its own', () => {
+      const x = tf.tensor1d([1.7, -2.2, 0, 0.25, NaN], 'float32');
+      const i = tf.cast(x, 'int32');
+      const b = tf.cast(x, 'bool');
+      const ib = tf.cast(tf.tensor1d([3, -256, 0], 'int32'), 'bool');
+      const f = tf.cast(tf.tensor1d([1, 0, 1], 'bool'), 'float32');
+      expect(i.dataId).to.not.equal(x.dataId);
+      expect([i.dtype, Array.from(i.dataSync())]).to.deep.equal(['int32', [1, -2, 0, 0, 0]]);
+      // Any non-zero value is true (the stock wasm kernel truncated -2.2 to the byte 254).
+      expect([b.dtype, Array.from(b.dataSync())]).to.deep.equal(['bool', [1, 1, 0, 1, 1]]);
+      expect([ib.dtype, Array.from(ib.dataSync())]).to.deep.equal(['bool', [1, 1, 0]]);
+      expect([f.dtype, Array.from(f.dataSync())]).to.deep.equal(['float32', [1, 0, 1]]);
+      tf.dispose([x, i, b, ib, f]);
+    });
+
+    it('Should give the same gradients as cpu through ops that save their inputs (clone + cast in the tape)', async () => {
+      const x = new Data(11, [5, 7]);
+      await expectWasmMatchesCpu(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.exp(t), tf.sigmoid(t))))(x.t()), 'grad through saved tensors');
+    });
   });
 
   describe('matMul', () => {
