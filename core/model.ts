@@ -4,9 +4,9 @@
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
-// tfjs-core's CommonJS build registers no gradients; the union package's build registers them all
-// (in tfjs-core's global registry). Every training path goes through the model.
-import '@tensorflow/tfjs';
+// tfjs-core's CommonJS build registers no gradients: this registers tfjs's (from the union
+// package) and vaelab's replacements. Every training path goes through the model.
+import './gradients';
 import {
   TOKENS,
   type DataInfo,

@@ -1,0 +1,67 @@
+/**
+ * Gradients for TensorFlow.js kernels.
+ *
+ * tfjs-core's CommonJS build registers no gradients; importing the `@tensorflow/tfjs` union
+ * package registers tfjs's own (the registry is process-wide, shared by every copy of
+ * tfjs-core). On top of those, `installGradients` replaces the gradients of `Sum` and `Mean`:
+ * tfjs builds them as dy * ones(x.shape) with `ones` allocated as a JavaScript Float32Array and
+ * uploaded to the backend on every call (a [128, 784] reconstruction term: 400 kB of garbage
+ * per step, and on wasm the collector's pauses then land inside later kernels). The
+ * replacements compute the same values with a `Fill` kernel on the backend: the same
+ * operations in the same order (dy * 1, then / n for the mean), so the same bits.
+ *
+ * Importing this module installs them; `installGradients` is idempotent.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { backend_util, util } from '@tensorflow/tfjs-core';
+import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
+
+let installed = false;
+
+/** dy reshaped to x's shape with the reduced axes kept as 1, times ones of x's shape made on the backend. */
+function broadcastDy(dy: tf.Tensor, x: tf.Tensor, attrs: NamedAttrMap): { spread: tf.Tensor; reduceSize: number } {
+  const axes = util.parseAxisParam(attrs.axis as number | number[], x.shape);
+  const expanded = x.shape.slice();
+  for (const axis of axes) expanded[axis] = 1;
+  const [, reduceShape] = backend_util.computeOutAndReduceShapes(x.shape, axes);
+  const spread = tf.mul(tf.reshape(dy, expanded), tf.fill(x.shape, 1, 'float32'));
+  return { spread, reduceSize: util.sizeFromShape(reduceShape) };
+}
+
+const sumGrad: GradConfig = {
+  kernelName: 'Sum',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const { spread } = broadcastDy(dy as tf.Tensor, x, attrs);
+    return { x: () => spread };
+  },
+};
+
+const meanGrad: GradConfig = {
+  kernelName: 'Mean',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    return {
+      x: () => {
+        const { spread, reduceSize } = broadcastDy(dy as tf.Tensor, x, attrs);
+        return tf.div(spread, reduceSize);
+      },
+    };
+  },
+};
+
+/** Registers tfjs's gradients (once) and the replacements above. Returns the replaced kernel names. */
+export function installGradients(): string[] {
+  const names = [sumGrad.kernelName, meanGrad.kernelName];
+  if (installed) return names;
+  // Registers every gradient of tfjs; must come first, or it would overwrite ours.
+  require('@tensorflow/tfjs');
+  tf.registerGradient(sumGrad);
+  tf.registerGradient(meanGrad);
+  installed = true;
+  return names;
+}
+
+installGradients();
