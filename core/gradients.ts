@@ -10,11 +10,15 @@
  * replacements compute the same values with a `Fill` kernel on the backend: the same
  * operations in the same order (dy * 1, then / n for the mean), so the same bits.
  *
+ * It also registers the gradients of vaelab's fused kernels (core/fused.ts), and a `Relu`
+ * gradient that uses one of them where the backend has it (core/fused.ts reluGrad).
+ *
  * Importing this module installs them; `installGradients` is idempotent.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
+import { bernoulliLogProbGrad, reluGrad } from './fused';
 
 let installed = false;
 
@@ -52,14 +56,19 @@ const meanGrad: GradConfig = {
   },
 };
 
-/** Registers tfjs's gradients (once) and the replacements above. Returns the replaced kernel names. */
+/**
+ * Registers tfjs's gradients (once), the replacements above and the gradients of vaelab's fused
+ * kernels (core/fused.ts). Returns the kernel names it registered.
+ */
 export function installGradients(): string[] {
-  const names = [sumGrad.kernelName, meanGrad.kernelName];
+  const names = [sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName];
   if (installed) return names;
   // Registers every gradient of tfjs; must come first, or it would overwrite ours.
   require('@tensorflow/tfjs');
   tf.registerGradient(sumGrad);
   tf.registerGradient(meanGrad);
+  tf.registerGradient(reluGrad);
+  tf.registerGradient(bernoulliLogProbGrad);
   installed = true;
   return names;
 }

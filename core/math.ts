@@ -3,6 +3,7 @@
  * from logits, and log-mean-exp over samples. Every function is pure tfjs and differentiable.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedBernoulliLogProb } from './fused';
 
 /** log(2 pi) */
 export const LOG_2PI = Math.log(2 * Math.PI);
@@ -54,9 +55,12 @@ export function klDiagGaussiansPerDim(
  * log Bernoulli(x; sigmoid(logits)) summed over the last axis, computed stably as
  * x * logits - softplus(logits) = x * l - max(l, 0) - log(1 + exp(-|l|)).
  * Accepts grey levels x in [0, 1] (the continuous relaxation, i.e. minus binary cross-entropy).
- * Shapes: x, logits [N, D] -> [N].
+ * One fused kernel where the backend has it (core/fused.ts; the terms in float32, each row summed
+ * in double), else the tfjs ops. Shapes: x, logits [N, D] -> [N].
  */
 export function bernoulliLogProb(x: tf.Tensor2D, logits: tf.Tensor2D): tf.Tensor1D {
+  const fused = fusedBernoulliLogProb(x, logits);
+  if (fused !== null) return fused;
   return tf.tidy(() => {
     const softplus = tf.add(tf.relu(logits), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))));
     return tf.sum(tf.sub(tf.mul(x, logits), softplus), -1) as tf.Tensor1D;

@@ -3,10 +3,13 @@
  * `npm install`) that runs the hot training kernels of the wasm backend on OpenBLAS.
  *
  * The wasm backend keeps every tensor and every other kernel; the pack replaces `BatchMatMul`,
- * `_FusedMatMul`, `Conv2D`, `Conv2DBackpropFilter`, `Conv2DBackpropInput` and `Sum` (over
- * leading axes only: bias gradients, which the stock kernel computes through a full transpose)
- * with calls into the addon on zero-copy Float32Array views of the wasm heap, and offers a
- * fused in-place Adam step (`nativeAdamStep`). Forms it does not handle (non-float32, NCHW,
+ * `_FusedMatMul`, `Conv2D`, `FusedConv2D`, `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `Relu` and
+ * `Sum` (over leading axes only: bias gradients, which the stock kernel computes through a full
+ * transpose) with calls into the addon on zero-copy Float32Array views of the wasm heap,
+ * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density and its gradient,
+ * the relu gradient),
+ * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
+ * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
  * it: vaelab's pure-wasm kernels from wasm-kernels.ts, or the stock ones.
  *
@@ -25,10 +28,11 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
 import type {
-  BatchMatMulAttrs, Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, DataType, KernelConfig, KernelFunc,
+  BatchMatMulAttrs, Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, DataType, FusedConv2DAttrs, KernelConfig, KernelFunc,
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
+import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, RELU_GRAD } from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
@@ -69,6 +73,11 @@ export interface NativeAddon {
     p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
     stepSize: number, beta1: number, beta2: number, epsilon: number, sqrtBc2: number, weightDecay: number,
   ): void;
+  bernoulliLogProb(x: Float32Array, logits: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  bernoulliLogProbGrad(dy: Float32Array, x: Float32Array, logits: Float32Array, dlogits: Float32Array, rows: number, cols: number): void;
+  sumSquares(x: Float32Array): number;
+  relu(x: Float32Array, y: Float32Array): void;
+  reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
   info(): NativeAddonInfo;
@@ -387,6 +396,44 @@ function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   return out;
 }
 
+/**
+ * FusedConv2D (conv2d + bias + activation, as tf.fused.conv2d emits it): the native conv followed
+ * by one native bias + activation pass over the output. PReLU, NCHW and biases that are not one
+ * value per output channel go to the kernel registered before (the stock wasm one).
+ * Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout], bias [Cout] -> [B,Ho,Wo,Cout].
+ */
+function fusedConv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x, filter, bias, preluActivationWeights } = args.inputs;
+  const attrs = args.attrs as unknown as FusedConv2DAttrs;
+  const activation = attrs.activation ?? 'linear';
+  const cOut = filter === undefined ? 0 : filter.shape[3];
+  const channelBias = bias === undefined || (isFloat(bias) && bias.shape.every((d, i) => (i === bias.shape.length - 1 ? d === cOut : d === 1)));
+  if (
+    !l.ok || x === undefined || filter === undefined || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !channelBias ||
+    !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4
+  ) {
+    return fallback('FusedConv2D', args);
+  }
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides,
+    attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+  );
+  if (util.sizeFromShape(info.outShape) === 0) return fallback('FusedConv2D', args);
+  const out = backend.makeOutput(info.outShape, 'float32');
+  try {
+    l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
+    if (bias !== undefined || activation !== 'linear') {
+      l.addon.biasActivation(heapView(backend, out), cOut, bias === undefined ? null : heapView(backend, bias), activation, attrs.leakyreluAlpha ?? 0.2);
+    }
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
 /** The filter gradient as im2col + sgemm. Shapes: x [B,H,W,Cin], dy [B,Ho,Wo,Cout] -> filterShape [kh,kw,Cin,Cout]. */
 function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
@@ -465,6 +512,86 @@ function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   return out;
 }
 
+/* ------------------------------------------------------------------ fused kernels of core/fused.ts */
+
+/** A required float32 input of a rank-2 fused kernel. */
+function matrixInput(args: Parameters<KernelFunc>[0], name: string, kernel: string): TensorInfo {
+  const t = args.inputs[name];
+  if (t === undefined || t.dtype !== 'float32' || t.shape.length !== 2) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must be a float32 matrix; got ${t === undefined ? 'none' : `${t.dtype} [${t.shape}]`}`);
+  }
+  return t;
+}
+
+/** core/fused.ts BERNOULLI_LOG_PROB. Shapes: x, logits [N, D] -> [N]. */
+function bernoulliLogProb(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const l = load();
+  if (!l.ok) throw new Error(`${BERNOULLI_LOG_PROB} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB);
+  const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB);
+  const [rows, cols] = logits.shape;
+  const out = backend.makeOutput([rows], 'float32');
+  l.addon.bernoulliLogProb(heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols);
+  return out;
+}
+
+/** core/fused.ts BERNOULLI_LOG_PROB_GRAD. Shapes: dy [N], x, logits [N, D] -> [N, D]. */
+function bernoulliLogProbGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const l = load();
+  if (!l.ok) throw new Error(`${BERNOULLI_LOG_PROB_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB_GRAD);
+  const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB_GRAD);
+  const dy = args.inputs.dy;
+  if (dy === undefined || dy.dtype !== 'float32' || util.sizeFromShape(dy.shape) !== logits.shape[0]) {
+    throw new Error(`${BERNOULLI_LOG_PROB_GRAD} (wasm, ${WHERE}): input "dy" must hold ${logits.shape[0]} float32 values`);
+  }
+  const [rows, cols] = logits.shape;
+  const out = backend.makeOutput([rows, cols], 'float32');
+  l.addon.bernoulliLogProbGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols);
+  return out;
+}
+
+/** Relu in one native pass (the stock wasm kernel is ~3x slower on conv activations); other dtypes fall back. */
+function relu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x } = args.inputs;
+  if (!l.ok || x === undefined || !isFloat(x)) return fallback('Relu', args);
+  const out = backend.makeOutput(x.shape, 'float32');
+  l.addon.relu(heapView(backend, x), heapView(backend, out));
+  return out;
+}
+
+/** core/fused.ts RELU_GRAD: dy * step(x) in one pass. Shapes: dy, x [...] -> [...]. */
+function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const l = load();
+  if (!l.ok) throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const { dy, x } = args.inputs;
+  if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
+    throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size`);
+  }
+  const out = backend.makeOutput(x.shape, 'float32');
+  l.addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out));
+  return out;
+}
+
+/**
+ * sum over the tensors of sum(t^2), computed natively in double, or null when the pack is not in
+ * use for these tensors (not on wasm, not all float32): the squared global norm of the gradients.
+ */
+export function nativeSumSquares(tensors: readonly tf.Tensor[]): number | null {
+  const l = load();
+  if (!l.ok || installed === null || tf.getBackend() !== BACKEND) return null;
+  const backend = tf.backend() as unknown as WasmBackendView;
+  if (!tensors.every((t) => t.dtype === 'float32' && !t.isDisposed && backend.dataIdMap.get(t.dataId) !== undefined)) return null;
+  let total = 0;
+  for (const t of tensors) if (t.size > 0) total += l.addon.sumSquares(heapView(backend, t));
+  return total;
+}
+
 /* ------------------------------------------------------------------ install */
 
 const KERNELS: Array<[string, KernelFunc]> = [
@@ -472,13 +599,19 @@ const KERNELS: Array<[string, KernelFunc]> = [
   ['Conv2D', conv2d],
   ['Conv2DBackpropFilter', conv2dBackpropFilter],
   ['Conv2DBackpropInput', conv2dBackpropInput],
+  ['FusedConv2D', fusedConv2d],
+  ['Relu', relu],
   ['Sum', sum],
   ['_FusedMatMul', fusedMatMul],
+  [BERNOULLI_LOG_PROB, bernoulliLogProb],
+  [BERNOULLI_LOG_PROB_GRAD, bernoulliLogProbGrad],
+  [RELU_GRAD, reluGradKernel],
 ];
 
 /**
  * Registers the native kernels for the 'wasm' backend (`BatchMatMul`, `Conv2D`,
- * `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `Sum` over leading axes, `_FusedMatMul`) over
+ * `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `FusedConv2D`, `Relu`, `Sum` over leading axes, `_FusedMatMul`, and
+ * the fused kernels of core/fused.ts, which have no other implementation) over
  * vaelab's wasm kernels
  * (installed first, see wasm-kernels.ts), which stay the fallback for every case the pack does
  * not handle. Returns the names installed, sorted; [] when the pack is unavailable (see

@@ -6,7 +6,7 @@
  * save and restore them exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeAdamStep } from '../backend/native';
+import { nativeAdamStep, nativeSumSquares } from '../backend/native';
 
 /** Adam settings (train.optimizer.*). */
 export interface AdamOptions {
@@ -74,13 +74,19 @@ export class Adam {
  * Global L2 norm of a set of gradients and, when clipNorm > 0, the gradients scaled by
  * clipNorm / max(norm, clipNorm) (so they are unchanged when the norm is within the bound).
  * With clipping, returns new tensors; without, the input map itself. The caller disposes the
- * inputs and the outputs (disposing a tensor twice is harmless). norm: a scalar tensor.
+ * inputs and the outputs (disposing a tensor twice is harmless). norm: a scalar tensor. With the
+ * native pack the sum of squares is one native pass per gradient, accumulated in double
+ * (instead of a Square and a Sum kernel per gradient); otherwise tfjs ops in float32.
  */
 export function clipByGlobalNorm(
   grads: Map<string, tf.Tensor>,
   clipNorm: number,
 ): { grads: Map<string, tf.Tensor>; norm: tf.Scalar } {
-  const norm = tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+  const squares = nativeSumSquares([...grads.values()]);
+  const norm =
+    squares !== null
+      ? tf.scalar(Math.sqrt(squares))
+      : tf.tidy(() => tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
   if (clipNorm <= 0) return { grads, norm };
   const keys = [...grads.keys()];
   const scaled = tf.tidy(() => {

@@ -9,8 +9,8 @@
  * processed in chunks of output pixels so that the patch matrix stays small enough to be
  * cache-friendly; the chunk buffer is owned by the addon and reused across calls. Thin products
  * (two dimensions <= 64, as in a conv layer with one input channel) skip BLAS for vector loops
- * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients) and a fused
- * Adam step.
+ * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
+ * Adam step, the Bernoulli log-density on logits with its gradient, and sums of squares.
  *
  * Every argument is checked (types, sizes, array lengths) before any memory is touched, because
  * an out-of-bounds write here would silently corrupt the wasm heap. Errors name the function and
@@ -844,17 +844,218 @@ static napi_value js_sum_rows(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
-/* ---------------------------------------------------------------- Adam */
+/* ---------------------------------------------------------------- relu */
+
+/* y = max(x, 0); NaN stays NaN, as tfjs's Relu keeps it. */
+VECTOR_CLONES
+static void relu_loop(const float *restrict x, float *restrict y, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f || x[i] != x[i] ? x[i] : 0.0f;
+}
+
+/* dx = dy * step(x): dy where x > 0, 0 where x <= 0, NaN where x is NaN (as tfjs's Step gives). */
+VECTOR_CLONES
+static void relu_grad_loop(const float *restrict dy, const float *restrict x, float *restrict dx, size_t n) {
+  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : (x[i] != x[i] ? x[i] : 0.0f * dy[i]);
+}
+
+/* relu(x, y): y = max(x, 0), elementwise over equal-length arrays. */
+static napi_value js_relu(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx, ly;
+  if (!args_init(&a, env, info, "relu", 2)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  float *y = arg_f32(&a, 1, "y", &ly);
+  exact_len(&a, "y", ly, lx);
+  if (a.failed) return NULL;
+  relu_loop(x, y, lx);
+  return undefined_value(env);
+}
+
+/* reluGrad(dy, x, dx): the gradient of relu at x (its input), dx = dy * step(x). */
+static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, lx, ldx;
+  if (!args_init(&a, env, info, "reluGrad", 3)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *x = arg_f32(&a, 1, "x", &lx);
+  float *dx = arg_f32(&a, 2, "dx", &ldx);
+  exact_len(&a, "x", lx, ldy);
+  exact_len(&a, "dx", ldx, ldy);
+  if (a.failed) return NULL;
+  relu_grad_loop(dy, x, dx, ldy);
+  return undefined_value(env);
+}
+
+/* ---------------------------------------------------------------- Bernoulli log-density */
 
 /*
- * adamUpdate(p, g, m, v, stepSize, beta1, beta2, epsilon, sqrtBc2, weightDecay), in place on p, m, v:
- *   g' = g + weightDecay * p   (only when weightDecay > 0)
- *   m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2
- *   p = p - stepSize * m / (sqrt(v) / sqrtBc2 + epsilon)
- * with stepSize = lr / (1 - beta1^t) and sqrtBc2 = sqrt(1 - beta2^t) (PyTorch's rule). Every
- * operation is rounded to float32 in the same order as the tfjs ops of core/train/adam.ts, and
- * the build disables FMA contraction, so the result matches that code on wasm bit for bit.
+ * exp and log1p written out so that the element loops vectorise (libm's expf/log1pf are scalar
+ * calls: 28 ns per pixel) and give the same bits on every machine and libc. Cephes' float
+ * polynomials: exp_neg is within 1 ulp of exp on [-87.3, 0] and 0 below (flush to zero);
+ * log1p_unit is within 2 ulp of log1p on [0, 1], with the rounding error of 1 + e carried
+ * (log1p(e) = log(u) + (e - (u - 1)) / u, u = fl(1 + e)) so that tiny e keep full precision.
+ * Both inline into the VECTOR_CLONES loops below (branch-free: selects only).
  */
+static inline float exp_neg(float x) {
+  const float lo = -87.3f;
+  const float xc = x < lo ? lo : x;
+  /* round to nearest with the 1.5 * 2^23 trick (vectorises everywhere; |xc log2 e| < 2^22) */
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { int32_t i; float f; } scale;
+  scale.i = ((int32_t)n + 127) << 23;
+  return x < lo ? 0.0f : p * scale.f;
+}
+
+static inline float log1p_unit(float e) {
+  const float u = 1.0f + e;
+  const float carry = (e - (u - 1.0f)) / u;
+  const int big = u > 1.41421356237f;
+  const float m = big ? u * 0.5f : u;
+  const float x = m - 1.0f;
+  const float y = x * x;
+  float p = 7.0376836292e-2f;
+  p = p * x - 1.1514610310e-1f;
+  p = p * x + 1.1676998740e-1f;
+  p = p * x - 1.2420140846e-1f;
+  p = p * x + 1.4249322787e-1f;
+  p = p * x - 1.6668057665e-1f;
+  p = p * x + 2.0000714765e-1f;
+  p = p * x - 2.4999993993e-1f;
+  p = p * x + 3.3333331174e-1f;
+  float z = x * y * p;
+  const float k = big ? 1.0f : 0.0f;
+  z += k * -2.12194440e-4f;
+  z += -0.5f * y;
+  return (x + z) + k * 0.693359375f + carry;
+}
+
+/* terms[c] = x l - softplus(l), softplus(l) = max(l, 0) + log1p(exp(-|l|)). */
+VECTOR_CLONES
+static void bernoulli_terms(const float *restrict x, const float *restrict l, float *restrict terms, size_t n) {
+  for (size_t c = 0; c < n; c++) {
+    const float li = l[c];
+    const float a = li < 0.0f ? -li : li;
+    const float softplus = (li > 0.0f ? li : 0.0f) + log1p_unit(exp_neg(-a));
+    terms[c] = x[c] * li - softplus;
+  }
+}
+
+/* g[c] = d (x - sigmoid(l)), the sigmoid from exp(-|l|) (no overflow). */
+VECTOR_CLONES
+static void bernoulli_grad_row(float d, const float *restrict x, const float *restrict l, float *restrict g, size_t n) {
+  for (size_t c = 0; c < n; c++) {
+    const float li = l[c];
+    const float a = li < 0.0f ? -li : li;
+    const float e = exp_neg(-a);
+    const float sig = (li >= 0.0f ? 1.0f : e) / (1.0f + e);
+    g[c] = d * (x[c] - sig);
+  }
+}
+
+/* Sum of n floats in double, eight running sums. */
+static double sum_f64(const float *x, size_t n) {
+  double acc[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += (double)x[i + u];
+  double total = 0.0;
+  for (int u = 0; u < 8; u++) total += acc[u];
+  for (; i < n; i++) total += (double)x[i];
+  return total;
+}
+
+/*
+ * bernoulliLogProb(x, logits, out, rows, cols): out[r] = sum_c x l - softplus(l) over a row of
+ * [rows, cols] (x, l = logits): the formula of core/math.ts bernoulliLogProb in one pass instead
+ * of eight tfjs kernels. Each term is computed in float32 and the row is summed in double, then
+ * rounded once.
+ */
+static napi_value js_bernoulli_log_prob(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx, ll, lo;
+  if (!args_init(&a, env, info, "bernoulliLogProb", 5)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  const float *l = arg_f32(&a, 1, "logits", &ll);
+  float *out = arg_f32(&a, 2, "out", &lo);
+  long rows = arg_int(&a, 3, "rows", 0);
+  long cols = arg_int(&a, 4, "cols", 0);
+  exact_len(&a, "x", lx, (size_t)rows * (size_t)cols);
+  exact_len(&a, "logits", ll, (size_t)rows * (size_t)cols);
+  exact_len(&a, "out", lo, (size_t)rows);
+  if (a.failed) return NULL;
+  float *terms = scratch_get(&a, (size_t)cols + 1);
+  if (terms == NULL) return NULL;
+  for (long r = 0; r < rows; r++) {
+    const size_t base = (size_t)r * (size_t)cols;
+    bernoulli_terms(x + base, l + base, terms, (size_t)cols);
+    out[r] = (float)sum_f64(terms, (size_t)cols);
+  }
+  return undefined_value(env);
+}
+
+/*
+ * bernoulliLogProbGrad(dy, x, logits, dlogits, rows, cols): the gradient of bernoulliLogProb with
+ * respect to the logits, dlogits[r, c] = dy[r] (x[r, c] - sigmoid(l[r, c])).
+ */
+static napi_value js_bernoulli_log_prob_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, lx, ll, lg;
+  if (!args_init(&a, env, info, "bernoulliLogProbGrad", 6)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *x = arg_f32(&a, 1, "x", &lx);
+  const float *l = arg_f32(&a, 2, "logits", &ll);
+  float *g = arg_f32(&a, 3, "dlogits", &lg);
+  long rows = arg_int(&a, 4, "rows", 0);
+  long cols = arg_int(&a, 5, "cols", 0);
+  exact_len(&a, "dy", ldy, (size_t)rows);
+  exact_len(&a, "x", lx, (size_t)rows * (size_t)cols);
+  exact_len(&a, "logits", ll, (size_t)rows * (size_t)cols);
+  exact_len(&a, "dlogits", lg, (size_t)rows * (size_t)cols);
+  if (a.failed) return NULL;
+  for (long r = 0; r < rows; r++) {
+    const size_t base = (size_t)r * (size_t)cols;
+    bernoulli_grad_row(dy[r], x + base, l + base, g + base, (size_t)cols);
+  }
+  return undefined_value(env);
+}
+
+/*
+ * sumSquares(x): sum of x[i]^2 in double (the squared global norm of the gradients, one array at
+ * a time).
+ */
+VECTOR_CLONES
+static double sum_squares(const float *x, size_t n) {
+  double acc[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; u++) acc[u] += (double)x[i + u] * (double)x[i + u];
+  double total = 0.0;
+  for (int u = 0; u < 8; u++) total += acc[u];
+  for (; i < n; i++) total += (double)x[i] * (double)x[i];
+  return total;
+}
+
+static napi_value js_sum_squares(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx;
+  napi_value out;
+  if (!args_init(&a, env, info, "sumSquares", 1)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  if (a.failed) return NULL;
+  napi_create_double(env, sum_squares(x, lx), &out);
+  return out;
+}
+
+/* ---------------------------------------------------------------- Adam */
+
 /*
  * The element loop of adamUpdate, kept apart so that it is compiled for AVX-512 and AVX2 as
  * well (VECTOR_CLONES): sqrt and division are correctly rounded in every SIMD width, so each
@@ -888,6 +1089,15 @@ static int ranges_overlap(const float *a, size_t na, const float *b, size_t nb) 
   return a < b + nb && b < a + na;
 }
 
+/*
+ * adamUpdate(p, g, m, v, stepSize, beta1, beta2, epsilon, sqrtBc2, weightDecay), in place on p, m, v:
+ *   g' = g + weightDecay * p   (only when weightDecay > 0)
+ *   m = beta1 m + (1 - beta1) g';  v = beta2 v + (1 - beta2) g'^2
+ *   p = p - stepSize * m / (sqrt(v) / sqrtBc2 + epsilon)
+ * with stepSize = lr / (1 - beta1^t) and sqrtBc2 = sqrt(1 - beta2^t) (PyTorch's rule). Every
+ * operation is rounded to float32 in the same order as the tfjs ops of core/train/adam.ts, and
+ * the build disables FMA contraction, so the result matches that code on wasm bit for bit.
+ */
 static napi_value js_adam_update(napi_env env, napi_callback_info info) {
   Args a;
   size_t lp, lg, lm, lv;
@@ -1001,6 +1211,11 @@ FTZ_ENTRY(js_conv2d)
 FTZ_ENTRY(js_conv2d_backprop_filter)
 FTZ_ENTRY(js_conv2d_backprop_input)
 FTZ_ENTRY(js_adam_update)
+FTZ_ENTRY(js_bernoulli_log_prob)
+FTZ_ENTRY(js_bernoulli_log_prob_grad)
+FTZ_ENTRY(js_sum_squares)
+FTZ_ENTRY(js_relu)
+FTZ_ENTRY(js_relu_grad)
 
 /* ---------------------------------------------------------------- module */
 
@@ -1025,6 +1240,11 @@ NAPI_MODULE_INIT() {
       {"conv2dBackpropFilter", js_conv2d_backprop_filter_ftz},
       {"conv2dBackpropInput", js_conv2d_backprop_input_ftz},
       {"adamUpdate", js_adam_update_ftz},
+      {"bernoulliLogProb", js_bernoulli_log_prob_ftz},
+      {"bernoulliLogProbGrad", js_bernoulli_log_prob_grad_ftz},
+      {"sumSquares", js_sum_squares_ftz},
+      {"relu", js_relu_ftz},
+      {"reluGrad", js_relu_grad_ftz},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},
       {"info", js_info},

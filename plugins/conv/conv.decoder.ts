@@ -13,7 +13,6 @@ import {
   Dense,
   Module,
   TOKENS,
-  activate,
   definePlugin,
   initRng,
   pluginConfig,
@@ -72,11 +71,10 @@ export class ConvDecoder extends Module implements Decoder {
     return tf.tidy(() => {
       const n = z.shape[0];
       let h = cond ? (tf.concat([z, cond], 1) as tf.Tensor2D) : z;
-      for (const d of this.dense) h = activate(d.apply(h), this.cfg.activation);
+      for (const d of this.dense) h = d.apply(h, this.cfg.activation);
       let img = tf.reshape(h, [n, ...this.start]) as tf.Tensor4D;
       this.deconvs.forEach((d, i) => {
-        img = d.apply(img);
-        if (i < this.deconvs.length - 1) img = activate(img, this.cfg.activation);
+        img = d.apply(img, i < this.deconvs.length - 1 ? this.cfg.activation : 'linear');
       });
       return tf.reshape(img, [n, -1]) as tf.Tensor2D;
     });

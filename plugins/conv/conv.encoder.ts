@@ -13,7 +13,6 @@ import {
   Dense,
   Module,
   TOKENS,
-  activate,
   definePlugin,
   initRng,
   pluginConfig,
@@ -83,9 +82,9 @@ export class ConvEncoder extends Module implements Encoder {
         const c = tf.tile(tf.reshape(cond, [b, 1, 1, cond.shape[1]]), [1, H, W, 1]);
         img = tf.concat([img, c], 3) as tf.Tensor4D;
       }
-      for (const conv of this.convs) img = activate(conv.apply(img), this.cfg.activation);
+      for (const conv of this.convs) img = conv.apply(img, this.cfg.activation);
       let h = tf.reshape(img, [b, -1]) as tf.Tensor2D;
-      if (this.dense) h = activate(this.dense.apply(h), this.cfg.activation);
+      if (this.dense) h = this.dense.apply(h, this.cfg.activation);
       return h;
     });
   }

@@ -11,8 +11,9 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's CommonJS build registers no gradients; the union package registers tfjs's own.
 import '@tensorflow/tfjs';
 import {
-  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, type NativeAdamHyper,
+  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
+import { bernoulliLogProb } from '../../core/math';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
 import { skipBecause } from '../data/helpers';
@@ -46,7 +47,10 @@ function hyperAt(t: number, lr: number, weightDecay = 0): NativeAdamHyper {
 
 describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
-  const names = ['BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Sum', '_FusedMatMul'];
+  const names = [
+    'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
+    'VaelabBernoulliLogProbGrad', 'VaelabReluGrad', '_FusedMatMul',
+  ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
   function needNative(ctx: Mocha.Context): void {
@@ -63,7 +67,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its six kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should install its eleven kernels once and report the OpenBLAS build and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
@@ -218,6 +222,33 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       const wt = new Data(24, [3, 3, 3, 4]);
       await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt.t4(), 1, 'same', 'NHWC', 2), 'dilated conv2d');
     });
+
+    for (const activation of ['relu', 'linear', 'elu', 'leakyrelu'] as const) {
+      it(`Should match cpu for fused conv2d with bias and ${activation}, stride 2${activation === 'relu' ? ', and its gradients' : ''}`, async function () {
+        needNative(this);
+        const x = new Data(25, [3, 8, 8, 2]);
+        const wt = new Data(26, [4, 4, 2, 5]);
+        const b = new Data(27, [5]);
+        const fused = (xt: tf.Tensor, wtt: tf.Tensor, bt: tf.Tensor) =>
+          tf.fused.conv2d({ x: xt as tf.Tensor4D, filter: wtt as tf.Tensor4D, strides: 2, pad: 'same', bias: bt, activation, leakyreluAlpha: 0.1 });
+        await expectNativeMatchesCpu(() => fused(x.t(), wt.t(), b.t()), `fused conv2d ${activation}`);
+        if (activation !== 'relu') return;
+        // tfjs differentiates fused conv2d for relu and linear only.
+        const r = new Data(28, [3, 4, 4, 5]);
+        await expectNativeMatchesCpu(() => tf.grads((xt: tf.Tensor, wtt: tf.Tensor, bt: tf.Tensor) => tf.sum(tf.mul(fused(xt, wtt, bt), r.t())))([x.t(), wt.t(), b.t()]), 'fused conv2d gradients');
+      });
+    }
+
+    it('Should fall back to the stock kernel for fused conv2d with prelu', async function () {
+      needNative(this);
+      const x = new Data(29, [2, 6, 6, 3]);
+      const wt = new Data(30, [3, 3, 3, 4]);
+      const alpha = new Data(31, [4]);
+      await expectNativeMatchesCpu(
+        () => tf.fused.conv2d({ x: x.t4(), filter: wt.t4(), strides: 1, pad: 'same', activation: 'prelu', preluActivationWeights: alpha.t() }),
+        'fused conv2d prelu',
+      );
+    });
   });
 
   describe('sum', () => {
@@ -245,6 +276,115 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       // relative; blocks of 64 summed in double stay within ~1e-6 of 1e4.
       const [actual] = await on('wasm', () => tf.sum(tf.fill([100000, 2], 0.1), 0));
       for (const v of actual.values) expect(Math.abs(v - 10000)).to.be.below(1e-2);
+    });
+  });
+
+  describe('bernoulliLogProb (fused)', () => {
+    /** Logits from -60 to 60 (exp overflows float32 past 88 only in a naive formula) and grey levels x in [0, 1]. */
+    const logits = new Data(41, [6, 37]);
+    const scaled = () => tf.mul(logits.t(), 20) as tf.Tensor2D;
+    const grey = () => tf.sigmoid(new Data(42, [6, 37]).t()) as tf.Tensor2D;
+
+    it('Should run as one kernel on wasm and match the tfjs formula on cpu, values and both gradients', async function () {
+      needNative(this);
+      await selectBackend('wasm', { quiet: true });
+      const kernels: string[] = [];
+      const profile = await tf.profile(() => bernoulliLogProb(grey(), scaled()));
+      for (const k of profile.kernels) kernels.push(k.name);
+      expect(kernels.filter((k) => k.startsWith('Vaelab'))).to.deep.equal(['VaelabBernoulliLogProb']);
+      await expectNativeMatchesCpu(
+        () => {
+          const dy = new Data(43, [6]).t();
+          const [gx, gl] = tf.grads((x: tf.Tensor, l: tf.Tensor) => bernoulliLogProb(x as tf.Tensor2D, l as tf.Tensor2D))([grey(), scaled()], dy);
+          return [bernoulliLogProb(grey(), scaled()), gx, gl];
+        },
+        'bernoulliLogProb',
+      );
+    });
+
+    it('Should give the known value for logits 0 (log 1/2 per pixel) and stay finite at |logits| = 1e4', async function () {
+      needNative(this);
+      const [zero, far] = await on('wasm', () => [
+        bernoulliLogProb(tf.fill([2, 784], 0.3) as tf.Tensor2D, tf.zeros([2, 784])),
+        bernoulliLogProb(tf.tensor2d([[1, 0, 1, 0]]), tf.tensor2d([[1e4, -1e4, -1e4, 1e4]])),
+      ]);
+      for (const v of zero.values) expect(v).to.be.closeTo(784 * Math.log(0.5), 1e-3);
+      // log sigmoid(1e4) = 0, log (1 - sigmoid(-1e4)) = 0, log sigmoid(-1e4) = -1e4, log (1 - sigmoid(1e4)) = -1e4.
+      expect(Array.from(far.values)).to.deep.equal([-2e4]);
+    });
+  });
+
+  describe('bernoulliLogProb accuracy (the addon\'s own exp and log1p)', () => {
+    it('Should be within a few float32 ulps of the formula in double for logits from -100 to 100, and its gradient too', function () {
+      needNative(this);
+      const addon = nativeAddon()!;
+      // One pixel per row, so that each output is one term; x cycles through 0, 0.3 and 1.
+      const ls: number[] = [];
+      for (let v = -100; v <= 100; v += 0.0137) ls.push(v);
+      for (const v of [-1e-3, -1e-6, -1e-9, 0, 1e-9, 1e-6, 1e-3, -87.5, -88, -104]) ls.push(v);
+      const n = ls.length;
+      const logits = Float32Array.from(ls);
+      const x = Float32Array.from(ls, (_, i) => [0, 0.3, 1][i % 3]);
+      const out = new Float32Array(n);
+      const dy = Float32Array.from(ls, (_, i) => 1 + (i % 5));
+      const grad = new Float32Array(n);
+      addon.bernoulliLogProb(x, logits, out, n, 1);
+      addon.bernoulliLogProbGrad(dy, x, logits, grad, n, 1);
+      const ulp = 2 ** -23;
+      let worst = 0;
+      let worstGrad = 0;
+      for (let i = 0; i < n; i++) {
+        const l = logits[i];
+        const softplus = Math.max(l, 0) + Math.log1p(Math.exp(-Math.abs(l)));
+        const term = x[i] * l - softplus;
+        // Error relative to the size of what is summed (x l and softplus are each rounded once);
+        // results below float32's normal range (2^-126) are flushed to zero.
+        const tiny = 2 ** -125;
+        worst = Math.max(worst, Math.max(0, Math.abs(out[i] - term) - tiny) / ((Math.abs(x[i] * l) + softplus) * ulp));
+        const sig = 1 / (1 + Math.exp(-l));
+        const g = dy[i] * (x[i] - sig);
+        worstGrad = Math.max(worstGrad, Math.max(0, Math.abs(grad[i] - g) - tiny * dy[i]) / ((Math.abs(dy[i] * x[i]) + Math.abs(dy[i] * sig)) * ulp));
+      }
+      expect(worst, 'value error in ulps').to.be.below(4);
+      expect(worstGrad, 'gradient error in ulps').to.be.below(4);
+    });
+  });
+
+  describe('relu', () => {
+    it('Should match cpu for relu and its gradient, including 0, -0, NaN and infinities, as one kernel each way', async function () {
+      needNative(this);
+      const special = [0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30, 3, -3];
+      const x = () => tf.concat([tf.tensor1d(special), new Data(46, [64]).t()]);
+      const dy = () => tf.concat([tf.tensor1d(special.map((_, i) => i + 1)), new Data(47, [64]).t()]);
+      const run = () => {
+        const [g] = tf.grads((t: tf.Tensor) => tf.relu(t))([x()], dy());
+        return [tf.relu(x()), g];
+      };
+      const expected = await on('cpu', run);
+      const actual = await on('wasm', run);
+      // NaN == NaN here (deep equality of Float32Arrays compares with SameValueZero).
+      expect(Array.from(actual[0].values)).to.deep.equal(Array.from(expected[0].values));
+      expect(Array.from(actual[1].values)).to.deep.equal(Array.from(expected[1].values));
+      const profile = await tf.profile(() => tf.grads((t: tf.Tensor) => tf.relu(t))([x()], dy()));
+      expect(profile.kernels.map((k) => k.name).filter((k) => /Relu|Step|Multiply/.test(k))).to.deep.equal(['Relu', 'VaelabReluGrad']);
+    });
+  });
+
+  describe('nativeSumSquares', () => {
+    it('Should give the sum of squares over several tensors, in double', async function () {
+      needNative(this);
+      await selectBackend('wasm', { quiet: true });
+      const a = new Data(44, [33, 17]);
+      const b = new Data(45, [5]);
+      const expected = [...a.values, ...b.values].reduce((acc, v) => acc + v * v, 0);
+      const ts = [a.t(), b.t(), tf.zeros([0])];
+      expect(nativeSumSquares(ts)).to.be.closeTo(expected, 1e-9 * expected);
+      tf.dispose(ts);
+      await tf.setBackend('cpu');
+      const onCpu = tf.ones([3]);
+      expect(nativeSumSquares([onCpu])).to.equal(null);
+      onCpu.dispose();
+      await tf.setBackend('wasm');
     });
   });
 

@@ -1,0 +1,72 @@
+/**
+ * vaelab's own fused kernels: a whole formula of our field as one kernel instead of a chain of
+ * tfjs ops, where a backend implements it (today: the native kernel pack on wasm, see
+ * core/backend/native.ts). Each has an op here that uses the kernel when the current backend
+ * registers it and the inputs fit, and otherwise returns null so that the caller runs the
+ * composite tfjs formula; its gradient is registered by core/gradients.ts.
+ *
+ * Kernel names start with "Vaelab" so that they never clash with tfjs's.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { GradConfig } from '@tensorflow/tfjs-core';
+
+/**
+ * Bernoulli log-density on logits summed over the last axis, x l - softplus(l).
+ * Inputs {x, logits} [N, D] float32 -> [N].
+ */
+export const BERNOULLI_LOG_PROB = 'VaelabBernoulliLogProb';
+/** Its gradient with respect to the logits, dy (x - sigmoid(l)). Inputs {dy [N], x, logits [N, D]} -> [N, D]. */
+export const BERNOULLI_LOG_PROB_GRAD = 'VaelabBernoulliLogProbGrad';
+
+/** The gradient of relu at its input x, dy * step(x). Inputs {dy, x} (same shape) -> x's shape. */
+export const RELU_GRAD = 'VaelabReluGrad';
+
+function registered(kernel: string): boolean {
+  return tf.getKernel(kernel, tf.getBackend()) !== undefined;
+}
+
+function plainMatrices(...ts: tf.Tensor[]): boolean {
+  return ts.every((t) => t.dtype === 'float32' && t.rank === 2 && t.size > 0 && t.shape[0] === ts[0].shape[0] && t.shape[1] === ts[0].shape[1]);
+}
+
+/** The fused Bernoulli log-density, or null when the backend has no kernel for it or the shapes differ. Shapes: [N, D] -> [N]. */
+export function fusedBernoulliLogProb(x: tf.Tensor2D, logits: tf.Tensor2D): tf.Tensor1D | null {
+  if (!plainMatrices(x, logits) || !registered(BERNOULLI_LOG_PROB)) return null;
+  return tf.engine().runKernel(BERNOULLI_LOG_PROB, { x, logits }, {}) as tf.Tensor1D;
+}
+
+/** Gradient of BERNOULLI_LOG_PROB: logits get dy (x - sigmoid(l)), x gets dy l. */
+export const bernoulliLogProbGrad: GradConfig = {
+  kernelName: BERNOULLI_LOG_PROB,
+  inputsToSave: ['x', 'logits'],
+  gradFunc: (dy, saved) => {
+    const [x, logits] = saved;
+    const dyCol = () => tf.reshape(dy as tf.Tensor, [logits.shape[0], 1]);
+    return {
+      logits: () =>
+        registered(BERNOULLI_LOG_PROB_GRAD)
+          ? (tf.engine().runKernel(BERNOULLI_LOG_PROB_GRAD, { dy: dy as tf.Tensor, x, logits }, {}) as tf.Tensor)
+          : tf.mul(dyCol(), tf.sub(x, tf.sigmoid(logits))),
+      x: () => tf.mul(dyCol(), logits),
+    };
+  },
+};
+
+/**
+ * Gradient of tfjs's `Relu`, as tfjs computes it (dy * step(x), NaN where x is NaN) but as one
+ * RELU_GRAD kernel where the backend has it, instead of a Step, a Cast and a Multiply.
+ */
+export const reluGrad: GradConfig = {
+  kernelName: 'Relu',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved) => {
+    const [x] = saved;
+    const d = dy as tf.Tensor;
+    return {
+      x: () =>
+        registered(RELU_GRAD) && d.dtype === 'float32' && x.dtype === 'float32' && d.size === x.size
+          ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x }, {}) as tf.Tensor)
+          : tf.mul(d, tf.cast(tf.step(x), 'float32')),
+    };
+  },
+};
