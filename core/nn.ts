@@ -35,12 +35,6 @@ export function activate<T extends tf.Tensor>(x: T, name: Activation): T {
   }
 }
 
-/**
- * The bias is added inside the product's kernel (tf.fused with a linear activation; on wasm with
- * the native pack, one pass over the output) and the activation applied after it. TensorFlow.js
- * would fuse a relu as well, but only outside gradient mode (it runs a fused relu unfused while
- * taping), so training gains nothing from passing it.
- */
 function uniformVariable(shape: number[], bound: number, rng: Rng): tf.Variable {
   return tf.tidy(() => tf.variable(rng.uniformTensor(shape, -bound, bound), true));
 }
@@ -85,9 +79,12 @@ export class Dense extends Module {
     this.bias = this.track('bias', uniformVariable([outDim], bound, rng));
   }
 
-  /** activation(x W + b), the bias added inside the product's kernel. */
+  /**
+   * activation(x W + b). Plain ops, not tf.fused: a fused op's gradient computes the gradient of
+   * every input (the data's too, in a first layer), the plain ops' only of those that need one.
+   */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
-    return activate(tf.fused.matMul({ a: x, b: this.kernel as tf.Tensor2D, bias: this.bias }) as tf.Tensor2D, activation);
+    return activate(tf.add(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias), activation);
   }
 }
 
@@ -142,9 +139,9 @@ export class Conv2d extends ConvBase {
     super(inC, outC, size, stride, [size, size, inC, outC], inC * size * size, rng);
   }
 
-  /** activation(conv(x) + b), the bias added inside the convolution's kernel. */
+  /** activation(conv(x) + b) (plain ops, for the reason given at Dense.apply). */
   apply(x: tf.Tensor4D, activation: Activation = 'linear'): tf.Tensor4D {
-    return activate(tf.fused.conv2d({ x, filter: this.kernel as tf.Tensor4D, strides: this.stride, pad: 'same', bias: this.bias }), activation);
+    return activate(tf.add(tf.conv2d(x, this.kernel as tf.Tensor4D, this.stride, 'same'), this.bias), activation);
   }
 }
 

@@ -844,6 +844,46 @@ static napi_value js_sum_rows(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/* ---------------------------------------------------------------- bias add */
+
+VECTOR_CLONES
+static void add_row(const float *restrict x, const float *restrict b, float *restrict y, size_t n) {
+  for (size_t j = 0; j < n; j++) y[j] = x[j] + b[j];
+}
+
+VECTOR_CLONES
+static void add_scalar(const float *restrict x, float b, float *restrict y, size_t n) {
+  for (size_t j = 0; j < n; j++) y[j] = x[j] + b;
+}
+
+/*
+ * biasAdd(x, bias, y): x and y viewed as [rows, n], bias [n]; y = x + bias on every row (the
+ * bias add of a dense or conv layer, which tfjs's wasm Add runs through its generic broadcast
+ * loop).
+ */
+static napi_value js_bias_add(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx, lb, ly;
+  if (!args_init(&a, env, info, "biasAdd", 3)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  const float *b = arg_f32(&a, 1, "bias", &lb);
+  float *y = arg_f32(&a, 2, "y", &ly);
+  exact_len(&a, "y", ly, lx);
+  if (!a.failed && (lb == 0 || lx % lb != 0)) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "vaelab_native.biasAdd: x must hold a whole number of rows of bias (%zu floats); got %zu", lb, lx);
+    napi_throw_range_error(env, NULL, msg);
+    return NULL;
+  }
+  if (a.failed) return NULL;
+  if (lb == 1) {
+    add_scalar(x, b[0], y, lx);
+  } else {
+    for (size_t r = 0; r < lx / lb; r++) add_row(x + r * lb, b, y + r * lb, lb);
+  }
+  return undefined_value(env);
+}
+
 /* ---------------------------------------------------------------- relu */
 
 /* y = max(x, 0); NaN stays NaN, as tfjs's Relu keeps it. */
@@ -1215,6 +1255,7 @@ FTZ_ENTRY(js_bernoulli_log_prob)
 FTZ_ENTRY(js_bernoulli_log_prob_grad)
 FTZ_ENTRY(js_sum_squares)
 FTZ_ENTRY(js_relu)
+FTZ_ENTRY(js_bias_add)
 FTZ_ENTRY(js_relu_grad)
 
 /* ---------------------------------------------------------------- module */
@@ -1244,6 +1285,7 @@ NAPI_MODULE_INIT() {
       {"bernoulliLogProbGrad", js_bernoulli_log_prob_grad_ftz},
       {"sumSquares", js_sum_squares_ftz},
       {"relu", js_relu_ftz},
+      {"biasAdd", js_bias_add_ftz},
       {"reluGrad", js_relu_grad_ftz},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},

@@ -48,7 +48,7 @@ function hyperAt(t: number, lr: number, weightDecay = 0): NativeAdamHyper {
 describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
-    'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
+    'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
     'VaelabBernoulliLogProbGrad', 'VaelabReluGrad', '_FusedMatMul',
   ];
 
@@ -67,7 +67,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its eleven kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should install its twelve kernels once and report the OpenBLAS build and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
@@ -347,6 +347,32 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       }
       expect(worst, 'value error in ulps').to.be.below(4);
       expect(worstGrad, 'gradient error in ulps').to.be.below(4);
+    });
+  });
+
+  describe('add', () => {
+    it('Should match cpu for bias adds in either order, and fall back for other adds', async function () {
+      needNative(this);
+      const x = new Data(48, [3, 5, 4, 7]);
+      const b = new Data(49, [7]);
+      const m = new Data(50, [6, 7]);
+      await expectNativeMatchesCpu(
+        () => [
+          tf.add(x.t(), b.t()),
+          tf.add(b.t(), x.t()),
+          tf.add(m.t(), b.t()),
+          tf.add(m.t(), tf.reshape(b.t(), [1, 7])),
+          tf.add(x.t(), tf.reshape(b.t(), [1, 1, 1, 7])),
+          // One channel (a decoder's last layer on grey images).
+          tf.add(tf.reshape(m.t(), [6, 7, 1]), tf.reshape(b.t(), [7, 1]).slice([2, 0], [1, 1]).reshape([1])),
+          // Not a bias: the stock kernel.
+          tf.add(m.t(), m.t()),
+          tf.add(x.t(), tf.reshape(new Data(51, [4, 7]).t(), [4, 7])),
+          tf.add(m.t(), 2),
+          tf.add(tf.reshape(m.t(), [6, 7, 1]), tf.reshape(b.t(), [1, 1, 7])),
+        ],
+        'add',
+      );
     });
   });
 
