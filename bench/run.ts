@@ -82,7 +82,7 @@ const USAGE = `usage: npm run bench -- [options]
   --mlp-steps N         timed steps per mlp run (default 300; 60 with --quick)
   --conv-steps N        timed steps per conv run (default 60; 10 with --quick)
   --cpu-steps N         timed steps of the cpu backend, mlp only (default 10; 5 with --quick)
-  --warmup N            untimed warm-up steps before the clock starts (default 20; 10 with --quick)`;
+  --warmup N            untimed warm-up steps before the clock starts (default 50; 30 with --quick; wasm code is tiered up while it runs hot)`;
 
 class UsageError extends Error {}
 
@@ -127,7 +127,7 @@ function parseOptions(argv: string[]): Options {
     peerScript: path.resolve(values.get('--peer-script') ?? process.env.VAELAB_TORCH_PEER ?? path.join(REPO, '..', 'shared', 'peers', 'torch_vae.py')),
     steps: { mlp: int('--mlp-steps', quick ? 60 : 300, 1), conv: int('--conv-steps', quick ? 10 : 60, 1) },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
-    warmup: int('--warmup', quick ? 10 : 20, 1),
+    warmup: int('--warmup', quick ? 30 : 50, 1),
     cpuWarmup: quick ? 2 : 3,
   };
 }

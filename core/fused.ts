@@ -21,6 +21,9 @@ export const BERNOULLI_LOG_PROB_GRAD = 'VaelabBernoulliLogProbGrad';
 /** The gradient of relu at its input x, dy * step(x). Inputs {dy, x} (same shape) -> x's shape. */
 export const RELU_GRAD = 'VaelabReluGrad';
 
+/** A layer's bias and relu, max(x + bias, 0). Inputs {x [..., C], bias [C]} float32 -> x's shape. */
+export const BIAS_RELU = 'VaelabBiasRelu';
+
 function registered(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
@@ -68,5 +71,32 @@ export const reluGrad: GradConfig = {
           ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x }, {}) as tf.Tensor)
           : tf.mul(d, tf.cast(tf.step(x), 'float32')),
     };
+  },
+};
+
+/**
+ * relu(x + bias) as one BIAS_RELU kernel, or null when the backend has none or bias is not one
+ * value per channel of x's last axis. Shapes: x [..., C], bias [C] -> x's shape.
+ */
+export function fusedBiasRelu<T extends tf.Tensor>(x: T, bias: tf.Tensor): T | null {
+  if (x.dtype !== 'float32' || bias.dtype !== 'float32' || bias.rank !== 1 || x.rank < 2 || x.shape[x.rank - 1] !== bias.size) return null;
+  if (!registered(BIAS_RELU)) return null;
+  return tf.engine().runKernel(BIAS_RELU, { x, bias }, {}) as T;
+}
+
+/**
+ * Gradient of BIAS_RELU from its output y: dy * step(y) (one RELU_GRAD kernel where there is
+ * one) for x, and that summed over every axis but the last for the bias.
+ */
+export const biasReluGrad: GradConfig = {
+  kernelName: BIAS_RELU,
+  inputsToSave: [],
+  outputsToSave: [true],
+  gradFunc: (dy, saved) => {
+    const [y] = saved;
+    const d = dy as tf.Tensor;
+    const dyAct = registered(RELU_GRAD) ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }, {}) as tf.Tensor) : tf.mul(d, tf.cast(tf.step(y), 'float32'));
+    const lead = [...Array(y.rank - 1).keys()];
+    return { x: () => tf.clone(dyAct), bias: () => tf.sum(dyAct, lead) };
   },
 };

@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Trainable } from './contracts';
+import { fusedBiasRelu } from './fused';
 import type { Rng } from './rng';
 
 /** Activation names a schema may offer. */
@@ -33,6 +34,18 @@ export function activate<T extends tf.Tensor>(x: T, name: Activation): T {
     case 'linear':
       return x;
   }
+}
+
+/**
+ * activation(y + bias), a layer's last two steps: one fused kernel for relu where the backend has
+ * it (core/fused.ts), else tfjs's add and the activation. Shapes: y [..., C], bias [C].
+ */
+export function addBiasActivate<T extends tf.Tensor>(y: T, bias: tf.Tensor, name: Activation): T {
+  if (name === 'relu') {
+    const fused = fusedBiasRelu(y, bias);
+    if (fused !== null) return fused;
+  }
+  return activate(tf.add(y, bias) as T, name);
 }
 
 function uniformVariable(shape: number[], bound: number, rng: Rng): tf.Variable {
@@ -80,11 +93,12 @@ export class Dense extends Module {
   }
 
   /**
-   * activation(x W + b). Plain ops, not tf.fused: a fused op's gradient computes the gradient of
-   * every input (the data's too, in a first layer), the plain ops' only of those that need one.
+   * activation(x W + b), the bias and a relu in one kernel (addBiasActivate). Not tf.fused: a
+   * fused op's gradient computes the gradient of every input (the data's too, in a first layer),
+   * the plain ops' only of those that need one.
    */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
-    return activate(tf.add(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias), activation);
+    return addBiasActivate(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias, activation);
   }
 }
 
@@ -139,9 +153,9 @@ export class Conv2d extends ConvBase {
     super(inC, outC, size, stride, [size, size, inC, outC], inC * size * size, rng);
   }
 
-  /** activation(conv(x) + b) (plain ops, for the reason given at Dense.apply). */
+  /** activation(conv(x) + b) (not tf.fused, for the reason given at Dense.apply). */
   apply(x: tf.Tensor4D, activation: Activation = 'linear'): tf.Tensor4D {
-    return activate(tf.add(tf.conv2d(x, this.kernel as tf.Tensor4D, this.stride, 'same'), this.bias), activation);
+    return addBiasActivate(tf.conv2d(x, this.kernel as tf.Tensor4D, this.stride, 'same'), this.bias, activation);
   }
 }
 
@@ -156,7 +170,7 @@ export class ConvTranspose2d extends ConvBase {
     super(inC, outC, size, stride, [size, size, outC, inC], outC * size * size, rng);
   }
 
-  /** activation(convTranspose(x) + b) (TensorFlow.js has no fused transposed convolution). */
+  /** activation(convTranspose(x) + b). */
   apply(x: tf.Tensor4D, activation: Activation = 'linear'): tf.Tensor4D {
     const [n, h, w] = x.shape;
     const out = tf.conv2dTranspose(
@@ -166,6 +180,6 @@ export class ConvTranspose2d extends ConvBase {
       this.stride,
       'same',
     );
-    return activate(tf.add(out, this.bias), activation);
+    return addBiasActivate(out, this.bias, activation);
   }
 }

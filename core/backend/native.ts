@@ -7,7 +7,7 @@
  * `Sum` (over leading axes only: bias gradients, which the stock kernel computes through a full
  * transpose) with calls into the addon on zero-copy Float32Array views of the wasm heap,
  * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density and its gradient,
- * the relu gradient),
+ * the relu gradient, bias + relu),
  * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
  * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
@@ -32,7 +32,7 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
-import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, RELU_GRAD } from '../fused';
+import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, RELU_GRAD } from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
@@ -78,6 +78,7 @@ export interface NativeAddon {
   sumSquares(x: Float32Array): number;
   relu(x: Float32Array, y: Float32Array): void;
   biasAdd(x: Float32Array, bias: Float32Array, y: Float32Array): void;
+  biasRelu(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   setThreads(n: number): void;
   getThreads(): number;
@@ -575,6 +576,20 @@ function add(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   return out;
 }
 
+/** core/fused.ts BIAS_RELU: max(x + bias, 0) in one pass. Shapes: x [..., C], bias [C] -> x's shape. */
+function biasReluKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const l = load();
+  if (!l.ok) throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x, bias } = args.inputs;
+  if (x === undefined || bias === undefined || !isFloat(x, bias) || bias.shape.length !== 1 || x.shape[x.shape.length - 1] !== bias.shape[0]) {
+    throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): inputs must be float32 x [..., C] and bias [C]`);
+  }
+  const out = backend.makeOutput(x.shape, 'float32');
+  l.addon.biasRelu(heapView(backend, x), heapView(backend, bias), heapView(backend, out));
+  return out;
+}
+
 /** Relu in one native pass (the stock wasm kernel is ~3x slower on conv activations); other dtypes fall back. */
 function relu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
@@ -629,6 +644,7 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [BERNOULLI_LOG_PROB, bernoulliLogProb],
   [BERNOULLI_LOG_PROB_GRAD, bernoulliLogProbGrad],
   [RELU_GRAD, reluGradKernel],
+  [BIAS_RELU, biasReluKernel],
 ];
 
 /**

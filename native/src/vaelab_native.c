@@ -856,33 +856,59 @@ static void add_scalar(const float *restrict x, float b, float *restrict y, size
   for (size_t j = 0; j < n; j++) y[j] = x[j] + b;
 }
 
+/* y = max(x + b, 0) on one row; NaN stays NaN (relu(add) in tfjs). */
+VECTOR_CLONES
+static void add_relu_row(const float *restrict x, const float *restrict b, float *restrict y, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    const float v = x[j] + b[j];
+    y[j] = v > 0.0f || v != v ? v : 0.0f;
+  }
+}
+
+VECTOR_CLONES
+static void add_relu_scalar(const float *restrict x, float b, float *restrict y, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    const float v = x[j] + b;
+    y[j] = v > 0.0f || v != v ? v : 0.0f;
+  }
+}
+
 /*
  * biasAdd(x, bias, y): x and y viewed as [rows, n], bias [n]; y = x + bias on every row (the
  * bias add of a dense or conv layer, which tfjs's wasm Add runs through its generic broadcast
  * loop).
  */
-static napi_value js_bias_add(napi_env env, napi_callback_info info) {
+static napi_value bias_add_impl(napi_env env, napi_callback_info info, const char *fn, int relu) {
   Args a;
   size_t lx, lb, ly;
-  if (!args_init(&a, env, info, "biasAdd", 3)) return NULL;
+  if (!args_init(&a, env, info, fn, 3)) return NULL;
   const float *x = arg_f32(&a, 0, "x", &lx);
   const float *b = arg_f32(&a, 1, "bias", &lb);
   float *y = arg_f32(&a, 2, "y", &ly);
   exact_len(&a, "y", ly, lx);
   if (!a.failed && (lb == 0 || lx % lb != 0)) {
     char msg[160];
-    snprintf(msg, sizeof msg, "vaelab_native.biasAdd: x must hold a whole number of rows of bias (%zu floats); got %zu", lb, lx);
+    snprintf(msg, sizeof msg, "vaelab_native.%s: x must hold a whole number of rows of bias (%zu floats); got %zu", fn, lb, lx);
     napi_throw_range_error(env, NULL, msg);
     return NULL;
   }
   if (a.failed) return NULL;
   if (lb == 1) {
-    add_scalar(x, b[0], y, lx);
+    if (relu) add_relu_scalar(x, b[0], y, lx);
+    else add_scalar(x, b[0], y, lx);
   } else {
-    for (size_t r = 0; r < lx / lb; r++) add_row(x + r * lb, b, y + r * lb, lb);
+    for (size_t r = 0; r < lx / lb; r++) {
+      if (relu) add_relu_row(x + r * lb, b, y + r * lb, lb);
+      else add_row(x + r * lb, b, y + r * lb, lb);
+    }
   }
   return undefined_value(env);
 }
+
+static napi_value js_bias_add(napi_env env, napi_callback_info info) { return bias_add_impl(env, info, "biasAdd", 0); }
+
+/* biasRelu(x, bias, y): y = max(x + bias, 0) on every row (a layer's bias and relu in one pass). */
+static napi_value js_bias_relu(napi_env env, napi_callback_info info) { return bias_add_impl(env, info, "biasRelu", 1); }
 
 /* ---------------------------------------------------------------- relu */
 
@@ -1256,6 +1282,7 @@ FTZ_ENTRY(js_bernoulli_log_prob_grad)
 FTZ_ENTRY(js_sum_squares)
 FTZ_ENTRY(js_relu)
 FTZ_ENTRY(js_bias_add)
+FTZ_ENTRY(js_bias_relu)
 FTZ_ENTRY(js_relu_grad)
 
 /* ---------------------------------------------------------------- module */
@@ -1286,6 +1313,7 @@ NAPI_MODULE_INIT() {
       {"sumSquares", js_sum_squares_ftz},
       {"relu", js_relu_ftz},
       {"biasAdd", js_bias_add_ftz},
+      {"biasRelu", js_bias_relu_ftz},
       {"reluGrad", js_relu_grad_ftz},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},

@@ -14,6 +14,7 @@ import {
   installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
 import { bernoulliLogProb } from '../../core/math';
+import { addBiasActivate } from '../../core/nn';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
 import { skipBecause } from '../data/helpers';
@@ -49,7 +50,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
     'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabReluGrad', '_FusedMatMul',
+    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabReluGrad', '_FusedMatMul',
   ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
@@ -67,7 +68,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its twelve kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should install its thirteen kernels once and report the OpenBLAS build and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
@@ -372,6 +373,33 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
           tf.add(tf.reshape(m.t(), [6, 7, 1]), tf.reshape(b.t(), [1, 1, 7])),
         ],
         'add',
+      );
+    });
+  });
+
+  describe('bias + relu (fused)', () => {
+    it('Should match cpu (relu(x + b)) for values and the gradients of x and b, as one kernel each way', async function () {
+      needNative(this);
+      const x = new Data(52, [4, 3, 3, 6]);
+      const b = new Data(53, [6]);
+      const dy = new Data(54, [4, 3, 3, 6]);
+      const run = () => {
+        const [gx, gb] = tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t());
+        return [addBiasActivate(x.t(), b.t(), 'relu'), gx, gb];
+      };
+      await expectNativeMatchesCpu(run, 'bias relu');
+      const profile = await tf.profile(() => tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t()));
+      const names = profile.kernels.map((k) => k.name);
+      expect(names.filter((k) => /Relu|Add|Step/.test(k))).to.deep.equal(['VaelabBiasRelu', 'VaelabReluGrad']);
+    });
+
+    it('Should leave other activations and non-channel biases to tfjs ops', async function () {
+      needNative(this);
+      const x = new Data(55, [5, 4]);
+      const b = new Data(56, [4]);
+      await expectNativeMatchesCpu(
+        () => [addBiasActivate(x.t(), b.t(), 'elu'), addBiasActivate(x.t(), tf.reshape(b.t(), [1, 4]), 'relu'), addBiasActivate(x.t(), b.t(), 'linear')],
+        'other activations',
       );
     });
   });
