@@ -738,7 +738,7 @@ function invalidateCaches(backend: WasmBackendView, t: tf.Tensor): void {
  *   grads/m/v[i]: the same shape as vars[i]). A mismatch throws an Error naming the index,
  *   before anything is changed.
  * - Returns false, changing nothing, when the fast path cannot be used: the pack is
- *   unavailable (VAELAB_NATIVE=0, not built), the current backend is not 'wasm', or any of the
+ *   unavailable (VAELAB_NATIVE=0, not built) or its kernels are not installed, the current backend is not 'wasm', or any of the
  *   tensors is not float32 or does not live on the wasm backend. The caller then runs its own
  *   tfjs update. Returns true after updating every variable.
  * - `vars`, `m` and `v` are updated in place: their dataIds, and so their tensor identities,
@@ -775,7 +775,7 @@ export function nativeAdamStep(
     }
   }
   const l = load();
-  if (!l.ok || tf.getBackend() !== BACKEND) return false;
+  if (!l.ok || installed === null || tf.getBackend() !== BACKEND) return false;
   const backend = tf.backend() as unknown as WasmBackendView;
   const all = [...vars, ...grads, ...m, ...v];
   if (!all.every((t) => t.dtype === 'float32' && !t.isDisposed && backend.dataIdMap.get(t.dataId) !== undefined)) return false;
