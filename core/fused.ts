@@ -24,6 +24,14 @@ export const RELU_GRAD = 'VaelabReluGrad';
 /** A layer's bias and relu, max(x + bias, 0). Inputs {x [..., C], bias [C]} float32 -> x's shape. */
 export const BIAS_RELU = 'VaelabBiasRelu';
 
+/**
+ * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis. Inputs {loc, logVar} [N, D]
+ * float32 -> [N].
+ */
+export const KL_STD_NORMAL = 'VaelabKlStdNormal';
+/** Its gradient. Inputs {dy [N], loc, logVar [N, D]} -> [dloc, dlogVar], each [N, D]. */
+export const KL_STD_NORMAL_GRAD = 'VaelabKlStdNormalGrad';
+
 function registered(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
@@ -98,5 +106,30 @@ export const biasReluGrad: GradConfig = {
     const dyAct = registered(RELU_GRAD) ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }, {}) as tf.Tensor) : tf.mul(d, tf.cast(tf.step(y), 'float32'));
     const lead = [...Array(y.rank - 1).keys()];
     return { x: () => tf.clone(dyAct), bias: () => tf.sum(dyAct, lead) };
+  },
+};
+
+/** The fused KL to a standard normal, or null when the backend has no kernel or the shapes differ. Shapes: [N, D] -> [N]. */
+export function fusedKlStdNormal(loc: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor1D | null {
+  if (!plainMatrices(loc, logVar) || !registered(KL_STD_NORMAL)) return null;
+  return tf.engine().runKernel(KL_STD_NORMAL, { loc, logVar }, {}) as tf.Tensor1D;
+}
+
+/** Gradient of KL_STD_NORMAL: loc gets dy loc, logVar gets dy (exp(logVar) - 1) / 2. */
+export const klStdNormalGrad: GradConfig = {
+  kernelName: KL_STD_NORMAL,
+  inputsToSave: ['loc', 'logVar'],
+  gradFunc: (dy, saved) => {
+    const [loc, logVar] = saved;
+    const d = dy as tf.Tensor;
+    if (registered(KL_STD_NORMAL_GRAD)) {
+      const [dLoc, dLogVar] = tf.engine().runKernel(KL_STD_NORMAL_GRAD, { dy: d, loc, logVar }, {}) as tf.Tensor[];
+      return { loc: () => dLoc, logVar: () => dLogVar };
+    }
+    const dyCol = () => tf.reshape(d, [loc.shape[0], 1]);
+    return {
+      loc: () => tf.mul(dyCol(), loc),
+      logVar: () => tf.mul(dyCol(), tf.mul(tf.sub(tf.exp(logVar), 1), 0.5)),
+    };
   },
 };

@@ -3,7 +3,7 @@
  * from logits, and log-mean-exp over samples. Every function is pure tfjs and differentiable.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedBernoulliLogProb } from './fused';
+import { fusedBernoulliLogProb, fusedKlStdNormal } from './fused';
 
 /** log(2 pi) */
 export const LOG_2PI = Math.log(2 * Math.PI);
@@ -33,6 +33,25 @@ export function standardNormalLogProb(z: tf.Tensor2D): tf.Tensor1D {
  */
 export function klStdNormalPerDim(loc: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.mul(tf.sub(tf.sub(tf.add(tf.square(loc), tf.exp(logVar)), logVar), 1), 0.5) as tf.Tensor2D);
+}
+
+/**
+ * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis: one fused kernel where the
+ * backend has it (core/fused.ts; terms in float32, rows summed in double), else the sum of
+ * klStdNormalPerDim. Shapes: loc, logVar [B, D] -> [B].
+ */
+export function klStdNormal(loc: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor1D {
+  return fusedKlStdNormal(loc, logVar) ?? tf.tidy(() => tf.sum(klStdNormalPerDim(loc, logVar), -1) as tf.Tensor1D);
+}
+
+/**
+ * log q(z) of a reparameterised sample z = loc + exp(logVar / 2) eps, from eps:
+ * -0.5 sum(log 2pi + logVar + eps^2) over the last axis. The same function of (loc, logVar, eps)
+ * as diagGaussianLogProb(z, loc, logVar), since (z - loc)^2 / exp(logVar) = eps^2, with 4 kernels
+ * instead of 9. Shapes: logVar, eps [N, D] -> [N].
+ */
+export function reparamLogProb(logVar: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor1D {
+  return tf.tidy(() => tf.mul(tf.sum(tf.add(tf.add(tf.square(eps), logVar), LOG_2PI), -1), -0.5) as tf.Tensor1D);
 }
 
 /**

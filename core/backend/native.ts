@@ -7,7 +7,7 @@
  * `Sum` (over leading axes only: bias gradients, which the stock kernel computes through a full
  * transpose) with calls into the addon on zero-copy Float32Array views of the wasm heap,
  * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density and its gradient,
- * the relu gradient, bias + relu),
+ * the relu gradient, bias + relu, the KL to a standard normal and its gradient),
  * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
  * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
@@ -32,7 +32,7 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
-import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, RELU_GRAD } from '../fused';
+import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD } from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
@@ -77,6 +77,8 @@ export interface NativeAddon {
   bernoulliLogProbGrad(dy: Float32Array, x: Float32Array, logits: Float32Array, dlogits: Float32Array, rows: number, cols: number): void;
   sumSquares(x: Float32Array): number;
   relu(x: Float32Array, y: Float32Array): void;
+  klStdNormal(loc: Float32Array, logVar: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  klStdNormalGrad(dy: Float32Array, loc: Float32Array, logVar: Float32Array, dLoc: Float32Array, dLogVar: Float32Array, rows: number, cols: number): void;
   biasAdd(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   biasRelu(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
@@ -615,6 +617,39 @@ function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return out;
 }
 
+/** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
+function klStdNormalKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const l = load();
+  if (!l.ok) throw new Error(`${KL_STD_NORMAL} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const loc = matrixInput(args, 'loc', KL_STD_NORMAL);
+  const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL);
+  const [rows, cols] = loc.shape;
+  const out = backend.makeOutput([rows], 'float32');
+  l.addon.klStdNormal(heapView(backend, loc), heapView(backend, logVar), heapView(backend, out), rows, cols);
+  return out;
+}
+
+/** core/fused.ts KL_STD_NORMAL_GRAD. Shapes: dy [N], loc, logVar [N, D] -> [dloc, dlogVar] [N, D]. */
+function klStdNormalGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
+  const l = load();
+  if (!l.ok) throw new Error(`${KL_STD_NORMAL_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const backend = args.backend as unknown as WasmBackendView;
+  const loc = matrixInput(args, 'loc', KL_STD_NORMAL_GRAD);
+  const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL_GRAD);
+  const dy = args.inputs.dy;
+  if (dy === undefined || dy.dtype !== 'float32' || util.sizeFromShape(dy.shape) !== loc.shape[0]) {
+    throw new Error(`${KL_STD_NORMAL_GRAD} (wasm, ${WHERE}): input "dy" must hold ${loc.shape[0]} float32 values`);
+  }
+  const [rows, cols] = loc.shape;
+  const dLoc = backend.makeOutput([rows, cols], 'float32');
+  const dLogVar = backend.makeOutput([rows, cols], 'float32');
+  l.addon.klStdNormalGrad(
+    heapView(backend, dy), heapView(backend, loc), heapView(backend, logVar), heapView(backend, dLoc), heapView(backend, dLogVar), rows, cols,
+  );
+  return [dLoc, dLogVar];
+}
+
 /**
  * sum over the tensors of sum(t^2), computed natively in double, or null when the pack is not in
  * use for these tensors (not on wasm, not all float32): the squared global norm of the gradients.
@@ -645,6 +680,8 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [BERNOULLI_LOG_PROB_GRAD, bernoulliLogProbGrad],
   [RELU_GRAD, reluGradKernel],
   [BIAS_RELU, biasReluKernel],
+  [KL_STD_NORMAL, klStdNormalKernel],
+  [KL_STD_NORMAL_GRAD, klStdNormalGradKernel],
 ];
 
 /**

@@ -10,7 +10,8 @@
  * cache-friendly; the chunk buffer is owned by the addon and reused across calls. Thin products
  * (two dimensions <= 64, as in a conv layer with one input channel) skip BLAS for vector loops
  * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
- * Adam step, the Bernoulli log-density on logits with its gradient, and sums of squares.
+ * Adam step, the Bernoulli log-density on logits and the KL to a standard normal with their
+ * gradients, bias + relu, the relu gradient, and sums of squares.
  *
  * Every argument is checked (types, sizes, array lengths) before any memory is touched, because
  * an out-of-bounds write here would silently corrupt the wasm heap. Errors name the function and
@@ -910,6 +911,70 @@ static napi_value js_bias_add(napi_env env, napi_callback_info info) { return bi
 /* biasRelu(x, bias, y): y = max(x + bias, 0) on every row (a layer's bias and relu in one pass). */
 static napi_value js_bias_relu(napi_env env, napi_callback_info info) { return bias_add_impl(env, info, "biasRelu", 1); }
 
+/* ---------------------------------------------------------------- KL to a standard normal */
+
+/*
+ * klStdNormal(loc, logVar, out, rows, cols): out[r] = 0.5 sum_c (loc^2 + exp(logVar) - logVar - 1),
+ * KL(N(loc, exp(logVar)) || N(0, I)) of each row; terms in float32, the row summed in double.
+ */
+static napi_value js_kl_std_normal(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lm, lv, lo;
+  if (!args_init(&a, env, info, "klStdNormal", 5)) return NULL;
+  const float *loc = arg_f32(&a, 0, "loc", &lm);
+  const float *lv_ = arg_f32(&a, 1, "logVar", &lv);
+  float *out = arg_f32(&a, 2, "out", &lo);
+  long rows = arg_int(&a, 3, "rows", 0);
+  long cols = arg_int(&a, 4, "cols", 0);
+  exact_len(&a, "loc", lm, (size_t)rows * (size_t)cols);
+  exact_len(&a, "logVar", lv, (size_t)rows * (size_t)cols);
+  exact_len(&a, "out", lo, (size_t)rows);
+  if (a.failed) return NULL;
+  for (long r = 0; r < rows; r++) {
+    const size_t base = (size_t)r * (size_t)cols;
+    double acc = 0.0;
+    for (long c = 0; c < cols; c++) {
+      const float m = loc[base + c], v = lv_[base + c];
+      acc += (double)(((m * m + expf(v)) - v) - 1.0f);
+    }
+    out[r] = (float)(0.5 * acc);
+  }
+  return undefined_value(env);
+}
+
+/*
+ * klStdNormalGrad(dy, loc, logVar, dloc, dlogVar, rows, cols): the gradient of klStdNormal,
+ * dloc = dy loc, dlogVar = dy 0.5 (exp(logVar) - 1), dy[r] spread over row r.
+ */
+static napi_value js_kl_std_normal_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ld, lm, lv, lgm, lgv;
+  if (!args_init(&a, env, info, "klStdNormalGrad", 7)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ld);
+  const float *loc = arg_f32(&a, 1, "loc", &lm);
+  const float *lv_ = arg_f32(&a, 2, "logVar", &lv);
+  float *gm = arg_f32(&a, 3, "dloc", &lgm);
+  float *gv = arg_f32(&a, 4, "dlogVar", &lgv);
+  long rows = arg_int(&a, 5, "rows", 0);
+  long cols = arg_int(&a, 6, "cols", 0);
+  const size_t n = (size_t)rows * (size_t)cols;
+  exact_len(&a, "dy", ld, (size_t)rows);
+  exact_len(&a, "loc", lm, n);
+  exact_len(&a, "logVar", lv, n);
+  exact_len(&a, "dloc", lgm, n);
+  exact_len(&a, "dlogVar", lgv, n);
+  if (a.failed) return NULL;
+  for (long r = 0; r < rows; r++) {
+    const size_t base = (size_t)r * (size_t)cols;
+    const float d = dy[r];
+    for (long c = 0; c < cols; c++) {
+      gm[base + c] = d * loc[base + c];
+      gv[base + c] = d * (0.5f * (expf(lv_[base + c]) - 1.0f));
+    }
+  }
+  return undefined_value(env);
+}
+
 /* ---------------------------------------------------------------- relu */
 
 /* y = max(x, 0); NaN stays NaN, as tfjs's Relu keeps it. */
@@ -1281,6 +1346,8 @@ FTZ_ENTRY(js_bernoulli_log_prob)
 FTZ_ENTRY(js_bernoulli_log_prob_grad)
 FTZ_ENTRY(js_sum_squares)
 FTZ_ENTRY(js_relu)
+FTZ_ENTRY(js_kl_std_normal)
+FTZ_ENTRY(js_kl_std_normal_grad)
 FTZ_ENTRY(js_bias_add)
 FTZ_ENTRY(js_bias_relu)
 FTZ_ENTRY(js_relu_grad)
@@ -1312,6 +1379,8 @@ NAPI_MODULE_INIT() {
       {"bernoulliLogProbGrad", js_bernoulli_log_prob_grad_ftz},
       {"sumSquares", js_sum_squares_ftz},
       {"relu", js_relu_ftz},
+      {"klStdNormal", js_kl_std_normal_ftz},
+      {"klStdNormalGrad", js_kl_std_normal_grad_ftz},
       {"biasAdd", js_bias_add_ftz},
       {"biasRelu", js_bias_relu_ftz},
       {"reluGrad", js_relu_grad_ftz},

@@ -11,7 +11,7 @@ import {
   Module,
   TOKENS,
   definePlugin,
-  diagGaussianLogProb,
+  reparamLogProb,
   initRng,
   pluginConfig,
   tileSamples,
@@ -68,7 +68,7 @@ export class GaussianLatent extends Module implements Latent {
       const logVarS = tileSamples(logVar, samples);
       const eps = opts.rng.normalTensor([locS.shape[0], this.dim]);
       const z = tf.add(locS, tf.mul(tf.exp(tf.mul(logVarS, 0.5)), eps)) as tf.Tensor2D;
-      const logQ = diagGaussianLogProb(z, locS, logVarS);
+      const logQ = reparamLogProb(logVarS, eps as tf.Tensor2D);
       return { z, logQ, samples, posterior: { loc, logVar } };
     });
   }

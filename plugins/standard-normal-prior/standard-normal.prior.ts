@@ -9,6 +9,7 @@ import {
   ShapeError,
   TOKENS,
   definePlugin,
+  klStdNormal,
   klStdNormalPerDim,
   standardNormalLogProb,
   type DiagGaussianParams,
@@ -47,10 +48,7 @@ export class StandardNormalPrior extends Module implements Prior {
 
   analyticKl(q: DiagGaussianParams, _cond: tf.Tensor2D | null, perDim = false): tf.Tensor {
     this.check(q.loc, 'analyticKl');
-    return tf.tidy(() => {
-      const kl = klStdNormalPerDim(q.loc, q.logVar);
-      return perDim ? kl : tf.sum(kl, -1);
-    });
+    return perDim ? klStdNormalPerDim(q.loc, q.logVar) : klStdNormal(q.loc, q.logVar);
   }
 }
 

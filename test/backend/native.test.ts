@@ -13,7 +13,7 @@ import '@tensorflow/tfjs';
 import {
   installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
-import { bernoulliLogProb } from '../../core/math';
+import { bernoulliLogProb, klStdNormal } from '../../core/math';
 import { addBiasActivate } from '../../core/nn';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
@@ -50,7 +50,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
     'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabReluGrad', '_FusedMatMul',
+    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', '_FusedMatMul',
   ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
@@ -68,7 +68,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its thirteen kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should install its fifteen kernels once and report the OpenBLAS build and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
@@ -374,6 +374,21 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
         ],
         'add',
       );
+    });
+  });
+
+  describe('KL to a standard normal (fused)', () => {
+    it('Should match the tfjs formula on cpu for values and both gradients, as one kernel each way', async function () {
+      needNative(this);
+      const loc = new Data(57, [9, 20]);
+      const logVar = new Data(58, [9, 20]);
+      const dy = new Data(59, [9]);
+      await expectNativeMatchesCpu(() => {
+        const [gl, gv] = tf.grads((l: tf.Tensor, v: tf.Tensor) => klStdNormal(l as tf.Tensor2D, v as tf.Tensor2D))([loc.t(), tf.mul(logVar.t(), 3)], dy.t());
+        return [klStdNormal(loc.t() as tf.Tensor2D, tf.mul(logVar.t(), 3) as tf.Tensor2D), gl, gv];
+      }, 'klStdNormal');
+      const profile = await tf.profile(() => tf.grads((l: tf.Tensor, v: tf.Tensor) => klStdNormal(l as tf.Tensor2D, v as tf.Tensor2D))([loc.t(), logVar.t()], dy.t()));
+      expect(profile.kernels.map((k) => k.name).filter((k) => k.startsWith('Vaelab') || /Exp|Square/.test(k))).to.deep.equal(['VaelabKlStdNormal', 'VaelabKlStdNormalGrad']);
     });
   });
 
