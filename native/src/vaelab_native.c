@@ -914,22 +914,39 @@ static napi_value js_bias_relu(napi_env env, napi_callback_info info) { return b
 /* ---------------------------------------------------------------- KL to a standard normal */
 
 /*
+ * Arguments (p, q, out, rows, cols) of a row reduction of two [rows, cols] matrices into
+ * out [rows], checked; false (with the exception pending) when they are wrong.
+ */
+typedef struct {
+  const float *p, *q;
+  float *out;
+  long rows, cols;
+} RowPair;
+
+static int row_pair_args(Args *a, const char *pName, const char *qName, RowPair *r) {
+  size_t lp, lq, lo;
+  r->p = arg_f32(a, 0, pName, &lp);
+  r->q = arg_f32(a, 1, qName, &lq);
+  r->out = arg_f32(a, 2, "out", &lo);
+  r->rows = arg_int(a, 3, "rows", 0);
+  r->cols = arg_int(a, 4, "cols", 0);
+  exact_len(a, pName, lp, (size_t)r->rows * (size_t)r->cols);
+  exact_len(a, qName, lq, (size_t)r->rows * (size_t)r->cols);
+  exact_len(a, "out", lo, (size_t)r->rows);
+  return !a->failed;
+}
+
+/*
  * klStdNormal(loc, logVar, out, rows, cols): out[r] = 0.5 sum_c (loc^2 + exp(logVar) - logVar - 1),
  * KL(N(loc, exp(logVar)) || N(0, I)) of each row; terms in float32, the row summed in double.
  */
 static napi_value js_kl_std_normal(napi_env env, napi_callback_info info) {
   Args a;
-  size_t lm, lv, lo;
-  if (!args_init(&a, env, info, "klStdNormal", 5)) return NULL;
-  const float *loc = arg_f32(&a, 0, "loc", &lm);
-  const float *lv_ = arg_f32(&a, 1, "logVar", &lv);
-  float *out = arg_f32(&a, 2, "out", &lo);
-  long rows = arg_int(&a, 3, "rows", 0);
-  long cols = arg_int(&a, 4, "cols", 0);
-  exact_len(&a, "loc", lm, (size_t)rows * (size_t)cols);
-  exact_len(&a, "logVar", lv, (size_t)rows * (size_t)cols);
-  exact_len(&a, "out", lo, (size_t)rows);
-  if (a.failed) return NULL;
+  RowPair rp;
+  if (!args_init(&a, env, info, "klStdNormal", 5) || !row_pair_args(&a, "loc", "logVar", &rp)) return NULL;
+  const float *loc = rp.p, *lv_ = rp.q;
+  float *out = rp.out;
+  const long rows = rp.rows, cols = rp.cols;
   for (long r = 0; r < rows; r++) {
     const size_t base = (size_t)r * (size_t)cols;
     double acc = 0.0;
@@ -1111,17 +1128,11 @@ static double sum_f64(const float *x, size_t n) {
  */
 static napi_value js_bernoulli_log_prob(napi_env env, napi_callback_info info) {
   Args a;
-  size_t lx, ll, lo;
-  if (!args_init(&a, env, info, "bernoulliLogProb", 5)) return NULL;
-  const float *x = arg_f32(&a, 0, "x", &lx);
-  const float *l = arg_f32(&a, 1, "logits", &ll);
-  float *out = arg_f32(&a, 2, "out", &lo);
-  long rows = arg_int(&a, 3, "rows", 0);
-  long cols = arg_int(&a, 4, "cols", 0);
-  exact_len(&a, "x", lx, (size_t)rows * (size_t)cols);
-  exact_len(&a, "logits", ll, (size_t)rows * (size_t)cols);
-  exact_len(&a, "out", lo, (size_t)rows);
-  if (a.failed) return NULL;
+  RowPair rp;
+  if (!args_init(&a, env, info, "bernoulliLogProb", 5) || !row_pair_args(&a, "x", "logits", &rp)) return NULL;
+  const float *x = rp.p, *l = rp.q;
+  float *out = rp.out;
+  const long rows = rp.rows, cols = rp.cols;
   float *terms = scratch_get(&a, (size_t)cols + 1);
   if (terms == NULL) return NULL;
   for (long r = 0; r < rows; r++) {
