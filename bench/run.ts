@@ -6,7 +6,7 @@
  *
  *   npm run bench -- [--quick] [--models mlp,conv] [--reps 3] [--no-peer] [--json FILE]
  *                    [--memory-steps 10000] [--no-pair] [--pair-reps 2] [--no-memory] [--peer-script PATH]
- *                    [--mlp-steps 300] [--conv-steps 60] [--cpu-steps 10] [--warmup 20]
+ *                    [--mlp-steps 300] [--conv-steps 60] [--cpu-steps 10] [--warmup 50]
  *
  * Every measurement is a child process pinned to one core (`taskset -c 0`), which times only
  * training steps from the inside (bench/train-child.ts: the `vaelab train` code path, timed with
