@@ -256,7 +256,7 @@ function describeNative(): string {
     const threads = `${status.threads} thread${status.threads === 1 ? '' : 's'}`;
     return (
       `+ native OpenBLAS kernels: available (${status.blas}, ${threads}; set VAELAB_THREADS to change): ` +
-      `matMul, conv and bias-gradient kernels and a fused Adam step on the wasm heap, used with wasm unless VAELAB_NATIVE=0`
+      `matMul, conv, bias, relu and Adam kernels and fused Bernoulli and KL kernels on the wasm heap, used with wasm unless VAELAB_NATIVE=0`
     );
   }
   if (process.env.VAELAB_NATIVE === '0') return '+ native OpenBLAS kernels: disabled by VAELAB_NATIVE=0 (unset it to use them)';
