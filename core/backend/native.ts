@@ -378,26 +378,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** Conv2D as im2col + sgemm. Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout] -> [B,Ho,Wo,Cout]. */
 function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
-  const l = load();
-  const backend = args.backend as unknown as WasmBackendView;
-  const { x, filter } = args.inputs;
-  const attrs = args.attrs as unknown as Conv2DAttrs;
-  if (!l.ok || x === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4) {
-    return fallback('Conv2D', args);
-  }
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides,
-    attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
-  );
-  if (util.sizeFromShape(info.outShape) === 0) return fallback('Conv2D', args);
-  const out = backend.makeOutput(info.outShape, 'float32');
-  try {
-    l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return convForward('Conv2D', args, null);
 }
 
 /**
@@ -407,29 +388,39 @@ function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
  * Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout], bias [Cout] -> [B,Ho,Wo,Cout].
  */
 function fusedConv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
-  const l = load();
-  const backend = args.backend as unknown as WasmBackendView;
-  const { x, filter, bias, preluActivationWeights } = args.inputs;
+  const { filter, bias, preluActivationWeights } = args.inputs;
   const attrs = args.attrs as unknown as FusedConv2DAttrs;
   const activation = attrs.activation ?? 'linear';
   const cOut = filter === undefined ? 0 : filter.shape[3];
   const channelBias = bias === undefined || (isFloat(bias) && bias.shape.every((d, i) => (i === bias.shape.length - 1 ? d === cOut : d === 1)));
-  if (
-    !l.ok || x === undefined || filter === undefined || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !channelBias ||
-    !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4
-  ) {
-    return fallback('FusedConv2D', args);
+  if (preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !channelBias) return fallback('FusedConv2D', args);
+  return convForward('FusedConv2D', args, { bias, activation, alpha: attrs.leakyreluAlpha ?? 0.2 });
+}
+
+/** The forward convolution of Conv2D and FusedConv2D, then the bias and activation when `epilogue` is given. */
+function convForward(
+  kernel: string,
+  args: Parameters<KernelFunc>[0],
+  epilogue: { bias: TensorInfo | undefined; activation: string; alpha: number } | null,
+): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const { x, filter } = args.inputs;
+  const attrs = args.attrs as unknown as Conv2DAttrs;
+  if (!l.ok || x === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4) {
+    return fallback(kernel, args);
   }
   const info = backend_util.computeConv2DInfo(
     x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides,
     attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
   );
-  if (util.sizeFromShape(info.outShape) === 0) return fallback('FusedConv2D', args);
+  if (util.sizeFromShape(info.outShape) === 0) return fallback(kernel, args);
   const out = backend.makeOutput(info.outShape, 'float32');
   try {
     l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
-    if (bias !== undefined || activation !== 'linear') {
-      l.addon.biasActivation(heapView(backend, out), cOut, bias === undefined ? null : heapView(backend, bias), activation, attrs.leakyreluAlpha ?? 0.2);
+    if (epilogue !== null && (epilogue.bias !== undefined || epilogue.activation !== 'linear')) {
+      const bias = epilogue.bias === undefined ? null : heapView(backend, epilogue.bias);
+      l.addon.biasActivation(heapView(backend, out), filter.shape[3], bias, epilogue.activation, epilogue.alpha);
     }
   } catch (err) {
     backend.disposeData(out.dataId);
