@@ -5,7 +5,7 @@
  * speed; it exits 1 only if a measured process crashed, 2 on a bad flag.
  *
  *   npm run bench -- [--quick] [--models mlp,conv] [--reps 3] [--no-peer] [--json FILE]
- *                    [--memory-steps 10000] [--no-pair] [--pair-reps 2] [--no-memory] [--peer-script PATH]
+ *                    [--memory-steps 10000] [--no-pair] [--pair-reps 3] [--no-memory] [--peer-script PATH]
  *                    [--mlp-steps 300] [--conv-steps 60] [--cpu-steps 10] [--warmup 50]
  *
  * Every measurement is a child process pinned to one core (`taskset -c 0`), which times only
@@ -77,7 +77,7 @@ const USAGE = `usage: npm run bench -- [options]
   --memory-steps N      steps of the memory run, mlp model (default 10000; 1500 with --quick; 0 = skip)
   --no-memory           skip the memory run
   --no-pair             skip the two-processes-at-once section
-  --pair-reps N         repetitions of the two-processes section (default: 2, or --reps if lower; 1 with --quick)
+  --pair-reps N         repetitions of the two-processes section (default: 3, or --reps if lower; 1 with --quick; a median of 3 rides out one disturbed repetition)
   --peer-script PATH    torch_vae.py (default ../shared/peers/torch_vae.py, or $VAELAB_TORCH_PEER)
   --mlp-steps N         timed steps per mlp run (default 300; 60 with --quick)
   --conv-steps N        timed steps per conv run (default 60; 10 with --quick)
@@ -123,7 +123,7 @@ function parseOptions(argv: string[]): Options {
     memorySteps,
     memoryEvery: quick ? 250 : 500,
     pair: !argv.includes('--no-pair'),
-    pairReps: int('--pair-reps', quick ? 1 : Math.min(2, int('--reps', 3, 1)), 1),
+    pairReps: int('--pair-reps', quick ? 1 : Math.min(3, int('--reps', 3, 1)), 1),
     peerScript: path.resolve(values.get('--peer-script') ?? process.env.VAELAB_TORCH_PEER ?? path.join(REPO, '..', 'shared', 'peers', 'torch_vae.py')),
     steps: { mlp: int('--mlp-steps', quick ? 60 : 300, 1), conv: int('--conv-steps', quick ? 10 : 60, 1) },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
