@@ -268,6 +268,28 @@ function fallback(name: string, args: Parameters<KernelFunc>[0]): TensorInfo | T
   return prev.kernelFunc(args);
 }
 
+/**
+ * A float32 output of `shape`, written by `fill` (an addon call on heap views taken inside it,
+ * after the allocation); freed again when the addon throws (a bad argument), so nothing leaks.
+ */
+function intoOutput(backend: WasmBackendView, shape: number[], fill: (out: TensorInfo) => void): TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  try {
+    fill(out);
+  } catch (err) {
+    backend.disposeData(out.dataId);
+    throw err;
+  }
+  return out;
+}
+
+/** The addon for a kernel that has no fallback (core/fused.ts kernels: registered only with the pack). */
+function addonFor(kernel: string): NativeAddon {
+  const l = load();
+  if (!l.ok) throw new Error(`${kernel} (wasm, ${WHERE}): the native pack is not loaded`);
+  return l.addon;
+}
+
 /* ------------------------------------------------------------------ matMul */
 
 /**
@@ -329,14 +351,7 @@ function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[]
   const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;
   const shape = l.ok && a !== undefined && b !== undefined ? matMulShape(a, b, transposeA, transposeB) : null;
   if (!l.ok || shape === null || a === undefined || b === undefined) return fallback('BatchMatMul', args);
-  const out = backend.makeOutput(shape, 'float32');
-  try {
-    matMulInto(l.addon, backend, a, b, transposeA, transposeB, out);
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return intoOutput(backend, shape, (out) => matMulInto(l.addon, backend, a, b, transposeA, transposeB, out));
 }
 
 /** matMul + bias + activation; PReLU and biases that are not one value per column fall back. */
@@ -353,17 +368,12 @@ function fusedMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[]
   if (!l.ok || shape === null || a === undefined || b === undefined || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !columnBias) {
     return fallback('_FusedMatMul', args);
   }
-  const out = backend.makeOutput(shape, 'float32');
-  try {
+  return intoOutput(backend, shape, (out) => {
     matMulInto(l.addon, backend, a, b, attrs.transposeA, attrs.transposeB, out);
     if (bias !== undefined || activation !== 'linear') {
       l.addon.biasActivation(heapView(backend, out), n, bias === undefined ? null : heapView(backend, bias), activation, attrs.leakyreluAlpha ?? 0.2);
     }
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  });
 }
 
 /* ------------------------------------------------------------------ conv */
@@ -415,18 +425,13 @@ function convForward(
     attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
   );
   if (util.sizeFromShape(info.outShape) === 0) return fallback(kernel, args);
-  const out = backend.makeOutput(info.outShape, 'float32');
-  try {
+  return intoOutput(backend, info.outShape, (out) => {
     l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
     if (epilogue !== null && (epilogue.bias !== undefined || epilogue.activation !== 'linear')) {
       const bias = epilogue.bias === undefined ? null : heapView(backend, epilogue.bias);
       l.addon.biasActivation(heapView(backend, out), filter.shape[3], bias, epilogue.activation, epilogue.alpha);
     }
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  });
 }
 
 /** The filter gradient as im2col + sgemm. Shapes: x [B,H,W,Cin], dy [B,Ho,Wo,Cout] -> filterShape [kh,kw,Cin,Cout]. */
@@ -443,14 +448,9 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | Ten
     'channelsLast',
   );
   if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropFilter', args);
-  const out = backend.makeOutput([...attrs.filterShape], 'float32');
-  try {
-    l.addon.conv2dBackpropFilter(heapView(backend, x), heapView(backend, dy), heapView(backend, out), info);
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return intoOutput(backend, [...attrs.filterShape], (out) =>
+    l.addon.conv2dBackpropFilter(heapView(backend, x), heapView(backend, dy), heapView(backend, out), info),
+  );
 }
 
 /** The input gradient (and conv2dTranspose) as sgemm + col2im. Shapes: dy [B,Ho,Wo,Cout], filter [kh,kw,Cin,Cout] -> inputShape. */
@@ -467,14 +467,9 @@ function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo | Tens
     'channelsLast',
   );
   if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropInput', args);
-  const out = backend.makeOutput([...attrs.inputShape], 'float32');
-  try {
-    l.addon.conv2dBackpropInput(heapView(backend, dy), heapView(backend, filter), heapView(backend, out), info);
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return intoOutput(backend, [...attrs.inputShape], (out) =>
+    l.addon.conv2dBackpropInput(heapView(backend, dy), heapView(backend, filter), heapView(backend, out), info),
+  );
 }
 
 /* ------------------------------------------------------------------ Sum */
@@ -497,14 +492,9 @@ function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const rows = util.sizeFromShape(x.shape.slice(0, lead));
   const rest = x.shape.slice(lead);
   if (rows === 1) return fallback('Sum', args);
-  const out = backend.makeOutput(keepDims ? [...new Array<number>(lead).fill(1), ...rest] : rest, 'float32');
-  try {
-    l.addon.sumRows(heapView(backend, x), rows, util.sizeFromShape(rest), heapView(backend, out));
-  } catch (err) {
-    backend.disposeData(out.dataId);
-    throw err;
-  }
-  return out;
+  return intoOutput(backend, keepDims ? [...new Array<number>(lead).fill(1), ...rest] : rest, (out) =>
+    l.addon.sumRows(heapView(backend, x), rows, util.sizeFromShape(rest), heapView(backend, out)),
+  );
 }
 
 /* ------------------------------------------------------------------ fused kernels of core/fused.ts */
@@ -518,34 +508,36 @@ function matrixInput(args: Parameters<KernelFunc>[0], name: string, kernel: stri
   return t;
 }
 
+/** A required float32 input of `rows` values (a per-row dy). */
+function rowInput(args: Parameters<KernelFunc>[0], name: string, rows: number, kernel: string): TensorInfo {
+  const t = args.inputs[name];
+  if (t === undefined || t.dtype !== 'float32' || util.sizeFromShape(t.shape) !== rows) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must hold ${rows} float32 values`);
+  }
+  return t;
+}
+
 /** core/fused.ts BERNOULLI_LOG_PROB. Shapes: x, logits [N, D] -> [N]. */
 function bernoulliLogProb(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const l = load();
-  if (!l.ok) throw new Error(`${BERNOULLI_LOG_PROB} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(BERNOULLI_LOG_PROB);
   const backend = args.backend as unknown as WasmBackendView;
   const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB);
   const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB);
   const [rows, cols] = logits.shape;
-  const out = backend.makeOutput([rows], 'float32');
-  l.addon.bernoulliLogProb(heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols);
-  return out;
+  return intoOutput(backend, [rows], (out) => addon.bernoulliLogProb(heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols));
 }
 
 /** core/fused.ts BERNOULLI_LOG_PROB_GRAD. Shapes: dy [N], x, logits [N, D] -> [N, D]. */
 function bernoulliLogProbGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const l = load();
-  if (!l.ok) throw new Error(`${BERNOULLI_LOG_PROB_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(BERNOULLI_LOG_PROB_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
   const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB_GRAD);
   const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB_GRAD);
-  const dy = args.inputs.dy;
-  if (dy === undefined || dy.dtype !== 'float32' || util.sizeFromShape(dy.shape) !== logits.shape[0]) {
-    throw new Error(`${BERNOULLI_LOG_PROB_GRAD} (wasm, ${WHERE}): input "dy" must hold ${logits.shape[0]} float32 values`);
-  }
   const [rows, cols] = logits.shape;
-  const out = backend.makeOutput([rows, cols], 'float32');
-  l.addon.bernoulliLogProbGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols);
-  return out;
+  const dy = rowInput(args, 'dy', rows, BERNOULLI_LOG_PROB_GRAD);
+  return intoOutput(backend, [rows, cols], (out) =>
+    addon.bernoulliLogProbGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols),
+  );
 }
 
 /**
@@ -564,23 +556,18 @@ function add(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
     util.sizeFromShape(x.shape) > util.sizeFromShape(bias.shape);
   const [x, bias] = isBiasOf(b, a) ? [a, b] : isBiasOf(a, b) ? [b, a] : [null, null];
   if (x === null || bias === null) return fallback('Add', args);
-  const out = backend.makeOutput(x.shape, 'float32');
-  l.addon.biasAdd(heapView(backend, x), heapView(backend, bias), heapView(backend, out));
-  return out;
+  return intoOutput(backend, x.shape, (out) => l.addon.biasAdd(heapView(backend, x), heapView(backend, bias), heapView(backend, out)));
 }
 
 /** core/fused.ts BIAS_RELU: max(x + bias, 0) in one pass. Shapes: x [..., C], bias [C] -> x's shape. */
 function biasReluKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const l = load();
-  if (!l.ok) throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(BIAS_RELU);
   const backend = args.backend as unknown as WasmBackendView;
   const { x, bias } = args.inputs;
   if (x === undefined || bias === undefined || !isFloat(x, bias) || bias.shape.length !== 1 || x.shape[x.shape.length - 1] !== bias.shape[0]) {
     throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): inputs must be float32 x [..., C] and bias [C]`);
   }
-  const out = backend.makeOutput(x.shape, 'float32');
-  l.addon.biasRelu(heapView(backend, x), heapView(backend, bias), heapView(backend, out));
-  return out;
+  return intoOutput(backend, x.shape, (out) => addon.biasRelu(heapView(backend, x), heapView(backend, bias), heapView(backend, out)));
 }
 
 /** Relu in one native pass (the stock wasm kernel is ~3x slower on conv activations); other dtypes fall back. */
@@ -589,56 +576,45 @@ function relu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const backend = args.backend as unknown as WasmBackendView;
   const { x } = args.inputs;
   if (!l.ok || x === undefined || !isFloat(x)) return fallback('Relu', args);
-  const out = backend.makeOutput(x.shape, 'float32');
-  l.addon.relu(heapView(backend, x), heapView(backend, out));
-  return out;
+  return intoOutput(backend, x.shape, (out) => l.addon.relu(heapView(backend, x), heapView(backend, out)));
 }
 
 /** core/fused.ts RELU_GRAD: dy * step(x) in one pass. Shapes: dy, x [...] -> [...]. */
 function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const l = load();
-  if (!l.ok) throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(RELU_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
   const { dy, x } = args.inputs;
   if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
     throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size`);
   }
-  const out = backend.makeOutput(x.shape, 'float32');
-  l.addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out));
-  return out;
+  return intoOutput(backend, x.shape, (out) => addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out)));
 }
 
 /** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
 function klStdNormalKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const l = load();
-  if (!l.ok) throw new Error(`${KL_STD_NORMAL} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(KL_STD_NORMAL);
   const backend = args.backend as unknown as WasmBackendView;
   const loc = matrixInput(args, 'loc', KL_STD_NORMAL);
   const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL);
   const [rows, cols] = loc.shape;
-  const out = backend.makeOutput([rows], 'float32');
-  l.addon.klStdNormal(heapView(backend, loc), heapView(backend, logVar), heapView(backend, out), rows, cols);
-  return out;
+  return intoOutput(backend, [rows], (out) => addon.klStdNormal(heapView(backend, loc), heapView(backend, logVar), heapView(backend, out), rows, cols));
 }
 
 /** core/fused.ts KL_STD_NORMAL_GRAD. Shapes: dy [N], loc, logVar [N, D] -> [dloc, dlogVar] [N, D]. */
 function klStdNormalGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
-  const l = load();
-  if (!l.ok) throw new Error(`${KL_STD_NORMAL_GRAD} (wasm, ${WHERE}): the native pack is not loaded`);
+  const addon = addonFor(KL_STD_NORMAL_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
   const loc = matrixInput(args, 'loc', KL_STD_NORMAL_GRAD);
   const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL_GRAD);
-  const dy = args.inputs.dy;
-  if (dy === undefined || dy.dtype !== 'float32' || util.sizeFromShape(dy.shape) !== loc.shape[0]) {
-    throw new Error(`${KL_STD_NORMAL_GRAD} (wasm, ${WHERE}): input "dy" must hold ${loc.shape[0]} float32 values`);
-  }
   const [rows, cols] = loc.shape;
-  const dLoc = backend.makeOutput([rows, cols], 'float32');
-  const dLogVar = backend.makeOutput([rows, cols], 'float32');
-  l.addon.klStdNormalGrad(
-    heapView(backend, dy), heapView(backend, loc), heapView(backend, logVar), heapView(backend, dLoc), heapView(backend, dLogVar), rows, cols,
-  );
-  return [dLoc, dLogVar];
+  const dy = rowInput(args, 'dy', rows, KL_STD_NORMAL_GRAD);
+  let dLoc: TensorInfo | null = null;
+  const dLogVar = intoOutput(backend, [rows, cols], (dv) => {
+    dLoc = intoOutput(backend, [rows, cols], (dl) =>
+      addon.klStdNormalGrad(heapView(backend, dy), heapView(backend, loc), heapView(backend, logVar), heapView(backend, dl), heapView(backend, dv), rows, cols),
+    );
+  });
+  return [dLoc!, dLogVar];
 }
 
 /**
