@@ -246,6 +246,14 @@ static inline __attribute__((always_inline)) f32x16 load16(const float *p) {
 
 static inline __attribute__((always_inline)) void store16(float *p, f32x16 v) { memcpy(p, &v, sizeof v); }
 
+/*
+ * x in every lane: one vbroadcastss (x - 0 is x for every x, -0 included, so GCC drops the
+ * subtraction; `0 + x` would be kept, since it turns -0 into +0). A macro, not a function: a
+ * helper compiled for the baseline ISA gets its vector code split into lanes before it is inlined
+ * into an AVX-512 kernel.
+ */
+#define SPLAT16(x) ((x) - (f32x16){0})
+
 /* C rows = alpha * (A rows · B) + beta * C rows, B dense [K, NV]. */
 #define THIN_NN_VEC(NV)                                                             \
   for (long r = 0; r < m; r++) {                                                    \
@@ -254,7 +262,7 @@ static inline __attribute__((always_inline)) void store16(float *p, f32x16 v) { 
     f32x16 acc[(NV) / 16];                                                          \
     for (int u = 0; u < (NV) / 16; u++) acc[u] = (f32x16){0};                       \
     for (long q = 0; q < k; q++) {                                                  \
-      const f32x16 av = (f32x16){0} + a[q];                                         \
+      const f32x16 av = SPLAT16(a[q]);                                                  \
       const float *b = B + q * (NV);                                                \
       for (int u = 0; u < (NV) / 16; u++) acc[u] += av * load16(b + 16 * u);        \
     }                                                                               \
@@ -272,7 +280,7 @@ static inline __attribute__((always_inline)) void store16(float *p, f32x16 v) { 
     f32x16 bv[(NV) / 16];                                                           \
     for (int u = 0; u < (NV) / 16; u++) bv[u] = load16(B + q * ldb + 16 * u);       \
     for (long i = 0; i < m; i++) {                                                  \
-      const f32x16 av = (f32x16){0} + a[i];                                         \
+      const f32x16 av = SPLAT16(a[i]);                                                  \
       float *t = tile + i * (NV);                                                   \
       for (int u = 0; u < (NV) / 16; u++) store16(t + 16 * u, load16(t + 16 * u) + av * bv[u]); \
     }                                                                               \
@@ -693,6 +701,298 @@ static size_t x_size(const Conv *c) { return (size_t)c->batch * (size_t)c->h * (
 static size_t y_size(const Conv *c) { return (size_t)c->batch * (size_t)c->ho * (size_t)c->wo * (size_t)c->cout; }
 static size_t w_size(const Conv *c) { return (size_t)(c->kh * c->kw) * (size_t)c->cin * (size_t)c->cout; }
 
+/* ---------------------------------------------------------------- direct convolution */
+
+/*
+ * Direct convolution, for layers whose output channels are a multiple of 16, on one BLAS thread:
+ * no patch matrix. OpenBLAS on im2col reaches 70-90 GFLOP/s on a 32->64-channel layer and
+ * 15-20 GFLOP/s on a layer with one input channel, most of it lost to writing and re-reading the
+ * patch matrix (8x the input for a 4x4 filter at stride 2) and to its short inner products. Here
+ * the patch of each output pixel is read straight from a zero-padded copy of the input (the input
+ * itself when no padding is needed): the patch is `nseg` segments of `run` contiguous floats
+ * (one per filter row; one per filter tap when the filter is dilated across), at fixed offsets
+ * from the pixel's corner. The forward pass keeps a block of output pixels x up to 64 channels in
+ * registers and streams the filter; the filter gradient keeps a block of filter rows x up to 64
+ * channels in registers and streams the output pixels. Both use fused multiply-adds (the rest of
+ * the file is compiled without contraction), which is what OpenBLAS does too.
+ */
+
+#define DIRECT_MAX_SEG 64
+
+typedef struct {
+  const float *src; /* padded input (or x itself) */
+  long img, row;    /* floats per image and per image row of src */
+  long pix_step;    /* floats between horizontally adjacent output pixels' corners: sw * Cin */
+  long row_step;    /* floats between vertically adjacent output pixels' corners: sh * row */
+  long nseg, run;
+  long segoff[DIRECT_MAX_SEG];
+} Direct;
+
+/* Whether the direct kernels take this convolution (else im2col + BLAS). */
+static int direct_ok(const Conv *c) {
+  if (c->cout % 16 != 0 || openblas_get_num_threads() != 1) return 0;
+  long nseg = c->dw == 1 ? c->kh : c->kh * c->kw;
+  return nseg <= DIRECT_MAX_SEG && !is_pointwise(c);
+}
+
+/* Walks output pixels in order, giving the corner of each one's receptive field in d->src. */
+typedef struct {
+  const Direct *d;
+  long wo, ho, p, q;
+  const float *image, *row;
+} PixelWalk;
+
+static void walk_start(PixelWalk *w, const Direct *d, const Conv *c, size_t r) {
+  const size_t hw = (size_t)c->ho * (size_t)c->wo;
+  w->d = d;
+  w->wo = c->wo;
+  w->ho = c->ho;
+  w->p = (long)((r % hw) / (size_t)c->wo);
+  w->q = (long)(r % (size_t)c->wo);
+  w->image = d->src + (r / hw) * (size_t)d->img;
+  w->row = w->image + (size_t)w->p * (size_t)d->row_step;
+}
+
+/* The current pixel's corner; then moves to the next pixel. */
+static inline const float *walk_next(PixelWalk *w) {
+  const float *base = w->row + (size_t)w->q * (size_t)w->d->pix_step;
+  if (++w->q == w->wo) {
+    w->q = 0;
+    if (++w->p == w->ho) {
+      w->p = 0;
+      w->image += w->d->img;
+      w->row = w->image;
+    } else {
+      w->row += w->d->row_step;
+    }
+  }
+  return base;
+}
+
+/*
+ * Sets up `d` for x; copies x into `pad` (batch * hp * wp * Cin floats, from scratch_get) when
+ * the convolution pads. Returns 0 if a scratch buffer could not be had (error already set).
+ */
+static int direct_setup(Args *a, const Conv *c, const float *x, Direct *d) {
+  const long cin = c->cin;
+  const long hp = (c->ho - 1) * c->sh + (c->kh - 1) * c->dh + 1;
+  const long wp = (c->wo - 1) * c->sw + (c->kw - 1) * c->dw + 1;
+  if (c->top == 0 && c->left == 0 && hp <= c->h && wp <= c->w) {
+    d->src = x;
+    d->img = c->h * c->w * cin;
+    d->row = c->w * cin;
+  } else {
+    float *pad = scratch_get(a, (size_t)c->batch * (size_t)hp * (size_t)wp * (size_t)cin);
+    if (pad == NULL) return 0;
+    const size_t rowp = (size_t)wp * (size_t)cin;
+    /* Columns of the padded row that come from x: [x_lo, x_hi). */
+    const long x_lo = c->left < wp ? c->left : wp;
+    long x_hi = c->left + c->w;
+    if (x_hi > wp) x_hi = wp;
+    if (x_hi < x_lo) x_hi = x_lo;
+    for (long b = 0; b < c->batch; b++) {
+      for (long yy = 0; yy < hp; yy++) {
+        float *dst = pad + ((size_t)b * (size_t)hp + (size_t)yy) * rowp;
+        const long ys = yy - c->top;
+        if (ys < 0 || ys >= c->h) {
+          memset(dst, 0, sizeof(float) * rowp);
+          continue;
+        }
+        const float *srow = x + (((size_t)b * (size_t)c->h + (size_t)ys) * (size_t)c->w) * (size_t)cin;
+        memset(dst, 0, sizeof(float) * (size_t)(x_lo * cin));
+        memcpy(dst + x_lo * cin, srow + (x_lo - c->left) * cin, sizeof(float) * (size_t)((x_hi - x_lo) * cin));
+        memset(dst + x_hi * cin, 0, sizeof(float) * (size_t)((wp - x_hi) * cin));
+      }
+    }
+    d->src = pad;
+    d->img = hp * wp * cin;
+    d->row = wp * cin;
+  }
+  d->pix_step = c->sw * cin;
+  d->row_step = c->sh * d->row;
+  if (c->dw == 1) {
+    d->nseg = c->kh;
+    d->run = c->kw * cin;
+    for (long i = 0; i < c->kh; i++) d->segoff[i] = i * c->dh * d->row;
+  } else {
+    d->nseg = c->kh * c->kw;
+    d->run = cin;
+    for (long i = 0; i < c->kh; i++)
+      for (long j = 0; j < c->kw; j++) d->segoff[i * c->kw + j] = i * c->dh * d->row + j * c->dw * cin;
+  }
+  return 1;
+}
+
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+
+#define DIRECT_FWD(P, NV)                                                                        \
+  do {                                                                                           \
+    f32x16 acc[P][NV];                                                                           \
+    for (int t = 0; t < (P); t++)                                                                \
+      for (int u = 0; u < (NV); u++) acc[t][u] = (f32x16){0};                                    \
+    const float *wr = w;                                                                         \
+    for (long s = 0; s < d->nseg; s++) {                                                         \
+      const long so = d->segoff[s];                                                              \
+      for (long e = 0; e < d->run; e++, wr += ldw) {                                             \
+        f32x16 wv[NV];                                                                           \
+        for (int u = 0; u < (NV); u++) wv[u] = load16(wr + 16 * u);                              \
+        for (int t = 0; t < (P); t++) {                                                          \
+          const f32x16 av = SPLAT16(bp[t][so + e]);                                         \
+          for (int u = 0; u < (NV); u++) acc[t][u] += av * wv[u];                                \
+        }                                                                                        \
+      }                                                                                          \
+    }                                                                                            \
+    for (int t = 0; t < (P); t++)                                                                \
+      for (int u = 0; u < (NV); u++) store16(y + t * ldy + 16 * u, acc[t][u]);                   \
+  } while (0)
+
+#define DIRECT_FWD_FN(SUFFIX, ATTR)                                                              \
+  ATTR static void direct_fwd_block_##SUFFIX(const Direct *d, int nv, int p, const float *const *bp, const float *w, long ldw, \
+                                             float *y, long ldy) {                                       \
+    switch (nv * 16 + p) {                                                                       \
+      case 1 * 16 + 12: DIRECT_FWD(12, 1); return;                                               \
+      case 2 * 16 + 12: DIRECT_FWD(12, 2); return;                                               \
+      case 3 * 16 + 8: DIRECT_FWD(8, 3); return;                                                 \
+      case 4 * 16 + 6: DIRECT_FWD(6, 4); return;                                                 \
+      case 1 * 16 + 1: DIRECT_FWD(1, 1); return;                                                 \
+      case 2 * 16 + 1: DIRECT_FWD(1, 2); return;                                                 \
+      case 3 * 16 + 1: DIRECT_FWD(1, 3); return;                                                 \
+      case 4 * 16 + 1: DIRECT_FWD(1, 4); return;                                                 \
+      default: return;                                                                           \
+    }                                                                                            \
+  }
+
+/* dw rows [k, k + E) (segment offset so + e0 .. e0+E-1), NV x 16 channels += Σ_r patch_r[k]ᵀ · dy_r over n pixels. */
+#define DIRECT_DW(E, NV)                                                                         \
+  do {                                                                                           \
+    f32x16 acc[E][NV];                                                                           \
+    for (int e = 0; e < (E); e++)                                                                \
+      for (int u = 0; u < (NV); u++) acc[e][u] = first ? (f32x16){0} : load16(dwp + e * ldw + 16 * u); \
+    for (long r = 0; r < n; r++) {                                                               \
+      const float *xb = bp[r] + off;                                                             \
+      f32x16 g[NV];                                                                              \
+      for (int u = 0; u < (NV); u++) g[u] = load16(dy + r * ldy + 16 * u);                       \
+      for (int e = 0; e < (E); e++) {                                                            \
+        const f32x16 av = SPLAT16(xb[e]);                                                   \
+        for (int u = 0; u < (NV); u++) acc[e][u] += av * g[u];                                   \
+      }                                                                                          \
+    }                                                                                            \
+    for (int e = 0; e < (E); e++)                                                                \
+      for (int u = 0; u < (NV); u++) store16(dwp + e * ldw + 16 * u, acc[e][u]);                 \
+  } while (0)
+
+#define DIRECT_DW_CASES(NV, EMAX)                                                                \
+  case (NV) * 16 + (EMAX): DIRECT_DW(EMAX, NV); return;                                          \
+  case (NV) * 16 + 4: DIRECT_DW(4, NV); return;                                                  \
+  case (NV) * 16 + 2: DIRECT_DW(2, NV); return;                                                  \
+  case (NV) * 16 + 1: DIRECT_DW(1, NV); return;
+
+#define DIRECT_DW_FN(SUFFIX, ATTR)                                                               \
+  ATTR static void direct_dw_block_##SUFFIX(int nv, int e_count, int first, const float *const *bp, long off, long n, \
+                                            const float *dy, long ldy, float *dwp, long ldw) {          \
+    switch (nv * 16 + e_count) {                                                                 \
+      DIRECT_DW_CASES(1, 12)                                                                     \
+      DIRECT_DW_CASES(2, 12)                                                                     \
+      DIRECT_DW_CASES(3, 8)                                                                      \
+      DIRECT_DW_CASES(4, 6)                                                                      \
+      default: return;                                                                           \
+    }                                                                                            \
+  }
+
+/*
+ * Three builds of each kernel: AVX-512 + FMA, AVX2 + FMA, and the compiler's baseline, picked
+ * once by the CPU's features (target_clones would pick by CPU model name, which virtual machines
+ * often do not report, and it cannot name two features for one clone).
+ */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+DIRECT_FWD_FN(avx512, __attribute__((target("avx512f,fma"))))
+DIRECT_FWD_FN(avx2, __attribute__((target("avx2,fma"))))
+DIRECT_DW_FN(avx512, __attribute__((target("avx512f,fma"))))
+DIRECT_DW_FN(avx2, __attribute__((target("avx2,fma"))))
+#define HAVE_ISA_VARIANTS 1
+#endif
+DIRECT_FWD_FN(base, )
+DIRECT_DW_FN(base, )
+
+#pragma GCC pop_options
+
+typedef void (*DirectFwdFn)(const Direct *, int, int, const float *const *, const float *, long, float *, long);
+typedef void (*DirectDwFn)(int, int, int, const float *const *, long, long, const float *, long, float *, long);
+static DirectFwdFn direct_fwd_block = direct_fwd_block_base;
+static DirectDwFn direct_dw_block = direct_dw_block_base;
+static const char *direct_isa = "baseline";
+
+/* Picks the kernel builds for this CPU (called once, when the module loads). */
+static void direct_pick_isa(void) {
+#ifdef HAVE_ISA_VARIANTS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
+    direct_fwd_block = direct_fwd_block_avx512;
+    direct_dw_block = direct_dw_block_avx512;
+    direct_isa = "avx512f+fma";
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    direct_fwd_block = direct_fwd_block_avx2;
+    direct_dw_block = direct_dw_block_avx2;
+    direct_isa = "avx2+fma";
+  }
+#endif
+}
+
+/* The largest filter-row block the register tile holds for NV vectors, and the pixel block of the forward pass. */
+static int direct_emax(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
+static int direct_pmax(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
+
+/* y = conv2d(x, filter) by the direct kernel; d set up by direct_setup. */
+static void direct_conv2d(const Conv *c, const Direct *d, const float *f, float *y) {
+  const size_t rows = (size_t)c->batch * (size_t)c->ho * (size_t)c->wo;
+  const long cout = c->cout;
+  for (long co = 0; co < cout; co += 64) {
+    const int nv = (int)((cout - co) / 16 < 4 ? (cout - co) / 16 : 4);
+    const int pmax = direct_pmax(nv);
+    const float *bp[12];
+    PixelWalk walk;
+    walk_start(&walk, d, c, 0);
+    size_t r = 0;
+    for (; r + (size_t)pmax <= rows; r += (size_t)pmax) {
+      for (int t = 0; t < pmax; t++) bp[t] = walk_next(&walk);
+      direct_fwd_block(d, nv, pmax, bp, f + co, cout, y + r * (size_t)cout + (size_t)co, cout);
+    }
+    for (; r < rows; r++) {
+      bp[0] = walk_next(&walk);
+      direct_fwd_block(d, nv, 1, bp, f + co, cout, y + r * (size_t)cout + (size_t)co, cout);
+    }
+  }
+}
+
+#define DIRECT_DW_CHUNK 256
+
+/* dw = Σ over output pixels of patch(x)ᵀ · dy by the direct kernel; d set up by direct_setup. */
+static void direct_backprop_filter(const Conv *c, const Direct *d, const float *dy, float *dw) {
+  const size_t rows = (size_t)c->batch * (size_t)c->ho * (size_t)c->wo;
+  const long cout = c->cout;
+  const float *bp[DIRECT_DW_CHUNK];
+  PixelWalk walk;
+  walk_start(&walk, d, c, 0);
+  for (size_t r0 = 0; r0 < rows; r0 += DIRECT_DW_CHUNK) {
+    const long n = (long)(rows - r0 < DIRECT_DW_CHUNK ? rows - r0 : DIRECT_DW_CHUNK);
+    for (long t = 0; t < n; t++) bp[t] = walk_next(&walk);
+    for (long co = 0; co < cout; co += 64) {
+      const int nv = (int)((cout - co) / 16 < 4 ? (cout - co) / 16 : 4);
+      const int emax = direct_emax(nv);
+      for (long s = 0; s < d->nseg; s++) {
+        for (long e0 = 0; e0 < d->run;) {
+          const long left = d->run - e0;
+          const int ec = left >= emax ? emax : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+          float *dwp = dw + (size_t)(s * d->run + e0) * (size_t)cout + (size_t)co;
+          direct_dw_block(nv, ec, r0 == 0, bp, d->segoff[s] + e0, n, dy + r0 * (size_t)cout + (size_t)co, cout, dwp, cout);
+          e0 += ec;
+        }
+      }
+    }
+  }
+}
+
 /* conv2d(x, filter, y, info): y = conv2d(x, filter). x: [B,H,W,Cin], filter: [kh,kw,Cin,Cout], y: [B,Ho,Wo,Cout]. */
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   Args a;
@@ -712,6 +1012,12 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   if (rows == 0) return undefined_value(env);
   if (is_pointwise(&c)) {
     gemm(0, 0, rows, c.cout, patch, 1.0f, x, patch, f, c.cout, 0.0f, y, c.cout);
+    return undefined_value(env);
+  }
+  if (direct_ok(&c)) {
+    Direct d;
+    if (!direct_setup(&a, &c, x, &d)) return NULL;
+    direct_conv2d(&c, &d, f, y);
     return undefined_value(env);
   }
   const size_t step = chunk_rows(&c);
@@ -750,6 +1056,12 @@ static napi_value js_conv2d_backprop_filter(napi_env env, napi_callback_info inf
   }
   if (is_pointwise(&c)) {
     gemm(1, 0, patch, c.cout, rows, 1.0f, x, patch, dy, c.cout, 0.0f, dw, c.cout);
+    return undefined_value(env);
+  }
+  if (direct_ok(&c)) {
+    Direct d;
+    if (!direct_setup(&a, &c, x, &d)) return NULL;
+    direct_backprop_filter(&c, &d, dy, dw);
     return undefined_value(env);
   }
   const size_t step = chunk_rows(&c);
@@ -1408,6 +1720,7 @@ NAPI_MODULE_INIT() {
   const char *threads = getenv("VAELAB_THREADS");
   long t = threads != NULL ? strtol(threads, NULL, 10) : 0;
   openblas_set_num_threads(t >= 1 ? (int)t : 1);
+  direct_pick_isa();
   Instance *inst = (Instance *)calloc(1, sizeof(Instance));
   if (inst == NULL || napi_set_instance_data(env, inst, free_instance, NULL) != napi_ok) {
     free(inst);

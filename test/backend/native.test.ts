@@ -191,7 +191,10 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   describe('conv2d', () => {
     // [batch, h, w, cIn, cOut, kh, kw, strides, pad]: the conv VAE's layers (28x28x1 -> 32 and
     // 14x14x32 -> 64, k4 s2 'same'), strides 1 and 2, 'same' and 'valid', a 1x1 filter, and a
-    // non-square kernel with unequal strides and asymmetric explicit padding.
+    // non-square kernel with unequal strides and asymmetric explicit padding. Output channels
+    // that are a multiple of 16 take the direct kernels: the last five cases cover their pixel
+    // and filter-row remainders, 16/48/64/80 channels (80: a block of 64 and one of 16), and a
+    // 'valid' conv that reads the input in place (no padded copy).
     const cases: Array<[number, number, number, number, number, number, number, number | [number, number], Pad]> = [
       [4, 28, 28, 1, 8, 4, 4, 2, 'same'],
       [2, 28, 28, 1, 32, 4, 4, 2, 'same'],
@@ -203,6 +206,11 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       [2, 6, 6, 2, 3, 3, 3, 2, 'valid'],
       [2, 6, 5, 4, 3, 1, 1, 1, 'valid'],
       [2, 9, 7, 2, 3, 3, 2, [2, 1], [[0, 0], [1, 2], [0, 1], [0, 0]]],
+      [3, 9, 7, 3, 16, 3, 3, 1, 'same'],
+      [2, 10, 10, 5, 48, 3, 3, 2, 'valid'],
+      [2, 6, 6, 7, 64, 3, 3, 1, 'same'],
+      [2, 8, 8, 2, 80, 3, 2, [2, 1], [[0, 0], [2, 0], [1, 1], [0, 0]]],
+      [1, 5, 5, 1, 32, 5, 5, 3, 'same'],
     ];
     for (const [batch, h, w, cIn, cOut, kh, kw, strides, pad] of cases) {
       const title = `${h}x${w}x${cIn} -> ${cOut}, kernel ${kh}x${kw}, strides ${strides}, pad ${JSON.stringify(pad)}`;
@@ -222,6 +230,9 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       const x = new Data(23, [2, 9, 9, 3]);
       const wt = new Data(24, [3, 3, 3, 4]);
       await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt.t4(), 1, 'same', 'NHWC', 2), 'dilated conv2d');
+      // 32 output channels: the direct kernel, one patch segment per filter tap.
+      const wt32 = new Data(24, [3, 3, 3, 32]);
+      await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt32.t4(), 1, 'same', 'NHWC', [2, 3]), 'dilated conv2d, 32 channels');
     });
 
     for (const activation of ['relu', 'linear', 'elu', 'leakyrelu'] as const) {
