@@ -82,6 +82,12 @@ export interface NativeAddon {
   biasAdd(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   biasRelu(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  /**
+   * Whether convolutions may take the direct kernels (output channels a multiple of 16, or input
+   * channels for the input gradient, on one thread; else im2col + sgemm); returns the previous
+   * setting. `VAELAB_CONV_DIRECT=0` turns them off at load.
+   */
+  setConvDirect(on: boolean): boolean;
   setThreads(n: number): void;
   getThreads(): number;
   info(): NativeAddonInfo;

@@ -5,9 +5,14 @@
  * allocates JavaScript memory, and nothing calls back into JavaScript while a view is in use.
  *
  * Layouts are row-major, images are NHWC and filters are [kh, kw, Cin, Cout] (TensorFlow's).
- * Convolutions are im2col + sgemm (forward, filter gradient) and sgemm + col2im (input gradient),
- * processed in chunks of output pixels so that the patch matrix stays small enough to be
- * cache-friendly; the chunk buffer is owned by the addon and reused across calls. Thin products
+ * Convolutions whose channels suit a 16-float register (output channels a multiple of 16 for the
+ * forward pass and the filter gradient, input channels for the input gradient) run as direct
+ * convolutions on one thread: register-tiled loops over a zero-padded copy of the input, with
+ * fused multiply-adds, built for AVX-512, AVX2 and the baseline and picked by CPU features.
+ * Others (and all of them with several BLAS threads) are im2col + sgemm (forward, filter
+ * gradient) and sgemm + col2im (input gradient), processed in chunks of output pixels so that
+ * the patch matrix stays small enough to be cache-friendly; the scratch buffer is owned by the
+ * addon and reused across calls. Thin products
  * (two dimensions <= 64, as in a conv layer with one input channel) skip BLAS for vector loops
  * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
  * Adam step, the Bernoulli log-density on logits and the KL to a standard normal with their
@@ -718,6 +723,7 @@ static size_t w_size(const Conv *c) { return (size_t)(c->kh * c->kw) * (size_t)c
  */
 
 #define DIRECT_MAX_SEG 64
+#define DIRECT_NV 4 /* channel vectors per register tile (64 channels); 2 and 3 measured slower */
 
 typedef struct {
   const float *src; /* padded input (or x itself) */
@@ -729,8 +735,10 @@ typedef struct {
 } Direct;
 
 /* Whether the direct kernels take this convolution (else im2col + BLAS). */
+static int direct_enabled = 1; /* VAELAB_CONV_DIRECT=0 turns the direct kernels off (to compare) */
+
 static int direct_ok(const Conv *c) {
-  if (c->cout % 16 != 0 || openblas_get_num_threads() != 1) return 0;
+  if (!direct_enabled || c->cout % 16 != 0 || openblas_get_num_threads() != 1) return 0;
   long nseg = c->dw == 1 ? c->kh : c->kh * c->kw;
   return nseg <= DIRECT_MAX_SEG && !is_pointwise(c);
 }
@@ -901,6 +909,51 @@ static int direct_setup(Args *a, const Conv *c, const float *x, Direct *d) {
   }
 
 /*
+ * dx at P output pixels' receptive fields (corners bp, padded coordinates), NV x 16 input
+ * channels: for each filter tap k, dx[corner + tapoff[k]] += dy rows · wt[k], wt: [taps, Cout, ldw]
+ * at the block's first channel.
+ */
+#define DIRECT_BWD(P, NV)                                                                        \
+  do {                                                                                           \
+    for (long k = 0; k < ntaps; k++) {                                                           \
+      f32x16 acc[P][NV];                                                                         \
+      for (int t = 0; t < (P); t++)                                                              \
+        for (int u = 0; u < (NV); u++) acc[t][u] = (f32x16){0};                                  \
+      const float *wk = w + k * cout * ldw;                                                      \
+      for (long co = 0; co < cout; co++, wk += ldw) {                                            \
+        f32x16 wv[NV];                                                                           \
+        for (int u = 0; u < (NV); u++) wv[u] = load16(wk + 16 * u);                              \
+        for (int t = 0; t < (P); t++) {                                                          \
+          const f32x16 av = SPLAT16(dy[t * cout + co]);                                          \
+          for (int u = 0; u < (NV); u++) acc[t][u] += av * wv[u];                                \
+        }                                                                                        \
+      }                                                                                          \
+      const long o = tapoff[k];                                                                  \
+      for (int t = 0; t < (P); t++)                                                              \
+        for (int u = 0; u < (NV); u++) {                                                         \
+          float *dst = bp[t] + o + 16 * u;                                                       \
+          store16(dst, load16(dst) + acc[t][u]);                                                 \
+        }                                                                                        \
+    }                                                                                            \
+  } while (0)
+
+#define DIRECT_BWD_FN(SUFFIX, ATTR)                                                              \
+  ATTR static void direct_bwd_block_##SUFFIX(int nv, int p, float *const *bp, const long *tapoff, long ntaps, const float *dy, \
+                                             long cout, const float *w, long ldw) {              \
+    switch (nv * 16 + p) {                                                                       \
+      case 1 * 16 + 12: DIRECT_BWD(12, 1); return;                                               \
+      case 2 * 16 + 12: DIRECT_BWD(12, 2); return;                                               \
+      case 3 * 16 + 8: DIRECT_BWD(8, 3); return;                                                 \
+      case 4 * 16 + 6: DIRECT_BWD(6, 4); return;                                                 \
+      case 1 * 16 + 1: DIRECT_BWD(1, 1); return;                                                 \
+      case 2 * 16 + 1: DIRECT_BWD(1, 2); return;                                                 \
+      case 3 * 16 + 1: DIRECT_BWD(1, 3); return;                                                 \
+      case 4 * 16 + 1: DIRECT_BWD(1, 4); return;                                                 \
+      default: return;                                                                           \
+    }                                                                                            \
+  }
+
+/*
  * Three builds of each kernel: AVX-512 + FMA, AVX2 + FMA, and the compiler's baseline, picked
  * once by the CPU's features (target_clones would pick by CPU model name, which virtual machines
  * often do not report, and it cannot name two features for one clone).
@@ -910,10 +963,13 @@ DIRECT_FWD_FN(avx512, __attribute__((target("avx512f,fma"))))
 DIRECT_FWD_FN(avx2, __attribute__((target("avx2,fma"))))
 DIRECT_DW_FN(avx512, __attribute__((target("avx512f,fma"))))
 DIRECT_DW_FN(avx2, __attribute__((target("avx2,fma"))))
+DIRECT_BWD_FN(avx512, __attribute__((target("avx512f,fma"))))
+DIRECT_BWD_FN(avx2, __attribute__((target("avx2,fma"))))
 #define HAVE_ISA_VARIANTS 1
 #endif
 DIRECT_FWD_FN(base, )
 DIRECT_DW_FN(base, )
+DIRECT_BWD_FN(base, )
 
 #pragma GCC pop_options
 
@@ -921,6 +977,8 @@ typedef void (*DirectFwdFn)(const Direct *, int, int, const float *const *, cons
 typedef void (*DirectDwFn)(int, int, int, const float *const *, long, long, const float *, long, float *, long);
 static DirectFwdFn direct_fwd_block = direct_fwd_block_base;
 static DirectDwFn direct_dw_block = direct_dw_block_base;
+typedef void (*DirectBwdFn)(int, int, float *const *, const long *, long, const float *, long, const float *, long);
+static DirectBwdFn direct_bwd_block = direct_bwd_block_base;
 static const char *direct_isa = "baseline";
 
 /* Picks the kernel builds for this CPU (called once, when the module loads). */
@@ -930,10 +988,12 @@ static void direct_pick_isa(void) {
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")) {
     direct_fwd_block = direct_fwd_block_avx512;
     direct_dw_block = direct_dw_block_avx512;
+    direct_bwd_block = direct_bwd_block_avx512;
     direct_isa = "avx512f+fma";
   } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
     direct_fwd_block = direct_fwd_block_avx2;
     direct_dw_block = direct_dw_block_avx2;
+    direct_bwd_block = direct_bwd_block_avx2;
     direct_isa = "avx2+fma";
   }
 #endif
@@ -947,8 +1007,8 @@ static int direct_pmax(int nv) { return nv <= 2 ? 12 : nv == 3 ? 8 : 6; }
 static void direct_conv2d(const Conv *c, const Direct *d, const float *f, float *y) {
   const size_t rows = (size_t)c->batch * (size_t)c->ho * (size_t)c->wo;
   const long cout = c->cout;
-  for (long co = 0; co < cout; co += 64) {
-    const int nv = (int)((cout - co) / 16 < 4 ? (cout - co) / 16 : 4);
+  for (long co = 0, nv = 0; co < cout; co += 16 * nv) {
+    nv = (cout - co) / 16 < DIRECT_NV ? (cout - co) / 16 : DIRECT_NV;
     const int pmax = direct_pmax(nv);
     const float *bp[12];
     PixelWalk walk;
@@ -965,7 +1025,8 @@ static void direct_conv2d(const Conv *c, const Direct *d, const float *f, float 
   }
 }
 
-#define DIRECT_DW_CHUNK 256
+/* Output pixels per pass of the filter gradient: their dy rows stay in L1/L2 while every filter-row block runs over them. */
+#define DIRECT_DW_CHUNK 128
 
 /* dw = Σ over output pixels of patch(x)ᵀ · dy by the direct kernel; d set up by direct_setup. */
 static void direct_backprop_filter(const Conv *c, const Direct *d, const float *dy, float *dw) {
@@ -977,8 +1038,8 @@ static void direct_backprop_filter(const Conv *c, const Direct *d, const float *
   for (size_t r0 = 0; r0 < rows; r0 += DIRECT_DW_CHUNK) {
     const long n = (long)(rows - r0 < DIRECT_DW_CHUNK ? rows - r0 : DIRECT_DW_CHUNK);
     for (long t = 0; t < n; t++) bp[t] = walk_next(&walk);
-    for (long co = 0; co < cout; co += 64) {
-      const int nv = (int)((cout - co) / 16 < 4 ? (cout - co) / 16 : 4);
+    for (long co = 0, nv = 0; co < cout; co += 16 * nv) {
+      nv = (cout - co) / 16 < DIRECT_NV ? (cout - co) / 16 : DIRECT_NV;
       const int emax = direct_emax(nv);
       for (long s = 0; s < d->nseg; s++) {
         for (long e0 = 0; e0 < d->run;) {
@@ -991,6 +1052,92 @@ static void direct_backprop_filter(const Conv *c, const Direct *d, const float *
       }
     }
   }
+}
+
+/* Whether the direct kernel takes the input gradient (else BLAS + col2im): input channels a multiple of 16. */
+static int direct_bwd_ok(const Conv *c) {
+  return direct_enabled && c->cin % 16 == 0 && openblas_get_num_threads() == 1 && c->kh * c->kw <= DIRECT_MAX_SEG && !is_pointwise(c);
+}
+
+/*
+ * dx = the input gradient of conv2d by the direct kernel: each block of output pixels adds
+ * dy · filter[tap]ᵀ into dx at every filter tap (no column matrix). Works in a zero-padded
+ * buffer when the convolution pads (then copies the inside out), else in dx itself.
+ */
+static int direct_backprop_input(Args *a, const Conv *c, const float *dy, const float *f, float *dx) {
+  const long cin = c->cin, cout = c->cout, ntaps = c->kh * c->kw;
+  const long hp = (c->ho - 1) * c->sh + (c->kh - 1) * c->dh + 1;
+  const long wp = (c->wo - 1) * c->sw + (c->kw - 1) * c->dw + 1;
+  const int padded = !(c->top == 0 && c->left == 0 && hp <= c->h && wp <= c->w);
+  const size_t wt_len = (size_t)ntaps * (size_t)cin * (size_t)cout;
+  const size_t pad_len = padded ? (size_t)c->batch * (size_t)hp * (size_t)wp * (size_t)cin : 0;
+  float *buf = scratch_get(a, wt_len + pad_len);
+  if (buf == NULL) return 0;
+  /* wt[k, co, ci] = filter[k, ci, co]: rows over input channels, which the kernel keeps in registers. */
+  float *wt = buf;
+  for (long k = 0; k < ntaps; k++)
+    for (long ci = 0; ci < cin; ci++)
+      for (long co = 0; co < cout; co++) wt[(k * cout + co) * cin + ci] = f[(k * cin + ci) * cout + co];
+  Direct d;
+  float *dst;
+  if (padded) {
+    dst = buf + wt_len;
+    memset(dst, 0, sizeof(float) * pad_len);
+    d.img = hp * wp * cin;
+    d.row = wp * cin;
+  } else {
+    dst = dx;
+    memset(dx, 0, sizeof(float) * x_size(c));
+    d.img = c->h * c->w * cin;
+    d.row = c->w * cin;
+  }
+  d.src = dst;
+  d.pix_step = c->sw * cin;
+  d.row_step = c->sh * d.row;
+  long tapoff[DIRECT_MAX_SEG];
+  for (long i = 0; i < c->kh; i++)
+    for (long j = 0; j < c->kw; j++) tapoff[i * c->kw + j] = i * c->dh * d.row + j * c->dw * cin;
+  const size_t rows = (size_t)c->batch * (size_t)c->ho * (size_t)c->wo;
+  for (long ci = 0, nv = 0; ci < cin; ci += 16 * nv) {
+    nv = (cin - ci) / 16 < DIRECT_NV ? (cin - ci) / 16 : DIRECT_NV;
+    const int pmax = direct_pmax(nv);
+    float *bp[12];
+    PixelWalk walk;
+    walk_start(&walk, &d, c, 0);
+    size_t r = 0;
+    for (; r < rows;) {
+      const int p = r + (size_t)pmax <= rows ? pmax : 1;
+      /* The walk hands out const corners of d.src, which is dst here. */
+      for (int t = 0; t < p; t++) bp[t] = (float *)walk_next(&walk) + ci;
+      direct_bwd_block(nv, p, bp, tapoff, ntaps, dy + r * (size_t)cout, cout, wt + ci, cin);
+      r += (size_t)p;
+    }
+  }
+  if (padded) {
+    /* dx[b, ys, xs] = dst[b, ys + top, xs + left] where that lies in the padded frame, else 0. */
+    const size_t rowp = (size_t)wp * (size_t)cin;
+    const long x_lo = c->left < wp ? c->left : wp;
+    long x_hi = c->left + c->w;
+    if (x_hi > wp) x_hi = wp;
+    if (x_hi < x_lo) x_hi = x_lo;
+    for (long b = 0; b < c->batch; b++) {
+      for (long ys = 0; ys < c->h; ys++) {
+        float *out = dx + (((size_t)b * (size_t)c->h + (size_t)ys) * (size_t)c->w) * (size_t)cin;
+        const long yy = ys + c->top;
+        if (yy < 0 || yy >= hp) {
+          memset(out, 0, sizeof(float) * (size_t)(c->w * cin));
+          continue;
+        }
+        const float *in = dst + ((size_t)b * (size_t)hp + (size_t)yy) * rowp;
+        /* Input columns xs with xs + left in [x_lo, x_hi) come from the frame; the rest are 0. */
+        const long xs_lo = x_lo - c->left, xs_hi = x_hi - c->left;
+        memset(out, 0, sizeof(float) * (size_t)(xs_lo * cin));
+        memcpy(out + xs_lo * cin, in + x_lo * cin, sizeof(float) * (size_t)((xs_hi - xs_lo) * cin));
+        memset(out + xs_hi * cin, 0, sizeof(float) * (size_t)((c->w - xs_hi) * cin));
+      }
+    }
+  }
+  return 1;
 }
 
 /* conv2d(x, filter, y, info): y = conv2d(x, filter). x: [B,H,W,Cin], filter: [kh,kw,Cin,Cout], y: [B,Ho,Wo,Cout]. */
@@ -1099,6 +1246,7 @@ static napi_value js_conv2d_backprop_input(napi_env env, napi_callback_info info
     gemm(0, 1, rows, patch, c.cout, 1.0f, dy, c.cout, f, c.cout, 0.0f, dx, patch);
     return undefined_value(env);
   }
+  if (rows > 0 && direct_bwd_ok(&c)) return direct_backprop_input(&a, &c, dy, f, dx) ? undefined_value(env) : NULL;
   memset(dx, 0, sizeof(float) * lx);
   if (rows == 0) return undefined_value(env);
   const size_t step = chunk_rows(&c);
@@ -1585,6 +1733,18 @@ static napi_value js_adam_update(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------- threads and info */
 
+/* setConvDirect(on): whether convolutions may take the direct kernels; returns the previous setting. */
+static napi_value js_set_conv_direct(napi_env env, napi_callback_info info) {
+  Args a;
+  if (!args_init(&a, env, info, "setConvDirect", 1)) return NULL;
+  const int on = arg_bool(&a, 0, "on");
+  if (a.failed) return NULL;
+  napi_value prev;
+  napi_get_boolean(env, direct_enabled != 0, &prev);
+  direct_enabled = on;
+  return prev;
+}
+
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   Args a;
   if (!args_init(&a, env, info, "setThreads", 1)) return NULL;
@@ -1707,6 +1867,7 @@ NAPI_MODULE_INIT() {
       {"biasAdd", js_bias_add_ftz},
       {"biasRelu", js_bias_relu_ftz},
       {"reluGrad", js_relu_grad_ftz},
+      {"setConvDirect", js_set_conv_direct},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},
       {"info", js_info},
@@ -1721,6 +1882,8 @@ NAPI_MODULE_INIT() {
   long t = threads != NULL ? strtol(threads, NULL, 10) : 0;
   openblas_set_num_threads(t >= 1 ? (int)t : 1);
   direct_pick_isa();
+  const char *direct = getenv("VAELAB_CONV_DIRECT");
+  if (direct != NULL && strcmp(direct, "0") == 0) direct_enabled = 0;
   Instance *inst = (Instance *)calloc(1, sizeof(Instance));
   if (inst == NULL || napi_set_instance_data(env, inst, free_instance, NULL) != napi_ok) {
     free(inst);

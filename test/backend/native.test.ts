@@ -211,6 +211,11 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       [2, 6, 6, 7, 64, 3, 3, 1, 'same'],
       [2, 8, 8, 2, 80, 3, 2, [2, 1], [[0, 0], [2, 0], [1, 1], [0, 0]]],
       [1, 5, 5, 1, 32, 5, 5, 3, 'same'],
+      // Input channels a multiple of 16: the direct input gradient (in dx itself for the 'valid'
+      // case, whose last row and column no window reaches).
+      [2, 10, 10, 16, 3, 3, 3, 2, 'valid'],
+      [2, 6, 6, 80, 5, 3, 3, 1, 'same'],
+      [1, 7, 7, 48, 16, 3, 2, [2, 1], [[0, 0], [1, 0], [0, 2], [0, 0]]],
     ];
     for (const [batch, h, w, cIn, cOut, kh, kw, strides, pad] of cases) {
       const title = `${h}x${w}x${cIn} -> ${cOut}, kernel ${kh}x${kw}, strides ${strides}, pad ${JSON.stringify(pad)}`;
@@ -224,6 +229,23 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
         await expectNativeMatchesCpu(conv2dGrads(x, wt, r, strides, pad), `${title}: gradients`);
       });
     }
+
+    it('Should match cpu on the im2col path too for shapes the direct kernels take (as with several threads)', async function () {
+      needNative(this);
+      const addon = nativeAddon()!;
+      const x = new Data(36, [2, 14, 14, 32]);
+      const wt = new Data(37, [4, 4, 32, 64]);
+      const r = new Data(38, [2, 7, 7, 64]);
+      const before = addon.setConvDirect(false);
+      try {
+        expect(before).to.equal(true);
+        await expectNativeMatchesCpu(() => tf.conv2d(x.t4(), wt.t4(), 2, 'same'), 'im2col forward');
+        await expectNativeMatchesCpu(conv2dGrads(x, wt, r, 2, 'same'), 'im2col gradients');
+      } finally {
+        addon.setConvDirect(before);
+      }
+      expect(() => (addon.setConvDirect as (on: unknown) => boolean)(1)).to.throw(TypeError, /vaelab_native.setConvDirect: on must be a boolean/);
+    });
 
     it('Should match cpu for a forward conv with dilation 2', async function () {
       needNative(this);
