@@ -259,23 +259,40 @@ static inline __attribute__((always_inline)) void store16(float *p, f32x16 v) { 
  */
 #define SPLAT16(x) ((x) - (f32x16){0})
 
-/* C rows = alpha * (A rows · B) + beta * C rows, B dense [K, NV]. */
-#define THIN_NN_VEC(NV)                                                             \
-  for (long r = 0; r < m; r++) {                                                    \
-    const float *a = A + r * lda;                                                   \
-    float *c = C + r * ldc;                                                         \
-    f32x16 acc[(NV) / 16];                                                          \
-    for (int u = 0; u < (NV) / 16; u++) acc[u] = (f32x16){0};                       \
+/*
+ * C rows = alpha * (A rows · B) + beta * C rows, B dense [K, NV], R rows at a time so that
+ * R * NV / 16 independent sums are in flight (one row of 16 columns alone waits on the latency
+ * of every addition).
+ */
+#define THIN_NN_ROWS(R, NV)                                                         \
+  for (; r + (R) <= m; r += (R)) {                                                  \
+    f32x16 acc[R][(NV) / 16];                                                       \
+    for (int i = 0; i < (R); i++)                                                   \
+      for (int u = 0; u < (NV) / 16; u++) acc[i][u] = (f32x16){0};                  \
     for (long q = 0; q < k; q++) {                                                  \
-      const f32x16 av = SPLAT16(a[q]);                                                  \
       const float *b = B + q * (NV);                                                \
-      for (int u = 0; u < (NV) / 16; u++) acc[u] += av * load16(b + 16 * u);        \
+      f32x16 bv[(NV) / 16];                                                         \
+      for (int u = 0; u < (NV) / 16; u++) bv[u] = load16(b + 16 * u);               \
+      for (int i = 0; i < (R); i++) {                                               \
+        const f32x16 av = SPLAT16(A[(r + i) * lda + q]);                            \
+        for (int u = 0; u < (NV) / 16; u++) acc[i][u] += av * bv[u];                \
+      }                                                                             \
     }                                                                               \
-    for (int u = 0; u < (NV) / 16; u++) {                                           \
-      f32x16 out = acc[u] * alpha;                                                  \
-      if (beta != 0.0f) out += load16(c + 16 * u) * beta;                           \
-      store16(c + 16 * u, out);                                                     \
+    for (int i = 0; i < (R); i++) {                                                 \
+      float *c = C + (r + i) * ldc;                                                 \
+      for (int u = 0; u < (NV) / 16; u++) {                                         \
+        f32x16 out = acc[i][u] * alpha;                                             \
+        if (beta != 0.0f) out += load16(c + 16 * u) * beta;                         \
+        store16(c + 16 * u, out);                                                   \
+      }                                                                             \
     }                                                                               \
+  }
+
+#define THIN_NN_VEC(NV, R)                                                          \
+  {                                                                                 \
+    long r = 0;                                                                     \
+    THIN_NN_ROWS(R, NV)                                                             \
+    THIN_NN_ROWS(1, NV)                                                             \
   }
 
 /* tile[M, NV] += A[K, M]ᵀ · B[K, NV] */
@@ -295,10 +312,10 @@ static inline __attribute__((always_inline)) void store16(float *p, f32x16 v) { 
 VECTOR_CLONES
 static void thin_nn(long m, long n, long k, float alpha, const float *A, long lda, const float *B, float beta, float *C, long ldc) {
   switch (n) {
-    case 16: THIN_NN_VEC(16) return;
-    case 32: THIN_NN_VEC(32) return;
-    case 48: THIN_NN_VEC(48) return;
-    case 64: THIN_NN_VEC(64) return;
+    case 16: THIN_NN_VEC(16, 8) return;
+    case 32: THIN_NN_VEC(32, 4) return;
+    case 48: THIN_NN_VEC(48, 3) return;
+    case 64: THIN_NN_VEC(64, 2) return;
     default: break;
   }
   float acc[THIN_MAX];
@@ -629,10 +646,13 @@ static void im2col(const Conv *c, const float *x, float *cols, size_t row0, size
   const size_t hw = (size_t)c->ho * (size_t)c->wo;
   const size_t run = (size_t)c->kw * cin;
   float *dst = cols;
+  /* (b, p, q) of row r, stepped along (no divisions per row). */
+  long b = (long)(row0 / hw), p = (long)((row0 % hw) / (size_t)c->wo), q = (long)(row0 % (size_t)c->wo) - 1;
   for (size_t r = row0; r < row0 + nrows; r++) {
-    const long b = (long)(r / hw);
-    const long p = (long)((r % hw) / (size_t)c->wo);
-    const long q = (long)(r % (size_t)c->wo);
+    if (++q == c->wo) {
+      q = 0;
+      if (++p == c->ho) p = 0, b++;
+    }
     const float *image = x + (size_t)b * (size_t)c->h * (size_t)c->w * cin;
     const long x0 = q * c->sw - c->left;
     const int inside = c->dw == 1 && x0 >= 0 && x0 + c->kw <= c->w;
@@ -679,10 +699,12 @@ static void col2im(const Conv *c, const float *cols, float *dx, size_t row0, siz
   const size_t hw = (size_t)c->ho * (size_t)c->wo;
   const size_t run = (size_t)c->kw * cin;
   const float *src = cols;
+  long b = (long)(row0 / hw), p = (long)((row0 % hw) / (size_t)c->wo), q = (long)(row0 % (size_t)c->wo) - 1;
   for (size_t r = row0; r < row0 + nrows; r++) {
-    const long b = (long)(r / hw);
-    const long p = (long)((r % hw) / (size_t)c->wo);
-    const long q = (long)(r % (size_t)c->wo);
+    if (++q == c->wo) {
+      q = 0;
+      if (++p == c->ho) p = 0, b++;
+    }
     float *image = dx + (size_t)b * (size_t)c->h * (size_t)c->w * cin;
     const long x0 = q * c->sw - c->left;
     const int inside = c->dw == 1 && x0 >= 0 && x0 + c->kw <= c->w;
