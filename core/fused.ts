@@ -23,6 +23,11 @@ export const RELU_GRAD = 'VaelabReluGrad';
 
 /** A layer's bias and relu, max(x + bias, 0). Inputs {x [..., C], bias [C]} float32 -> x's shape. */
 export const BIAS_RELU = 'VaelabBiasRelu';
+/**
+ * Its gradient from the output y: dx = dy * step(y) and dbias = dx summed over every axis but the
+ * last, in one pass. Inputs {dy, y [..., C]} -> [dx (y's shape), dbias [C]].
+ */
+export const BIAS_RELU_GRAD = 'VaelabBiasReluGrad';
 
 /**
  * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis. Inputs {loc, logVar} [N, D]
@@ -93,8 +98,9 @@ export function fusedBiasRelu<T extends tf.Tensor>(x: T, bias: tf.Tensor): T | n
 }
 
 /**
- * Gradient of BIAS_RELU from its output y: dy * step(y) (one RELU_GRAD kernel where there is
- * one) for x, and that summed over every axis but the last for the bias.
+ * Gradient of BIAS_RELU from its output y: dy * step(y) for x, and that summed over every axis
+ * but the last for the bias; one BIAS_RELU_GRAD kernel where the backend has it, else a
+ * RELU_GRAD kernel (or the tfjs ops) and a sum.
  */
 export const biasReluGrad: GradConfig = {
   kernelName: BIAS_RELU,
@@ -103,6 +109,10 @@ export const biasReluGrad: GradConfig = {
   gradFunc: (dy, saved) => {
     const [y] = saved;
     const d = dy as tf.Tensor;
+    if (registered(BIAS_RELU_GRAD) && d.dtype === 'float32' && y.dtype === 'float32' && d.size === y.size) {
+      const [dx, dBias] = tf.engine().runKernel(BIAS_RELU_GRAD, { dy: d, y }, {}) as tf.Tensor[];
+      return { x: () => dx, bias: () => dBias };
+    }
     const dyAct = registered(RELU_GRAD) ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }, {}) as tf.Tensor) : tf.mul(d, tf.cast(tf.step(y), 'float32'));
     const lead = [...Array(y.rank - 1).keys()];
     return { x: () => tf.clone(dyAct), bias: () => tf.sum(dyAct, lead) };

@@ -32,7 +32,7 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
-import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD } from '../fused';
+import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD } from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
@@ -82,6 +82,7 @@ export interface NativeAddon {
   biasAdd(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   biasRelu(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  biasReluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
   /**
    * Whether convolutions may take the direct kernels (output channels a multiple of 16, or input
    * channels for the input gradient, on one thread; else im2col + sgemm); returns the previous
@@ -596,6 +597,22 @@ function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return intoOutput(backend, x.shape, (out) => addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out)));
 }
 
+/** core/fused.ts BIAS_RELU_GRAD: dx = dy * step(y) and its column sums in one pass. Shapes: dy, y [..., C] -> [dx [..., C], dbias [C]]. */
+function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
+  const addon = addonFor(BIAS_RELU_GRAD);
+  const backend = args.backend as unknown as WasmBackendView;
+  const { dy, y } = args.inputs;
+  if (dy === undefined || y === undefined || !isFloat(dy, y) || y.shape.length < 1 || util.sizeFromShape(dy.shape) !== util.sizeFromShape(y.shape)) {
+    throw new Error(`${BIAS_RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "y" must be float32 tensors of one size`);
+  }
+  const channels = y.shape[y.shape.length - 1];
+  let dx: TensorInfo | null = null;
+  const dBias = intoOutput(backend, [channels], (db) => {
+    dx = intoOutput(backend, y.shape, (out) => addon.biasReluGrad(heapView(backend, dy), heapView(backend, y), heapView(backend, out), heapView(backend, db)));
+  });
+  return [dx!, dBias];
+}
+
 /** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
 function klStdNormalKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(KL_STD_NORMAL);
@@ -653,6 +670,7 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [BERNOULLI_LOG_PROB_GRAD, bernoulliLogProbGrad],
   [RELU_GRAD, reluGradKernel],
   [BIAS_RELU, biasReluKernel],
+  [BIAS_RELU_GRAD, biasReluGradKernel],
   [KL_STD_NORMAL, klStdNormalKernel],
   [KL_STD_NORMAL_GRAD, klStdNormalGradKernel],
 ];

@@ -16,7 +16,7 @@
  * (two dimensions <= 64, as in a conv layer with one input channel) skip BLAS for vector loops
  * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
  * Adam step, the Bernoulli log-density on logits and the KL to a standard normal with their
- * gradients, bias + relu, the relu gradient, and sums of squares.
+ * gradients, bias + relu and its gradient, the relu gradient, and sums of squares.
  *
  * Every argument is checked (types, sizes, array lengths) before any memory is touched, because
  * an out-of-bounds write here would silently corrupt the wasm heap. Errors name the function and
@@ -1516,6 +1516,43 @@ static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/*
+ * biasReluGrad(dy, y, dx, dbias): the gradient of relu(x + bias) from its output y, [rows, C]
+ * flattened: dx = dy * step(y) as reluGrad, and dbias[j] = the sum of column j of dx, summed as
+ * sumRows does (float within blocks of 64 rows, double across them), each block while it is
+ * still in cache.
+ */
+static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, ly, ldx, lb;
+  if (!args_init(&a, env, info, "biasReluGrad", 4)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *y = arg_f32(&a, 1, "y", &ly);
+  float *dx = arg_f32(&a, 2, "dx", &ldx);
+  float *db = arg_f32(&a, 3, "dbias", &lb);
+  exact_len(&a, "y", ly, ldy);
+  exact_len(&a, "dx", ldx, ldy);
+  if (!a.failed && (lb == 0 || ldy % lb != 0)) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "must have a length (the channel count) that divides dy's %zu; got %zu", ldy, lb);
+    args_error(&a, 1, "dbias", detail);
+  }
+  if (a.failed) return NULL;
+  const size_t cols = lb, rows = ldy / lb;
+  float *buf = scratch_get(&a, 3 * cols + 2);
+  if (buf == NULL) return NULL;
+  double *acc = (double *)(((uintptr_t)buf + 7) & ~(uintptr_t)7);
+  float *part = (float *)(acc + cols);
+  for (size_t j = 0; j < cols; j++) acc[j] = 0.0;
+  for (size_t r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
+    const size_t r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
+    relu_grad_loop(dy + r0 * cols, y + r0 * cols, dx + r0 * cols, (r1 - r0) * cols);
+    add_block_sums(dx, r0, r1, cols, part, acc);
+  }
+  for (size_t j = 0; j < cols; j++) db[j] = (float)acc[j];
+  return undefined_value(env);
+}
+
 /* ---------------------------------------------------------------- Bernoulli log-density */
 
 /*
@@ -1856,6 +1893,7 @@ FTZ_ENTRY(js_kl_std_normal_grad)
 FTZ_ENTRY(js_bias_add)
 FTZ_ENTRY(js_bias_relu)
 FTZ_ENTRY(js_relu_grad)
+FTZ_ENTRY(js_bias_relu_grad)
 
 /* ---------------------------------------------------------------- module */
 
@@ -1889,6 +1927,7 @@ NAPI_MODULE_INIT() {
       {"biasAdd", js_bias_add_ftz},
       {"biasRelu", js_bias_relu_ftz},
       {"reluGrad", js_relu_grad_ftz},
+      {"biasReluGrad", js_bias_relu_grad_ftz},
       {"setConvDirect", js_set_conv_direct},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},

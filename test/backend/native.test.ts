@@ -50,7 +50,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
     'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', '_FusedMatMul',
+    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', '_FusedMatMul',
   ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
@@ -426,19 +426,32 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   });
 
   describe('bias + relu (fused)', () => {
-    it('Should match cpu (relu(x + b)) for values and the gradients of x and b, as one kernel each way', async function () {
+    // 36 rows, and 150 rows of 48 channels (the bias gradient sums blocks of 64 rows).
+    for (const shape of [[4, 3, 3, 6], [75, 2, 48]]) {
+      it(`Should match cpu (relu(x + b)) for values and the gradients of x and b, as one kernel each way, for ${JSON.stringify(shape)}`, async function () {
+        needNative(this);
+        const x = new Data(52, shape);
+        const b = new Data(53, [shape[shape.length - 1]]);
+        const dy = new Data(54, shape);
+        const run = () => {
+          const [gx, gb] = tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t());
+          return [addBiasActivate(x.t(), b.t(), 'relu'), gx, gb];
+        };
+        await expectNativeMatchesCpu(run, 'bias relu');
+        const profile = await tf.profile(() => tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t()));
+        const names = profile.kernels.map((k) => k.name);
+        expect(names.filter((k) => /Relu|Add|Step|Sum/.test(k))).to.deep.equal(['VaelabBiasRelu', 'VaelabBiasReluGrad']);
+      });
+    }
+
+    it('Should refuse a bias gradient whose length does not divide the gradient (biasReluGrad)', function () {
       needNative(this);
-      const x = new Data(52, [4, 3, 3, 6]);
-      const b = new Data(53, [6]);
-      const dy = new Data(54, [4, 3, 3, 6]);
-      const run = () => {
-        const [gx, gb] = tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t());
-        return [addBiasActivate(x.t(), b.t(), 'relu'), gx, gb];
-      };
-      await expectNativeMatchesCpu(run, 'bias relu');
-      const profile = await tf.profile(() => tf.grads((xt: tf.Tensor, bt: tf.Tensor) => addBiasActivate(xt, bt, 'relu'))([x.t(), b.t()], dy.t()));
-      const names = profile.kernels.map((k) => k.name);
-      expect(names.filter((k) => /Relu|Add|Step/.test(k))).to.deep.equal(['VaelabBiasRelu', 'VaelabReluGrad']);
+      const addon = nativeAddon()!;
+      expect(() => addon.biasReluGrad(new Float32Array(12), new Float32Array(12), new Float32Array(12), new Float32Array(5))).to.throw(
+        RangeError,
+        /vaelab_native\.biasReluGrad: dbias must have a length \(the channel count\) that divides dy's 12; got 5/,
+      );
+      expect(() => addon.biasReluGrad(new Float32Array(12), new Float32Array(11), new Float32Array(12), new Float32Array(4))).to.throw(/biasReluGrad: y/);
     });
 
     it('Should leave other activations and non-channel biases to tfjs ops', async function () {
