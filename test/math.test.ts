@@ -5,6 +5,8 @@
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
+// The gradients of tfjs's ops and vaelab's fused kernels (tfjs-core alone registers none).
+import '../core/gradients';
 import { diagGaussianLogProb, klStdNormal, klStdNormalPerDim, reparamLogProb } from '../core/math';
 import { Data, expectClose } from './kits/backends';
 

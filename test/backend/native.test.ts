@@ -10,6 +10,8 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's CommonJS build registers no gradients; the union package registers tfjs's own.
 import '@tensorflow/tfjs';
+// vaelab's gradients (fused kernels, Sum/Mean, Relu), as core/model.ts registers them for training.
+import '../../core/gradients';
 import {
   installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
