@@ -631,9 +631,14 @@ async function main(): Promise<number> {
     peer.why = '--no-peer';
   }
 
-  // The cpu backend is a slow reference: measured in the first repetition only.
+  // The cpu backend is a slow reference: measured in the first repetition only. The default path
+  // runs right next to the peer (before it, or after it on odd repetitions), so that each
+  // repetition's ratio compares two runs minutes apart at most on this shared machine.
   const unitsOf = (model: ModelKey, rep: number) => [
-    ...paths.filter((p) => p.models.includes(model) && (!p.cpu || rep === 0)).map((p) => ({ kind: 'vaelab' as const, p })),
+    ...paths
+      .filter((p) => p.models.includes(model) && (!p.cpu || rep === 0))
+      .sort((a, b) => Number(a.key === 'default') - Number(b.key === 'default'))
+      .map((p) => ({ kind: 'vaelab' as const, p })),
     ...(peer.available ? [{ kind: 'peer' as const, ownCore: false }] : []),
     ...(peer.available && peer.ownCoreRow && model === 'mlp' ? [{ kind: 'peer' as const, ownCore: true }] : []),
   ];
@@ -692,6 +697,24 @@ async function main(): Promise<number> {
       pct(r.cpuShareMedian),
     ]),
   );
+  // Ratio of the default path to the peer within each repetition (adjacent runs), and their median.
+  const defaultLabel = paths.find((p) => p.key === 'default')?.label;
+  const perRep: Array<{ model: ModelKey; ratios: number[]; median: number }> = [];
+  if (peer.available && defaultLabel !== undefined) {
+    for (const model of o.models) {
+      const ratios: number[] = [];
+      for (let rep = 0; rep < o.reps; rep++) {
+        const ours = measurements.find((m) => m.model === model && m.rep === rep && m.path === defaultLabel && m.ok);
+        const theirs = measurements.find((m) => m.model === model && m.rep === rep && m.path === PEER_LABEL && m.ok);
+        if (ours && theirs) ratios.push(ours.samplesPerSec! / theirs.samplesPerSec!);
+      }
+      if (ratios.length > 0) perRep.push({ model, ratios, median: median(ratios) });
+    }
+    if (perRep.length > 0) {
+      console.log(`ratio of "${defaultLabel}" to PyTorch within each repetition (the two runs side by side in time), and the median:`);
+      for (const r of perRep) console.log(`  ${r.model}: ${r.ratios.map((x) => `${x.toFixed(2)}x`).join(', ')} -> median ${r.median.toFixed(2)}x`);
+    }
+  }
   if (peer.ownCoreRow) {
     const own = rows.find((r) => r.path === PEER_DEFAULT_LABEL && r.runs > 0);
     if (own) {
@@ -920,6 +943,7 @@ async function main(): Promise<number> {
       peer,
       measurements,
       table: rows,
+      ratiosPerRepetition: perRep,
       pairs,
       pairSummary,
       memory,
