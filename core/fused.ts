@@ -37,6 +37,19 @@ export const KL_STD_NORMAL = 'VaelabKlStdNormal';
 /** Its gradient. Inputs {dy [N], loc, logVar [N, D]} -> [dloc, dlogVar], each [N, D]. */
 export const KL_STD_NORMAL_GRAD = 'VaelabKlStdNormalGrad';
 
+/**
+ * The reparameterised sample of N(loc, exp(logVar)): loc + exp(logVar / 2) * eps.
+ * Inputs {loc, logVar, eps} [N, D] float32 -> [N, D].
+ */
+export const REPARAM = 'VaelabReparam';
+/** Its gradient for logVar, dz * eps * exp(logVar / 2) / 2. Inputs {dz, logVar, eps} [N, D] -> [N, D]. */
+export const REPARAM_GRAD = 'VaelabReparamGrad';
+/**
+ * log N(z; loc, exp(logVar)) of a reparameterised z, from its noise: -(eps^2 + logVar + log 2pi) / 2
+ * summed over the last axis. Inputs {logVar, eps} [N, D] float32 -> [N].
+ */
+export const REPARAM_LOG_PROB = 'VaelabReparamLogProb';
+
 function registered(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
@@ -140,6 +153,50 @@ export const klStdNormalGrad: GradConfig = {
     return {
       loc: () => tf.mul(dyCol(), loc),
       logVar: () => tf.mul(dyCol(), tf.mul(tf.sub(tf.exp(logVar), 1), 0.5)),
+    };
+  },
+};
+
+/** The fused reparameterised sample, or null when the backend has no kernel or the shapes differ. Shapes: [N, D] -> [N, D]. */
+export function fusedReparam(loc: tf.Tensor2D, logVar: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor2D | null {
+  if (!plainMatrices(loc, logVar, eps) || !registered(REPARAM)) return null;
+  return tf.engine().runKernel(REPARAM, { loc, logVar, eps }, {}) as tf.Tensor2D;
+}
+
+/** Gradient of REPARAM: loc gets dz; logVar gets dz eps exp(logVar / 2) / 2 (one REPARAM_GRAD kernel where there is one); eps gets dz exp(logVar / 2). */
+export const reparamGrad: GradConfig = {
+  kernelName: REPARAM,
+  inputsToSave: ['logVar', 'eps'],
+  gradFunc: (dy, saved) => {
+    const [logVar, eps] = saved;
+    const dz = dy as tf.Tensor;
+    return {
+      loc: () => tf.clone(dz),
+      logVar: () =>
+        registered(REPARAM_GRAD)
+          ? (tf.engine().runKernel(REPARAM_GRAD, { dz, logVar, eps }, {}) as tf.Tensor)
+          : tf.mul(tf.mul(tf.mul(dz, eps), tf.exp(tf.mul(logVar, 0.5))), 0.5),
+      eps: () => tf.mul(dz, tf.exp(tf.mul(logVar, 0.5))),
+    };
+  },
+};
+
+/** The fused log-density of a reparameterised sample, or null when the backend has no kernel or the shapes differ. Shapes: [N, D] -> [N]. */
+export function fusedReparamLogProb(logVar: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor1D | null {
+  if (!plainMatrices(logVar, eps) || !registered(REPARAM_LOG_PROB)) return null;
+  return tf.engine().runKernel(REPARAM_LOG_PROB, { logVar, eps }, {}) as tf.Tensor1D;
+}
+
+/** Gradient of REPARAM_LOG_PROB: logVar gets -dy / 2 on every entry of its row, eps gets -dy eps. */
+export const reparamLogProbGrad: GradConfig = {
+  kernelName: REPARAM_LOG_PROB,
+  inputsToSave: ['logVar', 'eps'],
+  gradFunc: (dy, saved) => {
+    const [logVar, eps] = saved;
+    const dyCol = () => tf.reshape(dy as tf.Tensor, [logVar.shape[0], 1]);
+    return {
+      logVar: () => tf.mul(tf.onesLike(logVar), tf.mul(dyCol(), -0.5)),
+      eps: () => tf.mul(tf.neg(dyCol()), eps),
     };
   },
 };

@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
-import { bernoulliLogProbGrad, biasReluGrad, klStdNormalGrad, reluGrad } from './fused';
+import { bernoulliLogProbGrad, biasReluGrad, klStdNormalGrad, reluGrad, reparamGrad, reparamLogProbGrad } from './fused';
 
 let installed = false;
 
@@ -61,7 +61,10 @@ const meanGrad: GradConfig = {
  * kernels (core/fused.ts). Returns the kernel names it registered.
  */
 export function installGradients(): string[] {
-  const names = [sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName, biasReluGrad.kernelName, klStdNormalGrad.kernelName];
+  const names = [
+    sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName, biasReluGrad.kernelName, klStdNormalGrad.kernelName,
+    reparamGrad.kernelName, reparamLogProbGrad.kernelName,
+  ];
   if (installed) return names;
   // Registers every gradient of tfjs; must come first, or it would overwrite ours.
   require('@tensorflow/tfjs');
@@ -71,6 +74,8 @@ export function installGradients(): string[] {
   tf.registerGradient(bernoulliLogProbGrad);
   tf.registerGradient(biasReluGrad);
   tf.registerGradient(klStdNormalGrad);
+  tf.registerGradient(reparamGrad);
+  tf.registerGradient(reparamLogProbGrad);
   installed = true;
   return names;
 }

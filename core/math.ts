@@ -3,7 +3,7 @@
  * from logits, and log-mean-exp over samples. Every function is pure tfjs and differentiable.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { fusedBernoulliLogProb, fusedKlStdNormal } from './fused';
+import { fusedBernoulliLogProb, fusedKlStdNormal, fusedReparam, fusedReparamLogProb } from './fused';
 
 /** log(2 pi) */
 export const LOG_2PI = Math.log(2 * Math.PI);
@@ -48,10 +48,24 @@ export function klStdNormal(loc: tf.Tensor2D, logVar: tf.Tensor2D): tf.Tensor1D 
  * log q(z) of a reparameterised sample z = loc + exp(logVar / 2) eps, from eps:
  * -0.5 sum(log 2pi + logVar + eps^2) over the last axis. The same function of (loc, logVar, eps)
  * as diagGaussianLogProb(z, loc, logVar), since (z - loc)^2 / exp(logVar) = eps^2, with 4 kernels
- * instead of 9. Shapes: logVar, eps [N, D] -> [N].
+ * instead of 9 (one fused kernel where the backend has it, core/fused.ts). Shapes: logVar, eps
+ * [N, D] -> [N].
  */
 export function reparamLogProb(logVar: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor1D {
+  const fused = fusedReparamLogProb(logVar, eps);
+  if (fused !== null) return fused;
   return tf.tidy(() => tf.mul(tf.sum(tf.add(tf.add(tf.square(eps), logVar), LOG_2PI), -1), -0.5) as tf.Tensor1D);
+}
+
+/**
+ * The reparameterised sample z = loc + exp(logVar / 2) eps of N(loc, exp(logVar)), eps ~ N(0, I)
+ * given (Kingma & Welling 2014): one fused kernel where the backend has it (core/fused.ts), else
+ * the tfjs ops. Shapes: [N, D] -> [N, D].
+ */
+export function reparameterize(loc: tf.Tensor2D, logVar: tf.Tensor2D, eps: tf.Tensor2D): tf.Tensor2D {
+  const fused = fusedReparam(loc, logVar, eps);
+  if (fused !== null) return fused;
+  return tf.tidy(() => tf.add(loc, tf.mul(tf.exp(tf.mul(logVar, 0.5)), eps)) as tf.Tensor2D);
 }
 
 /**

@@ -32,7 +32,9 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
-import { BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD } from '../fused';
+import {
+  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
+} from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
@@ -83,6 +85,9 @@ export interface NativeAddon {
   biasRelu(x: Float32Array, bias: Float32Array, y: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   biasReluGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array): void;
+  reparam(loc: Float32Array, logVar: Float32Array, eps: Float32Array, z: Float32Array): void;
+  reparamGrad(dz: Float32Array, logVar: Float32Array, eps: Float32Array, dlogVar: Float32Array): void;
+  reparamLogProb(logVar: Float32Array, eps: Float32Array, out: Float32Array, rows: number, cols: number): void;
   /**
    * Whether convolutions may take the direct kernels (output channels a multiple of 16, or input
    * channels for the input gradient, on one thread; else im2col + sgemm); returns the previous
@@ -613,6 +618,40 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   return [dx!, dBias];
 }
 
+/** Three float32 matrices of one shape, by input name (the reparameterisation kernels' inputs). */
+function sameShapeMatrices(args: Parameters<KernelFunc>[0], names: readonly string[], kernel: string): TensorInfo[] {
+  const ts = names.map((n) => matrixInput(args, n, kernel));
+  if (!ts.every((t) => t.shape[0] === ts[0].shape[0] && t.shape[1] === ts[0].shape[1])) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): inputs ${names.map((n) => `"${n}"`).join(', ')} must have one shape; got ${ts.map((t) => `[${t.shape}]`).join(', ')}`);
+  }
+  return ts;
+}
+
+/** core/fused.ts REPARAM. Shapes: loc, logVar, eps [N, D] -> [N, D]. */
+function reparamKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const addon = addonFor(REPARAM);
+  const backend = args.backend as unknown as WasmBackendView;
+  const [loc, logVar, eps] = sameShapeMatrices(args, ['loc', 'logVar', 'eps'], REPARAM);
+  return intoOutput(backend, loc.shape, (z) => addon.reparam(heapView(backend, loc), heapView(backend, logVar), heapView(backend, eps), heapView(backend, z)));
+}
+
+/** core/fused.ts REPARAM_GRAD. Shapes: dz, logVar, eps [N, D] -> [N, D]. */
+function reparamGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const addon = addonFor(REPARAM_GRAD);
+  const backend = args.backend as unknown as WasmBackendView;
+  const [dz, logVar, eps] = sameShapeMatrices(args, ['dz', 'logVar', 'eps'], REPARAM_GRAD);
+  return intoOutput(backend, dz.shape, (d) => addon.reparamGrad(heapView(backend, dz), heapView(backend, logVar), heapView(backend, eps), heapView(backend, d)));
+}
+
+/** core/fused.ts REPARAM_LOG_PROB. Shapes: logVar, eps [N, D] -> [N]. */
+function reparamLogProbKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const addon = addonFor(REPARAM_LOG_PROB);
+  const backend = args.backend as unknown as WasmBackendView;
+  const [logVar, eps] = sameShapeMatrices(args, ['logVar', 'eps'], REPARAM_LOG_PROB);
+  const [rows, cols] = logVar.shape;
+  return intoOutput(backend, [rows], (out) => addon.reparamLogProb(heapView(backend, logVar), heapView(backend, eps), heapView(backend, out), rows, cols));
+}
+
 /** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
 function klStdNormalKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(KL_STD_NORMAL);
@@ -671,6 +710,9 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [RELU_GRAD, reluGradKernel],
   [BIAS_RELU, biasReluKernel],
   [BIAS_RELU_GRAD, biasReluGradKernel],
+  [REPARAM, reparamKernel],
+  [REPARAM_GRAD, reparamGradKernel],
+  [REPARAM_LOG_PROB, reparamLogProbKernel],
   [KL_STD_NORMAL, klStdNormalKernel],
   [KL_STD_NORMAL_GRAD, klStdNormalGradKernel],
 ];

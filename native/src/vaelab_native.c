@@ -16,7 +16,8 @@
  * (two dimensions <= 64, as in a conv layer with one input channel) skip BLAS for vector loops
  * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
  * Adam step, the Bernoulli log-density on logits and the KL to a standard normal with their
- * gradients, bias + relu and its gradient, the relu gradient, and sums of squares.
+ * gradients, the Gaussian reparameterisation (sample, gradient, log-density), bias + relu and its
+ * gradient, the relu gradient, and sums of squares.
  *
  * Every argument is checked (types, sizes, array lengths) before any memory is touched, because
  * an out-of-bounds write here would silently corrupt the wasm heap. Errors name the function and
@@ -1441,6 +1442,68 @@ static napi_value js_kl_std_normal(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/* Four float arrays of one length (the last written): the arguments of the reparameterisation kernels. */
+static int four_arrays(Args *a, const char *n0, const char *n1, const char *n2, const char *n3, float **v, size_t *len) {
+  size_t l[4];
+  const char *names[4] = {n0, n1, n2, n3};
+  for (int i = 0; i < 4; i++) v[i] = arg_f32(a, (size_t)i, names[i], &l[i]);
+  for (int i = 1; i < 4; i++) exact_len(a, names[i], l[i], l[0]);
+  *len = l[0];
+  return !a->failed;
+}
+
+/*
+ * reparam(loc, logVar, eps, z): z = loc + exp(logVar * 0.5) * eps, the reparameterised sample
+ * of N(loc, exp(logVar)), with the rounding steps of the tfjs ops it replaces (exp from libm).
+ */
+static napi_value js_reparam(napi_env env, napi_callback_info info) {
+  Args a;
+  float *v[4];
+  size_t n;
+  if (!args_init(&a, env, info, "reparam", 4) || !four_arrays(&a, "loc", "logVar", "eps", "z", v, &n)) return NULL;
+  const float *loc = v[0], *lv = v[1], *eps = v[2];
+  float *z = v[3];
+  for (size_t i = 0; i < n; i++) z[i] = loc[i] + expf(lv[i] * 0.5f) * eps[i];
+  return undefined_value(env);
+}
+
+/*
+ * reparamGrad(dz, logVar, eps, dlogVar): the gradient of reparam for logVar,
+ * ((dz * eps) * exp(logVar * 0.5)) * 0.5, in the order tfjs's Add, Mul, Exp and Mul gradients take.
+ */
+static napi_value js_reparam_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  float *v[4];
+  size_t n;
+  if (!args_init(&a, env, info, "reparamGrad", 4) || !four_arrays(&a, "dz", "logVar", "eps", "dlogVar", v, &n)) return NULL;
+  const float *dz = v[0], *lv = v[1], *eps = v[2];
+  float *dlv = v[3];
+  for (size_t i = 0; i < n; i++) dlv[i] = ((dz[i] * eps[i]) * expf(lv[i] * 0.5f)) * 0.5f;
+  return undefined_value(env);
+}
+
+/*
+ * reparamLogProb(logVar, eps, out, rows, cols): out[r] = -0.5 sum_c (eps^2 + logVar + log 2pi),
+ * log N(z; loc, exp(logVar)) of z = loc + exp(logVar / 2) eps, per row; terms in float32 (log 2pi
+ * rounded to float, as the tfjs formula adds it), the row summed in double.
+ */
+static napi_value js_reparam_log_prob(napi_env env, napi_callback_info info) {
+  Args a;
+  RowPair rp;
+  if (!args_init(&a, env, info, "reparamLogProb", 5) || !row_pair_args(&a, "logVar", "eps", &rp)) return NULL;
+  const float log2pi = 1.8378770664093453f;
+  for (long r = 0; r < rp.rows; r++) {
+    const size_t base = (size_t)r * (size_t)rp.cols;
+    double acc = 0.0;
+    for (long c = 0; c < rp.cols; c++) {
+      const float e = rp.q[base + c];
+      acc += (double)((e * e + rp.p[base + c]) + log2pi);
+    }
+    rp.out[r] = (float)(-0.5 * acc);
+  }
+  return undefined_value(env);
+}
+
 /*
  * klStdNormalGrad(dy, loc, logVar, dloc, dlogVar, rows, cols): the gradient of klStdNormal,
  * dloc = dy loc, dlogVar = dy 0.5 (exp(logVar) - 1), dy[r] spread over row r.
@@ -1894,6 +1957,9 @@ FTZ_ENTRY(js_bias_add)
 FTZ_ENTRY(js_bias_relu)
 FTZ_ENTRY(js_relu_grad)
 FTZ_ENTRY(js_bias_relu_grad)
+FTZ_ENTRY(js_reparam)
+FTZ_ENTRY(js_reparam_grad)
+FTZ_ENTRY(js_reparam_log_prob)
 
 /* ---------------------------------------------------------------- module */
 
@@ -1928,6 +1994,9 @@ NAPI_MODULE_INIT() {
       {"biasRelu", js_bias_relu_ftz},
       {"reluGrad", js_relu_grad_ftz},
       {"biasReluGrad", js_bias_relu_grad_ftz},
+      {"reparam", js_reparam_ftz},
+      {"reparamGrad", js_reparam_grad_ftz},
+      {"reparamLogProb", js_reparam_log_prob_ftz},
       {"setConvDirect", js_set_conv_direct},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},

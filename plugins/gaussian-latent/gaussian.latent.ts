@@ -12,6 +12,7 @@ import {
   TOKENS,
   definePlugin,
   reparamLogProb,
+  reparameterize,
   initRng,
   pluginConfig,
   tileSamples,
@@ -67,7 +68,7 @@ export class GaussianLatent extends Module implements Latent {
       const locS = tileSamples(loc, samples);
       const logVarS = tileSamples(logVar, samples);
       const eps = opts.rng.normalTensor([locS.shape[0], this.dim]);
-      const z = tf.add(locS, tf.mul(tf.exp(tf.mul(logVarS, 0.5)), eps)) as tf.Tensor2D;
+      const z = reparameterize(locS, logVarS, eps as tf.Tensor2D);
       const logQ = reparamLogProb(logVarS, eps as tf.Tensor2D);
       return { z, logQ, samples, posterior: { loc, logVar } };
     });

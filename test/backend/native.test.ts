@@ -15,7 +15,7 @@ import '../../core/gradients';
 import {
   installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
-import { bernoulliLogProb, klStdNormal } from '../../core/math';
+import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
 import { addBiasActivate } from '../../core/nn';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
@@ -52,7 +52,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
     'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', '_FusedMatMul',
+    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
   ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
@@ -424,6 +424,45 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       }, 'klStdNormal');
       const profile = await tf.profile(() => tf.grads((l: tf.Tensor, v: tf.Tensor) => klStdNormal(l as tf.Tensor2D, v as tf.Tensor2D))([loc.t(), logVar.t()], dy.t()));
       expect(profile.kernels.map((k) => k.name).filter((k) => k.startsWith('Vaelab') || /Exp|Square/.test(k))).to.deep.equal(['VaelabKlStdNormal', 'VaelabKlStdNormalGrad']);
+    });
+  });
+
+  describe('Gaussian reparameterisation (fused)', () => {
+    it('Should match the tfjs formulas on cpu for z, log q(z) and their gradients, as one kernel each way', async function () {
+      needNative(this);
+      const loc = new Data(60, [9, 20]);
+      const logVar = new Data(61, [9, 20]);
+      const eps = new Data(62, [9, 20]);
+      const dz = new Data(63, [9, 20]);
+      const dq = new Data(64, [9]);
+      // logVar scaled by 3: exp(logVar / 2) from ~e^-4 to ~e^4.
+      const lv = () => tf.mul(logVar.t(), 3) as tf.Tensor2D;
+      await expectNativeMatchesCpu(() => {
+        const z = (l: tf.Tensor, v: tf.Tensor, e: tf.Tensor) => reparameterize(l as tf.Tensor2D, v as tf.Tensor2D, e as tf.Tensor2D);
+        const q = (v: tf.Tensor, e: tf.Tensor) => reparamLogProb(v as tf.Tensor2D, e as tf.Tensor2D);
+        return [
+          z(loc.t(), lv(), eps.t()),
+          ...tf.grads(z)([loc.t(), lv(), eps.t()], dz.t()),
+          q(lv(), eps.t()),
+          ...tf.grads(q)([lv(), eps.t()], dq.t()),
+        ];
+      }, 'reparameterisation');
+      const profile = await tf.profile(() => {
+        const [gl, gv] = tf.grads((l: tf.Tensor, v: tf.Tensor) => reparameterize(l as tf.Tensor2D, v as tf.Tensor2D, eps.t() as tf.Tensor2D))([loc.t(), logVar.t()], dz.t());
+        return [gl, gv, reparamLogProb(logVar.t() as tf.Tensor2D, eps.t() as tf.Tensor2D)];
+      });
+      expect(profile.kernels.map((k) => k.name).filter((k) => k.startsWith('Vaelab') || /Exp|Square|Sum/.test(k))).to.deep.equal([
+        'VaelabReparam',
+        'VaelabReparamGrad',
+        'VaelabReparamLogProb',
+      ]);
+    });
+
+    it('Should refuse inputs of different shapes with an error that names them', function () {
+      needNative(this);
+      expect(() => tf.engine().runKernel('VaelabReparam', { loc: tf.zeros([2, 3]), logVar: tf.zeros([2, 3]), eps: tf.zeros([3, 2]) }, {})).to.throw(
+        /VaelabReparam \(wasm, .*\): inputs "loc", "logVar", "eps" must have one shape; got \[2,3\], \[2,3\], \[3,2\]/,
+      );
     });
   });
 

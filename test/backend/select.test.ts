@@ -94,7 +94,7 @@ describe('core/backend/select: selectBackend', () => {
     expect(lines).to.have.length(1);
     // three possible lines: with the native pack, without it (unavailable, with the reason), or disabled
     expect(lines[0]).to.match(
-      /^backend: wasm (\+ native OpenBLAS kernels \(OpenBLAS \S+ \S+, \d+ threads?: Add, BatchMatMul, Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D, Relu, Sum, VaelabBernoulliLogProb, VaelabBernoulliLogProbGrad, VaelabBiasRelu, VaelabBiasReluGrad, VaelabKlStdNormal, VaelabKlStdNormalGrad, VaelabReluGrad, _FusedMatMul; tfjs-backend-wasm 4\.22\.0, (no )?SIMD\)|\(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\))$/,
+      /^backend: wasm (\+ native OpenBLAS kernels \(OpenBLAS \S+ \S+, \d+ threads?: Add, BatchMatMul, Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D, Relu, Sum, VaelabBernoulliLogProb, VaelabBernoulliLogProbGrad, VaelabBiasRelu, VaelabBiasReluGrad, VaelabKlStdNormal, VaelabKlStdNormalGrad, VaelabReluGrad, VaelabReparam, VaelabReparamGrad, VaelabReparamLogProb, _FusedMatMul; tfjs-backend-wasm 4\.22\.0, (no )?SIMD\)|\(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\))$/,
     );
   });
 
