@@ -71,10 +71,12 @@ export interface NativeAddon {
   conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, info: backend_util.Conv2DInfo): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, info: backend_util.Conv2DInfo): void;
   conv2dBackpropInput(dy: Float32Array, filter: Float32Array, dx: Float32Array, info: backend_util.Conv2DInfo): void;
+  /** With sumSquares true, returns the sum of g^2 as sumSquares(g) gives it (the same bits). */
   adamUpdate(
     p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array,
     stepSize: number, beta1: number, beta2: number, epsilon: number, sqrtBc2: number, weightDecay: number,
-  ): void;
+    sumSquares?: boolean,
+  ): number | undefined;
   bernoulliLogProb(x: Float32Array, logits: Float32Array, out: Float32Array, rows: number, cols: number): void;
   bernoulliLogProbGrad(dy: Float32Array, x: Float32Array, logits: Float32Array, dlogits: Float32Array, rows: number, cols: number): void;
   sumSquares(x: Float32Array): number;
@@ -830,6 +832,28 @@ export function nativeAdamStep(
   v: tf.Variable[],
   hyper: NativeAdamHyper,
 ): boolean {
+  return adamStep(vars, grads, m, v, hyper, false) !== null;
+}
+
+/**
+ * nativeAdamStep that also returns the sum of the squares of the gradients, the same number
+ * nativeSumSquares(grads) gives (summed in the same order, bit for bit), taken block by block
+ * inside the update pass while each block of a gradient is in cache; null (nothing changed) when
+ * nativeAdamStep would return false. The squared global norm of a step without clipping, at no
+ * pass of its own.
+ */
+export function nativeAdamStepSquares(
+  vars: tf.Variable[],
+  grads: tf.Tensor[],
+  m: tf.Variable[],
+  v: tf.Variable[],
+  hyper: NativeAdamHyper,
+): number | null {
+  return adamStep(vars, grads, m, v, hyper, true);
+}
+
+/** The update of nativeAdamStep; the sum of the gradients' squares when asked (else 0), or null when the pack did not run it. */
+function adamStep(vars: tf.Variable[], grads: tf.Tensor[], m: tf.Variable[], v: tf.Variable[], hyper: NativeAdamHyper, squares: boolean): number | null {
   if (vars.length !== grads.length || vars.length !== m.length || vars.length !== v.length) {
     throw new Error(
       `nativeAdamStep (${WHERE}): vars, grads, m and v must have the same length; got ${vars.length}, ${grads.length}, ${m.length}, ${v.length}`,
@@ -845,20 +869,22 @@ export function nativeAdamStep(
     }
   }
   const l = load();
-  if (!l.ok || installed === null || tf.getBackend() !== BACKEND) return false;
+  if (!l.ok || installed === null || tf.getBackend() !== BACKEND) return null;
   const backend = tf.backend() as unknown as WasmBackendView;
   const all = [...vars, ...grads, ...m, ...v];
-  if (!all.every((t) => t.dtype === 'float32' && !t.isDisposed && backend.dataIdMap.get(t.dataId) !== undefined)) return false;
+  if (!all.every((t) => t.dtype === 'float32' && !t.isDisposed && backend.dataIdMap.get(t.dataId) !== undefined)) return null;
 
   // Copies (which allocate, and may grow the heap) first; views after.
   for (const t of [...vars, ...m, ...v]) ownBuffer(backend, t);
+  let total = 0;
   for (let i = 0; i < vars.length; i++) {
     if (vars[i].size === 0) continue;
-    l.addon.adamUpdate(
+    const sum = l.addon.adamUpdate(
       heapView(backend, vars[i]), heapView(backend, grads[i]), heapView(backend, m[i]), heapView(backend, v[i]),
-      hyper.stepSize, hyper.beta1, hyper.beta2, hyper.epsilon, hyper.sqrtBc2, hyper.weightDecay,
+      hyper.stepSize, hyper.beta1, hyper.beta2, hyper.epsilon, hyper.sqrtBc2, hyper.weightDecay, squares,
     );
+    if (squares) total += sum as number;
   }
   for (const t of [...vars, ...m, ...v]) invalidateCaches(backend, t);
-  return true;
+  return total;
 }

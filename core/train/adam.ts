@@ -6,7 +6,7 @@
  * save and restore them exactly.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeAdamStep, nativeSumSquares } from '../backend/native';
+import { nativeAdamStep, nativeAdamStepSquares, nativeSumSquares } from '../backend/native';
 
 /** Adam settings (train.optimizer.*). */
 export interface AdamOptions {
@@ -33,8 +33,13 @@ export class Adam {
     }
   }
 
-  /** One update with learning rate `lr`. grads: name -> gradient of that variable (missing = no update). */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update with learning rate `lr`. grads: name -> gradient of that variable (missing = no
+   * update). With `sumSquares`, returns the sum of the squares of the gradients when the native
+   * pack ran the update (computed inside its pass, the same number nativeSumSquares gives), else
+   * null; without, null.
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, opts: { sumSquares?: boolean } = {}): number | null {
     this.t += 1;
     const { beta1, beta2, epsilon, weightDecay } = this.opts;
     const stepSize = lr / (1 - beta1 ** this.t);
@@ -42,14 +47,19 @@ export class Adam {
     // The native pack updates every variable and both moments in one pass, in place on the wasm
     // heap (the same arithmetic, bit for bit); elsewhere the update below runs as tfjs ops.
     const names = [...grads.keys()];
-    const fused = nativeAdamStep(
+    const args = [
       names.map((n) => this.vars.get(n)!),
       names.map((n) => grads.get(n)!),
       names.map((n) => this.m.get(n)!),
       names.map((n) => this.v.get(n)!),
       { stepSize, beta1, beta2, epsilon, sqrtBc2, weightDecay },
-    );
-    if (fused) return;
+    ] as const;
+    if (opts.sumSquares) {
+      const squares = nativeAdamStepSquares(...args);
+      if (squares !== null) return squares;
+    } else if (nativeAdamStep(...args)) {
+      return null;
+    }
     tf.tidy(() => {
       for (const [name, g0] of grads) {
         const p = this.vars.get(name)!;
@@ -62,6 +72,7 @@ export class Adam {
         p.assign(tf.sub(p, tf.mul(tf.div(m, denom), stepSize)));
       }
     });
+    return null;
   }
 
   /** Frees the moment variables. */

@@ -203,12 +203,22 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     }, varList);
     const byKey = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
-    const clipped = clipByGlobalNorm(byKey, T.clipNorm);
-    const norm = clipped.norm;
-    adam.apply(clipped.grads, lr);
+    let norm: tf.Scalar;
+    let applied = byKey;
+    if (T.clipNorm > 0) {
+      const clipped = clipByGlobalNorm(byKey, T.clipNorm);
+      norm = clipped.norm;
+      applied = clipped.grads;
+      adam.apply(applied, lr);
+    } else {
+      // Without clipping the norm is only reported: the native Adam pass sums the squares as it
+      // goes (the same number clipByGlobalNorm gives); elsewhere clipByGlobalNorm computes it.
+      const squares = adam.apply(byKey, lr, { sumSquares: true });
+      norm = squares !== null ? tf.scalar(Math.sqrt(squares)) : clipByGlobalNorm(byKey, 0).norm;
+    }
     tf.dispose([...byKey.values()]);
     const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]) as tf.Tensor1D);
-    tf.dispose([value, stacked!, norm, ...clipped.grads.values()]);
+    tf.dispose([value, stacked!, norm, ...applied.values()]);
     return out;
   };
 

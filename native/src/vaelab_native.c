@@ -1756,15 +1756,25 @@ static napi_value js_bernoulli_log_prob_grad(napi_env env, napi_callback_info in
  * a time).
  */
 VECTOR_CLONES
-static double sum_squares(const float *x, size_t n) {
-  double acc[8] = {0};
+/* acc[u] += x[i + u]^2 in double over the whole groups of eight in x[0, n); returns how many floats that took. */
+static size_t sum_squares_groups(double acc[8], const float *x, size_t n) {
   size_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int u = 0; u < 8; u++) acc[u] += (double)x[i + u] * (double)x[i + u];
+  return i;
+}
+
+/* The eight running sums added up, then the squares of the last floats x[i, n) (fewer than eight). */
+static double sum_squares_total(const double acc[8], const float *x, size_t i, size_t n) {
   double total = 0.0;
   for (int u = 0; u < 8; u++) total += acc[u];
   for (; i < n; i++) total += (double)x[i] * (double)x[i];
   return total;
+}
+
+static double sum_squares(const float *x, size_t n) {
+  double acc[8] = {0};
+  return sum_squares_total(acc, x, sum_squares_groups(acc, x, n), n);
 }
 
 static napi_value js_sum_squares(napi_env env, napi_callback_info info) {
@@ -1809,6 +1819,9 @@ static void adam_loop(float *restrict p, const float *restrict g, float *restric
   }
 }
 
+/* Floats per block of the Adam pass that also sums g^2 (a multiple of 8: the sums' groups never straddle blocks). */
+#define ADAM_BLOCK 8192
+
 static int ranges_overlap(const float *a, size_t na, const float *b, size_t nb) {
   return a < b + nb && b < a + na;
 }
@@ -1821,11 +1834,14 @@ static int ranges_overlap(const float *a, size_t na, const float *b, size_t nb) 
  * with stepSize = lr / (1 - beta1^t) and sqrtBc2 = sqrt(1 - beta2^t) (PyTorch's rule). Every
  * operation is rounded to float32 in the same order as the tfjs ops of core/train/adam.ts, and
  * the build disables FMA contraction, so the result matches that code on wasm bit for bit.
+ * With an 11th argument true (sumSquares), returns the sum of g^2 (before weight decay) as
+ * sumSquares(g) would: the gradient norm of the step at no extra pass.
  */
 static napi_value js_adam_update(napi_env env, napi_callback_info info) {
   Args a;
   size_t lp, lg, lm, lv;
   if (!args_init(&a, env, info, "adamUpdate", 10)) return NULL;
+  const int want_squares = a.argc > 10 ? arg_bool(&a, 10, "sumSquares") : 0;
   float *p = arg_f32(&a, 0, "p", &lp);
   const float *g = arg_f32(&a, 1, "g", &lg);
   float *m = arg_f32(&a, 2, "m", &lm);
@@ -1849,8 +1865,25 @@ static napi_value js_adam_update(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "vaelab_native.adamUpdate: p, g, m and v must not share memory");
     return NULL;
   }
-  adam_loop(p, g, m, v, lp, b1, c1, b2, c2, ss, bc, ep, fwd);
-  return undefined_value(env);
+  if (!want_squares) {
+    adam_loop(p, g, m, v, lp, b1, c1, b2, c2, ss, bc, ep, fwd);
+    return undefined_value(env);
+  }
+  /*
+   * With sumSquares: also the sum of g^2 (as sumSquares computes it, the same bits), block by
+   * block right after each block's update, while g is still in cache: the gradient norm without
+   * a pass of its own.
+   */
+  double acc[8] = {0};
+  size_t done = 0;
+  for (size_t i0 = 0; i0 < lp; i0 += ADAM_BLOCK) {
+    const size_t n = lp - i0 < ADAM_BLOCK ? lp - i0 : ADAM_BLOCK;
+    adam_loop(p + i0, g + i0, m + i0, v + i0, n, b1, c1, b2, c2, ss, bc, ep, fwd);
+    done = i0 + sum_squares_groups(acc, g + i0, n);
+  }
+  napi_value out;
+  napi_create_double(env, sum_squares_total(acc, g, done, lp), &out);
+  return out;
 }
 
 /* ---------------------------------------------------------------- threads and info */

@@ -13,7 +13,7 @@ import '@tensorflow/tfjs';
 // vaelab's gradients (fused kernels, Sum/Mean, Relu), as core/model.ts registers them for training.
 import '../../core/gradients';
 import {
-  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeStatus, nativeSumSquares, type NativeAdamHyper,
+  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
 import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
 import { addBiasActivate } from '../../core/nn';
@@ -585,6 +585,30 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       tf.dispose([...p, ...m, ...v]);
       return out;
     }
+
+    it('Should give, with the squares, the sum nativeSumSquares gives bit for bit and the same update, across blocks and a tail', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      // 9700 floats: two blocks of the pass (8192 each at most) and a tail of 4 after the groups of 8.
+      const big = [[100, 97], [5], [3, 3, 2, 4]];
+      const run = (withSquares: boolean) => {
+        const p = big.map((s, i) => tf.variable(new Data(70 + i, s).t(), false));
+        const m = big.map((s) => tf.variable(tf.zeros(s), false));
+        const v = big.map((s) => tf.variable(tf.zeros(s), false));
+        const g = big.map((s, i) => new Data(80 + i, s).t());
+        const expected = nativeSumSquares(g);
+        const got = withSquares ? nativeAdamStepSquares(p, g, m, v, hyperAt(1, 1e-2, 0.1)) : nativeAdamStep(p, g, m, v, hyperAt(1, 1e-2, 0.1));
+        const out = [p, m, v].map((list) => list.map((t) => Array.from(t.dataSync())));
+        tf.dispose([...p, ...m, ...v, ...g]);
+        return { expected, got, out };
+      };
+      const withSquares = run(true);
+      expect(withSquares.expected).to.be.a('number').and.to.be.above(0);
+      expect(withSquares.got).to.equal(withSquares.expected);
+      const plain = run(false);
+      expect(plain.got).to.equal(true);
+      expect(withSquares.out).to.deep.equal(plain.out);
+    });
 
     for (const weightDecay of [0, 0.1]) {
       it(`Should match the Adam formula over 3 steps (weightDecay ${weightDecay})`, async function () {
