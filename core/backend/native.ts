@@ -744,9 +744,12 @@ export function installNativeKernels(): string[] {
     // kept, so that a re-initialised backend still sets it up.
     tf.registerKernel({ kernelName, backendName: BACKEND, kernelFunc, setupFunc: prev?.setupFunc });
   }
-  installed = KERNELS.map(([name]) => name).sort();
+  installed = [...NATIVE_KERNEL_NAMES];
   return [...installed];
 }
+
+/** The kernels `installNativeKernels` installs, sorted. */
+export const NATIVE_KERNEL_NAMES: readonly string[] = KERNELS.map(([name]) => name).sort();
 
 /** Names installed by `installNativeKernels`, or [] when not installed. */
 export function installedNativeKernels(): string[] {

@@ -13,7 +13,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, unknownValueMessage } from '../errors';
-import { NATIVE_HINT, installNativeKernels, nativeStatus } from './native';
+import { NATIVE_HINT, NATIVE_KERNEL_NAMES, installNativeKernels, nativeStatus } from './native';
 import { installWasmKernels } from './wasm-kernels';
 
 /** A backend vaelab can run on, fastest first. */
@@ -123,7 +123,8 @@ async function tryWasm(): Promise<BackendInfo | { error: string }> {
   const status = nativeStatus();
   if (native.length > 0) {
     const threads = `${status.threads} thread${status.threads === 1 ? '' : 's'}`;
-    return { name: 'wasm', tfBackend: tf.getBackend(), detail: `${status.blas}, ${threads}: ${native.join(', ')}; ${wasm}`, native };
+    // The kernel names are in `native` and in `npx vaelab doctor`; the line gives their count.
+    return { name: 'wasm', tfBackend: tf.getBackend(), detail: `${status.blas}, ${threads}, ${native.length} kernels; ${wasm}`, native };
   }
   // Disabled on purpose (VAELAB_NATIVE=0): the plain report. Otherwise say why it is missing.
   const missing = process.env.VAELAB_NATIVE === '0' ? '' : `; native OpenBLAS kernels unavailable: ${status.reason}`;
@@ -149,7 +150,7 @@ async function useCpu(): Promise<BackendInfo> {
  * loads. A backend asked for by name must load, or a ConfigError says why and how to fix it.
  * Prints one line `backend: <name> (<detail>)` through `opts.log` unless `opts.quiet`; on wasm
  * with the native pack, `backend: wasm + native OpenBLAS kernels (OpenBLAS 0.3.21 SkylakeX,
- * 1 thread: BatchMatMul, ...; tfjs-backend-wasm 4.22.0, SIMD)`.
+ * 1 thread, 19 kernels; tfjs-backend-wasm 4.22.0, SIMD)` (the names: BackendInfo.native).
  */
 export async function selectBackend(requested?: string, opts: SelectBackendOptions = {}): Promise<BackendInfo> {
   const env = process.env.VAELAB_BACKEND;
@@ -256,7 +257,7 @@ function describeNative(): string {
     const threads = `${status.threads} thread${status.threads === 1 ? '' : 's'}`;
     return (
       `+ native OpenBLAS kernels: available (${status.blas}, ${threads}; set VAELAB_THREADS to change): ` +
-      `matMul, conv, bias, relu and Adam kernels and fused Bernoulli and KL kernels on the wasm heap, used with wasm unless VAELAB_NATIVE=0`
+      `${NATIVE_KERNEL_NAMES.join(', ')} and the Adam step on the wasm heap, used with wasm unless VAELAB_NATIVE=0`
     );
   }
   if (process.env.VAELAB_NATIVE === '0') return '+ native OpenBLAS kernels: disabled by VAELAB_NATIVE=0 (unset it to use them)';

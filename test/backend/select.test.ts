@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackends, selectBackend } from '../../core/backend/select';
+import { NATIVE_KERNEL_NAMES } from '../../core/backend/native';
 import { ConfigError } from '../../core/errors';
 
 const ALLOWED = '"auto", "node-gpu", "node", "wasm", "cpu"';
@@ -94,8 +95,14 @@ describe('core/backend/select: selectBackend', () => {
     expect(lines).to.have.length(1);
     // three possible lines: with the native pack, without it (unavailable, with the reason), or disabled
     expect(lines[0]).to.match(
-      /^backend: wasm (\+ native OpenBLAS kernels \(OpenBLAS \S+ \S+, \d+ threads?: Add, BatchMatMul, Conv2D, Conv2DBackpropFilter, Conv2DBackpropInput, FusedConv2D, Relu, Sum, VaelabBernoulliLogProb, VaelabBernoulliLogProbGrad, VaelabBiasRelu, VaelabBiasReluGrad, VaelabKlStdNormal, VaelabKlStdNormalGrad, VaelabReluGrad, VaelabReparam, VaelabReparamGrad, VaelabReparamLogProb, _FusedMatMul; tfjs-backend-wasm 4\.22\.0, (no )?SIMD\)|\(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\))$/,
+      /^backend: wasm (\+ native OpenBLAS kernels \(OpenBLAS \S+ \S+, \d+ threads?, 19 kernels; tfjs-backend-wasm 4\.22\.0, (no )?SIMD\)|\(tfjs-backend-wasm 4\.22\.0, (no )?SIMD, project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\))$/,
     );
+    // The line gives the count; the names are in the info and in describeBackends (doctor).
+    if (lines[0].includes('native OpenBLAS kernels (')) {
+      expect(info.native).to.deep.equal([...NATIVE_KERNEL_NAMES]);
+      expect(NATIVE_KERNEL_NAMES).to.have.length(19);
+      expect(describeBackends()).to.include(NATIVE_KERNEL_NAMES.join(', '));
+    }
   });
 
   it('Should describe all four backends, with how to get the missing ones', () => {
