@@ -531,22 +531,47 @@ function rowInput(args: Parameters<KernelFunc>[0], name: string, rows: number, k
   return t;
 }
 
-/** core/fused.ts BERNOULLI_LOG_PROB. Shapes: x, logits [N, D] -> [N]. */
-function bernoulliLogProb(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const addon = addonFor(BERNOULLI_LOG_PROB);
-  const backend = args.backend as unknown as WasmBackendView;
-  const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB);
-  const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB);
-  const [rows, cols] = logits.shape;
-  return intoOutput(backend, [rows], (out) => addon.bernoulliLogProb(heapView(backend, x), heapView(backend, logits), heapView(backend, out), rows, cols));
+/** Float32 matrices of one shape, by input name. */
+function sameShapeMatrices(args: Parameters<KernelFunc>[0], names: readonly string[], kernel: string): TensorInfo[] {
+  const ts = names.map((n) => matrixInput(args, n, kernel));
+  if (!ts.every((t) => t.shape[0] === ts[0].shape[0] && t.shape[1] === ts[0].shape[1])) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): inputs ${names.map((n) => `"${n}"`).join(', ')} must have one shape; got ${ts.map((t) => `[${t.shape}]`).join(', ')}`);
+  }
+  return ts;
 }
+
+/**
+ * A fused kernel that reduces two matrices of one shape row by row with an addon function:
+ * inputs named `names` [N, D] -> [N].
+ */
+function rowReduction(
+  kernel: string,
+  names: readonly [string, string],
+  run: (addon: NativeAddon, a: Float32Array, b: Float32Array, out: Float32Array, rows: number, cols: number) => void,
+): KernelFunc {
+  return (args) => {
+    const addon = addonFor(kernel);
+    const backend = args.backend as unknown as WasmBackendView;
+    const [a, b] = sameShapeMatrices(args, names, kernel);
+    const [rows, cols] = a.shape;
+    return intoOutput(backend, [rows], (out) => run(addon, heapView(backend, a), heapView(backend, b), heapView(backend, out), rows, cols));
+  };
+}
+
+/** core/fused.ts BERNOULLI_LOG_PROB. Shapes: x, logits [N, D] -> [N]. */
+const bernoulliLogProb = rowReduction(BERNOULLI_LOG_PROB, ['x', 'logits'], (addon, ...a) => addon.bernoulliLogProb(...a));
+
+/** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
+const klStdNormalKernel = rowReduction(KL_STD_NORMAL, ['loc', 'logVar'], (addon, ...a) => addon.klStdNormal(...a));
+
+/** core/fused.ts REPARAM_LOG_PROB. Shapes: logVar, eps [N, D] -> [N]. */
+const reparamLogProbKernel = rowReduction(REPARAM_LOG_PROB, ['logVar', 'eps'], (addon, ...a) => addon.reparamLogProb(...a));
 
 /** core/fused.ts BERNOULLI_LOG_PROB_GRAD. Shapes: dy [N], x, logits [N, D] -> [N, D]. */
 function bernoulliLogProbGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(BERNOULLI_LOG_PROB_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
-  const x = matrixInput(args, 'x', BERNOULLI_LOG_PROB_GRAD);
-  const logits = matrixInput(args, 'logits', BERNOULLI_LOG_PROB_GRAD);
+  const [x, logits] = sameShapeMatrices(args, ['x', 'logits'], BERNOULLI_LOG_PROB_GRAD);
   const [rows, cols] = logits.shape;
   const dy = rowInput(args, 'dy', rows, BERNOULLI_LOG_PROB_GRAD);
   return intoOutput(backend, [rows, cols], (out) =>
@@ -620,14 +645,6 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   return [dx!, dBias];
 }
 
-/** Three float32 matrices of one shape, by input name (the reparameterisation kernels' inputs). */
-function sameShapeMatrices(args: Parameters<KernelFunc>[0], names: readonly string[], kernel: string): TensorInfo[] {
-  const ts = names.map((n) => matrixInput(args, n, kernel));
-  if (!ts.every((t) => t.shape[0] === ts[0].shape[0] && t.shape[1] === ts[0].shape[1])) {
-    throw new Error(`${kernel} (wasm, ${WHERE}): inputs ${names.map((n) => `"${n}"`).join(', ')} must have one shape; got ${ts.map((t) => `[${t.shape}]`).join(', ')}`);
-  }
-  return ts;
-}
 
 /** core/fused.ts REPARAM. Shapes: loc, logVar, eps [N, D] -> [N, D]. */
 function reparamKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
@@ -645,31 +662,11 @@ function reparamGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return intoOutput(backend, dz.shape, (d) => addon.reparamGrad(heapView(backend, dz), heapView(backend, logVar), heapView(backend, eps), heapView(backend, d)));
 }
 
-/** core/fused.ts REPARAM_LOG_PROB. Shapes: logVar, eps [N, D] -> [N]. */
-function reparamLogProbKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const addon = addonFor(REPARAM_LOG_PROB);
-  const backend = args.backend as unknown as WasmBackendView;
-  const [logVar, eps] = sameShapeMatrices(args, ['logVar', 'eps'], REPARAM_LOG_PROB);
-  const [rows, cols] = logVar.shape;
-  return intoOutput(backend, [rows], (out) => addon.reparamLogProb(heapView(backend, logVar), heapView(backend, eps), heapView(backend, out), rows, cols));
-}
-
-/** core/fused.ts KL_STD_NORMAL. Shapes: loc, logVar [N, D] -> [N]. */
-function klStdNormalKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
-  const addon = addonFor(KL_STD_NORMAL);
-  const backend = args.backend as unknown as WasmBackendView;
-  const loc = matrixInput(args, 'loc', KL_STD_NORMAL);
-  const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL);
-  const [rows, cols] = loc.shape;
-  return intoOutput(backend, [rows], (out) => addon.klStdNormal(heapView(backend, loc), heapView(backend, logVar), heapView(backend, out), rows, cols));
-}
-
 /** core/fused.ts KL_STD_NORMAL_GRAD. Shapes: dy [N], loc, logVar [N, D] -> [dloc, dlogVar] [N, D]. */
 function klStdNormalGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const addon = addonFor(KL_STD_NORMAL_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
-  const loc = matrixInput(args, 'loc', KL_STD_NORMAL_GRAD);
-  const logVar = matrixInput(args, 'logVar', KL_STD_NORMAL_GRAD);
+  const [loc, logVar] = sameShapeMatrices(args, ['loc', 'logVar'], KL_STD_NORMAL_GRAD);
   const [rows, cols] = loc.shape;
   const dy = rowInput(args, 'dy', rows, KL_STD_NORMAL_GRAD);
   let dLoc: TensorInfo | null = null;
