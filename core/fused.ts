@@ -112,8 +112,7 @@ export function fusedBiasRelu<T extends tf.Tensor>(x: T, bias: tf.Tensor): T | n
 
 /**
  * Gradient of BIAS_RELU from its output y: dy * step(y) for x, and that summed over every axis
- * but the last for the bias; one BIAS_RELU_GRAD kernel where the backend has it, else a
- * RELU_GRAD kernel (or the tfjs ops) and a sum.
+ * but the last for the bias; one BIAS_RELU_GRAD kernel where the backend has it, else tfjs ops.
  */
 export const biasReluGrad: GradConfig = {
   kernelName: BIAS_RELU,
@@ -126,7 +125,7 @@ export const biasReluGrad: GradConfig = {
       const [dx, dBias] = tf.engine().runKernel(BIAS_RELU_GRAD, { dy: d, y }, {}) as tf.Tensor[];
       return { x: () => dx, bias: () => dBias };
     }
-    const dyAct = registered(RELU_GRAD) ? (tf.engine().runKernel(RELU_GRAD, { dy: d, x: y }, {}) as tf.Tensor) : tf.mul(d, tf.cast(tf.step(y), 'float32'));
+    const dyAct = tf.mul(d, tf.cast(tf.step(y), 'float32'));
     const lead = [...Array(y.rank - 1).keys()];
     return { x: () => tf.clone(dyAct), bias: () => tf.sum(dyAct, lead) };
   },

@@ -6,8 +6,9 @@
  * `_FusedMatMul`, `Conv2D`, `FusedConv2D`, `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `Relu` and
  * `Sum` (over leading axes only: bias gradients, which the stock kernel computes through a full
  * transpose) with calls into the addon on zero-copy Float32Array views of the wasm heap,
- * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density and its gradient,
- * the relu gradient, bias + relu, the KL to a standard normal and its gradient),
+ * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density, bias + relu, the
+ * KL to a standard normal and the Gaussian reparameterisation, each with its gradient, and the
+ * relu gradient),
  * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
  * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
@@ -644,7 +645,6 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   });
   return [dx!, dBias];
 }
-
 
 /** core/fused.ts REPARAM. Shapes: loc, logVar, eps [N, D] -> [N, D]. */
 function reparamKernel(args: Parameters<KernelFunc>[0]): TensorInfo {

@@ -800,47 +800,71 @@ static inline const float *walk_next(PixelWalk *w) {
   return base;
 }
 
+/* The frame the direct kernels address: hp x wp pixels per image, x placed at (top, left). */
+typedef struct {
+  long hp, wp;
+  int padded; /* 0 when x itself serves (no padding, and the frame fits inside x) */
+} Frame;
+
+static Frame direct_frame(const Conv *c) {
+  Frame f;
+  f.hp = (c->ho - 1) * c->sh + (c->kh - 1) * c->dh + 1;
+  f.wp = (c->wo - 1) * c->sw + (c->kw - 1) * c->dw + 1;
+  f.padded = !(c->top == 0 && c->left == 0 && f.hp <= c->h && f.wp <= c->w);
+  return f;
+}
+
+/* Points d at `base`, laid out as the padded frame or as x itself, with its pixel steps. */
+static void direct_layout(Direct *d, const Conv *c, const Frame *f, const float *base) {
+  d->src = base;
+  d->row = (f->padded ? f->wp : c->w) * c->cin;
+  d->img = (f->padded ? f->hp : c->h) * d->row;
+  d->pix_step = c->sw * c->cin;
+  d->row_step = c->sh * d->row;
+}
+
 /*
- * Sets up `d` for x; copies x into `pad` (batch * hp * wp * Cin floats, from scratch_get) when
- * the convolution pads. Returns 0 if a scratch buffer could not be had (error already set).
+ * dst[b, r, j] = src[b, r - dr, j - dc] (Cin floats per pixel) where that lies inside src, else 0:
+ * dst is [batch, dh, dwid, Cin], src [batch, sh, swid, Cin], every float of dst written. Copies x
+ * into the padded frame (dr, dc = top, left) and the frame's inside back out (-top, -left).
+ */
+static void shift_copy(float *dst, long dh, long dwid, const float *src, long sh, long swid, long batch, long cin, long dr, long dc) {
+  const size_t drow = (size_t)dwid * (size_t)cin, srow = (size_t)swid * (size_t)cin;
+  long lo = dc > 0 ? dc : 0, hi = swid + dc < dwid ? swid + dc : dwid;
+  if (lo > dwid) lo = dwid;
+  if (hi < lo) hi = lo;
+  for (long b = 0; b < batch; b++) {
+    for (long r = 0; r < dh; r++) {
+      float *out = dst + ((size_t)b * (size_t)dh + (size_t)r) * drow;
+      const long sr = r - dr;
+      if (sr < 0 || sr >= sh) {
+        memset(out, 0, sizeof(float) * drow);
+        continue;
+      }
+      const float *in = src + ((size_t)b * (size_t)sh + (size_t)sr) * srow;
+      memset(out, 0, sizeof(float) * (size_t)(lo * cin));
+      memcpy(out + lo * cin, in + (lo - dc) * cin, sizeof(float) * (size_t)((hi - lo) * cin));
+      memset(out + hi * cin, 0, sizeof(float) * (size_t)((dwid - hi) * cin));
+    }
+  }
+}
+
+/*
+ * Sets up `d` for x; copies x into a zero-padded frame (batch * hp * wp * Cin floats, from
+ * scratch_get) when the convolution pads. Returns 0 if a scratch buffer could not be had (error
+ * already set).
  */
 static int direct_setup(Args *a, const Conv *c, const float *x, Direct *d) {
   const long cin = c->cin;
-  const long hp = (c->ho - 1) * c->sh + (c->kh - 1) * c->dh + 1;
-  const long wp = (c->wo - 1) * c->sw + (c->kw - 1) * c->dw + 1;
-  if (c->top == 0 && c->left == 0 && hp <= c->h && wp <= c->w) {
-    d->src = x;
-    d->img = c->h * c->w * cin;
-    d->row = c->w * cin;
-  } else {
-    float *pad = scratch_get(a, (size_t)c->batch * (size_t)hp * (size_t)wp * (size_t)cin);
+  const Frame f = direct_frame(c);
+  const float *base = x;
+  if (f.padded) {
+    float *pad = scratch_get(a, (size_t)c->batch * (size_t)f.hp * (size_t)f.wp * (size_t)cin);
     if (pad == NULL) return 0;
-    const size_t rowp = (size_t)wp * (size_t)cin;
-    /* Columns of the padded row that come from x: [x_lo, x_hi). */
-    const long x_lo = c->left < wp ? c->left : wp;
-    long x_hi = c->left + c->w;
-    if (x_hi > wp) x_hi = wp;
-    if (x_hi < x_lo) x_hi = x_lo;
-    for (long b = 0; b < c->batch; b++) {
-      for (long yy = 0; yy < hp; yy++) {
-        float *dst = pad + ((size_t)b * (size_t)hp + (size_t)yy) * rowp;
-        const long ys = yy - c->top;
-        if (ys < 0 || ys >= c->h) {
-          memset(dst, 0, sizeof(float) * rowp);
-          continue;
-        }
-        const float *srow = x + (((size_t)b * (size_t)c->h + (size_t)ys) * (size_t)c->w) * (size_t)cin;
-        memset(dst, 0, sizeof(float) * (size_t)(x_lo * cin));
-        memcpy(dst + x_lo * cin, srow + (x_lo - c->left) * cin, sizeof(float) * (size_t)((x_hi - x_lo) * cin));
-        memset(dst + x_hi * cin, 0, sizeof(float) * (size_t)((wp - x_hi) * cin));
-      }
-    }
-    d->src = pad;
-    d->img = hp * wp * cin;
-    d->row = wp * cin;
+    shift_copy(pad, f.hp, f.wp, x, c->h, c->w, c->batch, cin, c->top, c->left);
+    base = pad;
   }
-  d->pix_step = c->sw * cin;
-  d->row_step = c->sh * d->row;
+  direct_layout(d, c, &f, base);
   if (c->dw == 1) {
     d->nseg = c->kh;
     d->run = c->kw * cin;
@@ -1089,11 +1113,9 @@ static int direct_bwd_ok(const Conv *c) {
  */
 static int direct_backprop_input(Args *a, const Conv *c, const float *dy, const float *f, float *dx) {
   const long cin = c->cin, cout = c->cout, ntaps = c->kh * c->kw;
-  const long hp = (c->ho - 1) * c->sh + (c->kh - 1) * c->dh + 1;
-  const long wp = (c->wo - 1) * c->sw + (c->kw - 1) * c->dw + 1;
-  const int padded = !(c->top == 0 && c->left == 0 && hp <= c->h && wp <= c->w);
+  const Frame fr = direct_frame(c);
   const size_t wt_len = (size_t)ntaps * (size_t)cin * (size_t)cout;
-  const size_t pad_len = padded ? (size_t)c->batch * (size_t)hp * (size_t)wp * (size_t)cin : 0;
+  const size_t pad_len = fr.padded ? (size_t)c->batch * (size_t)fr.hp * (size_t)fr.wp * (size_t)cin : 0;
   float *buf = scratch_get(a, wt_len + pad_len);
   if (buf == NULL) return 0;
   /* wt[k, co, ci] = filter[k, ci, co]: rows over input channels, which the kernel keeps in registers. */
@@ -1101,22 +1123,11 @@ static int direct_backprop_input(Args *a, const Conv *c, const float *dy, const 
   for (long k = 0; k < ntaps; k++)
     for (long ci = 0; ci < cin; ci++)
       for (long co = 0; co < cout; co++) wt[(k * cout + co) * cin + ci] = f[(k * cin + ci) * cout + co];
+  /* The sums go into the zeroed frame, or into dx itself when no padding is needed. */
+  float *dst = fr.padded ? buf + wt_len : dx;
+  memset(dst, 0, sizeof(float) * (fr.padded ? pad_len : x_size(c)));
   Direct d;
-  float *dst;
-  if (padded) {
-    dst = buf + wt_len;
-    memset(dst, 0, sizeof(float) * pad_len);
-    d.img = hp * wp * cin;
-    d.row = wp * cin;
-  } else {
-    dst = dx;
-    memset(dx, 0, sizeof(float) * x_size(c));
-    d.img = c->h * c->w * cin;
-    d.row = c->w * cin;
-  }
-  d.src = dst;
-  d.pix_step = c->sw * cin;
-  d.row_step = c->sh * d.row;
+  direct_layout(&d, c, &fr, dst);
   long tapoff[DIRECT_MAX_SEG];
   for (long i = 0; i < c->kh; i++)
     for (long j = 0; j < c->kw; j++) tapoff[i * c->kw + j] = i * c->dh * d.row + j * c->dw * cin;
@@ -1136,30 +1147,8 @@ static int direct_backprop_input(Args *a, const Conv *c, const float *dy, const 
       r += (size_t)p;
     }
   }
-  if (padded) {
-    /* dx[b, ys, xs] = dst[b, ys + top, xs + left] where that lies in the padded frame, else 0. */
-    const size_t rowp = (size_t)wp * (size_t)cin;
-    const long x_lo = c->left < wp ? c->left : wp;
-    long x_hi = c->left + c->w;
-    if (x_hi > wp) x_hi = wp;
-    if (x_hi < x_lo) x_hi = x_lo;
-    for (long b = 0; b < c->batch; b++) {
-      for (long ys = 0; ys < c->h; ys++) {
-        float *out = dx + (((size_t)b * (size_t)c->h + (size_t)ys) * (size_t)c->w) * (size_t)cin;
-        const long yy = ys + c->top;
-        if (yy < 0 || yy >= hp) {
-          memset(out, 0, sizeof(float) * (size_t)(c->w * cin));
-          continue;
-        }
-        const float *in = dst + ((size_t)b * (size_t)hp + (size_t)yy) * rowp;
-        /* Input columns xs with xs + left in [x_lo, x_hi) come from the frame; the rest are 0. */
-        const long xs_lo = x_lo - c->left, xs_hi = x_hi - c->left;
-        memset(out, 0, sizeof(float) * (size_t)(xs_lo * cin));
-        memcpy(out + xs_lo * cin, in + x_lo * cin, sizeof(float) * (size_t)((xs_hi - xs_lo) * cin));
-        memset(out + xs_hi * cin, 0, sizeof(float) * (size_t)((c->w - xs_hi) * cin));
-      }
-    }
-  }
+  /* dx[b, ys, xs] = dst[b, ys + top, xs + left] where that lies in the frame, else 0. */
+  if (fr.padded) shift_copy(dx, c->h, c->w, dst, fr.hp, fr.wp, c->batch, cin, -c->top, -c->left);
   return 1;
 }
 
