@@ -30,6 +30,21 @@ export const BIAS_RELU = 'VaelabBiasRelu';
 export const BIAS_RELU_GRAD = 'VaelabBiasReluGrad';
 
 /**
+ * A dense layer, activation(x kernel + bias) with activation "relu" or "linear" (attr
+ * `activation`). Inputs {x [N, K], kernel [K, C], bias [C]} float32 -> [N, C].
+ */
+export const DENSE = 'VaelabDense';
+/**
+ * Its gradient from the output y, for the kernel and the bias, in one call: dz = dy * step(y)
+ * (relu) or dy (linear), dkernel = xᵀ dz and dbias = dz summed over the rows. Inputs
+ * {dy, y [N, C], x [N, K]}, attr `activation` -> [dz [N, C], dkernel [K, C], dbias [C]]. The
+ * gradient of x, dz kernelᵀ, is left to a matMul that runs only when x needs one (not for data).
+ */
+export const DENSE_GRAD = 'VaelabDenseGrad';
+/** The activations DENSE implements. */
+export type DenseActivation = 'relu' | 'linear';
+
+/**
  * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis. Inputs {loc, logVar} [N, D]
  * float32 -> [N].
  */
@@ -128,6 +143,32 @@ export const biasReluGrad: GradConfig = {
     const dyAct = tf.mul(d, tf.cast(tf.step(y), 'float32'));
     const lead = [...Array(y.rank - 1).keys()];
     return { x: () => tf.clone(dyAct), bias: () => tf.sum(dyAct, lead) };
+  },
+};
+
+/**
+ * activation(x kernel + bias) as one DENSE kernel, or null when the backend has none or the
+ * shapes are not a plain dense layer's. Shapes: x [N, K], kernel [K, C], bias [C] -> [N, C].
+ */
+export function fusedDense(x: tf.Tensor2D, kernel: tf.Tensor, bias: tf.Tensor, activation: DenseActivation): tf.Tensor2D | null {
+  const float = [x, kernel, bias].every((t) => t.dtype === 'float32' && t.size > 0);
+  if (!float || x.rank !== 2 || kernel.rank !== 2 || bias.rank !== 1 || x.shape[1] !== kernel.shape[0] || bias.size !== kernel.shape[1]) return null;
+  if (!registered(DENSE)) return null;
+  return tf.engine().runKernel(DENSE, { x, kernel, bias }, { activation }) as tf.Tensor2D;
+}
+
+/**
+ * Gradient of DENSE: the kernel's and the bias's from one DENSE_GRAD kernel (registered with
+ * DENSE), x's as dz kernelᵀ when the tape asks for it.
+ */
+export const denseGrad: GradConfig = {
+  kernelName: DENSE,
+  inputsToSave: ['x', 'kernel'],
+  outputsToSave: [true],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, kernel, y] = saved;
+    const [dz, dKernel, dBias] = tf.engine().runKernel(DENSE_GRAD, { dy: dy as tf.Tensor, y, x }, { activation: attrs.activation }) as tf.Tensor[];
+    return { x: () => tf.matMul(dz, kernel, false, true), kernel: () => dKernel, bias: () => dBias };
   },
 };
 

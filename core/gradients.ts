@@ -18,7 +18,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
-import { bernoulliLogProbGrad, biasReluGrad, klStdNormalGrad, reluGrad, reparamGrad, reparamLogProbGrad } from './fused';
+import { bernoulliLogProbGrad, biasReluGrad, denseGrad, klStdNormalGrad, reluGrad, reparamGrad, reparamLogProbGrad } from './fused';
 
 let installed = false;
 
@@ -63,7 +63,7 @@ const meanGrad: GradConfig = {
 export function installGradients(): string[] {
   const names = [
     sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName, biasReluGrad.kernelName, klStdNormalGrad.kernelName,
-    reparamGrad.kernelName, reparamLogProbGrad.kernelName,
+    reparamGrad.kernelName, reparamLogProbGrad.kernelName, denseGrad.kernelName,
   ];
   if (installed) return names;
   // Registers every gradient of tfjs; must come first, or it would overwrite ours.
@@ -76,6 +76,7 @@ export function installGradients(): string[] {
   tf.registerGradient(klStdNormalGrad);
   tf.registerGradient(reparamGrad);
   tf.registerGradient(reparamLogProbGrad);
+  tf.registerGradient(denseGrad);
   installed = true;
   return names;
 }

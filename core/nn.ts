@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Trainable } from './contracts';
-import { fusedBiasRelu } from './fused';
+import { fusedBiasRelu, fusedDense } from './fused';
 import type { Rng } from './rng';
 
 /** Activation names a schema may offer. */
@@ -93,11 +93,16 @@ export class Dense extends Module {
   }
 
   /**
-   * activation(x W + b), the bias and a relu in one kernel (addBiasActivate). Not tf.fused: a
-   * fused op's gradient computes the gradient of every input (the data's too, in a first layer),
-   * the plain ops' only of those that need one.
+   * activation(x W + b): for relu and linear one fused kernel each way where the backend has it
+   * (core/fused.ts DENSE), else a matMul and addBiasActivate. Not tf.fused: its gradient
+   * computes the gradient of every input (the data's too, in a first layer); here x's is
+   * computed only when the tape needs it.
    */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
+    if (activation === 'relu' || activation === 'linear') {
+      const fused = fusedDense(x, this.kernel, this.bias, activation);
+      if (fused !== null) return fused;
+    }
     return addBiasActivate(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias, activation);
   }
 }

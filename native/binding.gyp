@@ -11,14 +11,16 @@
       "libraries": ["<!@(node find-openblas.js libs)"],
       # -ffp-contract=off: no fused multiply-add, so adamUpdate rounds exactly like the tfjs ops it replaces.
       # -fno-math-errno: sqrtf without the errno check, so that loops using it vectorise (same bits).
-      "cflags_c": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-psabi"],
+      # -fno-trapping-math: floating-point exceptions are not observed, so that loops with selects
+      # (relu, the Bernoulli terms, the activations) compute both sides and vectorise (same bits).
+      "cflags_c": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-psabi"],
       "conditions": [
         # Bind every symbol at load time, so that a libopenblas without the functions we call
         # fails require() (a catchable error) instead of crashing the process at the first call.
         ["OS=='linux'", {"ldflags": ["-Wl,-z,now"]}]
       ],
       "xcode_settings": {
-        "OTHER_CFLAGS": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno"]
+        "OTHER_CFLAGS": ["-std=gnu11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
       }
     }
   ]

@@ -6,9 +6,9 @@
  * `_FusedMatMul`, `Conv2D`, `FusedConv2D`, `Conv2DBackpropFilter`, `Conv2DBackpropInput`, `Relu` and
  * `Sum` (over leading axes only: bias gradients, which the stock kernel computes through a full
  * transpose) with calls into the addon on zero-copy Float32Array views of the wasm heap,
- * implements vaelab's fused kernels (core/fused.ts: the Bernoulli log-density, bias + relu, the
- * KL to a standard normal and the Gaussian reparameterisation, each with its gradient, and the
- * relu gradient),
+ * implements vaelab's fused kernels (core/fused.ts: a dense layer, the Bernoulli log-density,
+ * bias + relu, the KL to a standard normal and the Gaussian reparameterisation, each with its
+ * gradient, and the relu gradient),
  * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
  * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
@@ -34,7 +34,7 @@ import type {
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
 import {
-  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
+  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
 } from '../fused';
 import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
 
@@ -139,6 +139,7 @@ interface WasmBackendView {
   makeOutput(shape: number[], dtype: DataType, memoryOffset?: number): TensorInfo;
   disposeData(dataId: DataId, force?: boolean): boolean;
   refCount(dataId: DataId): number;
+  incRef(dataId: DataId): void;
 }
 
 const BACKEND = 'wasm';
@@ -646,6 +647,72 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   return [dx!, dBias];
 }
 
+/** The attr `activation` of DENSE and DENSE_GRAD, checked. */
+function denseActivation(args: Parameters<KernelFunc>[0], kernel: string): 'relu' | 'linear' {
+  const { activation } = args.attrs as { activation?: unknown };
+  if (activation !== 'relu' && activation !== 'linear') {
+    throw new Error(`${kernel} (wasm, ${WHERE}): attr "activation" must be "relu" or "linear"; got ${JSON.stringify(activation)}`);
+  }
+  return activation;
+}
+
+/**
+ * core/fused.ts DENSE: the product, then the bias and the activation in place while the output
+ * is in cache; the same arithmetic as a BatchMatMul followed by a bias Add or BIAS_RELU.
+ * Shapes: x [N, K], kernel [K, C], bias [C] -> [N, C].
+ */
+function denseKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const addon = addonFor(DENSE);
+  const backend = args.backend as unknown as WasmBackendView;
+  const activation = denseActivation(args, DENSE);
+  const x = matrixInput(args, 'x', DENSE);
+  const kernel = matrixInput(args, 'kernel', DENSE);
+  const { bias } = args.inputs;
+  const [rows, inner] = x.shape;
+  const cols = kernel.shape[1];
+  if (kernel.shape[0] !== inner || bias === undefined || !isFloat(bias) || bias.shape.length !== 1 || bias.shape[0] !== cols) {
+    throw new Error(`${DENSE} (wasm, ${WHERE}): shapes must be x [N, K], kernel [K, C], bias [C]; got x [${x.shape}], kernel [${kernel.shape}], bias [${bias?.shape ?? 'none'}]`);
+  }
+  return intoOutput(backend, [rows, cols], (out) => {
+    matMulInto(addon, backend, x, kernel, false, false, out);
+    addon.biasActivation(heapView(backend, out), cols, heapView(backend, bias), activation, 0);
+  });
+}
+
+/**
+ * core/fused.ts DENSE_GRAD: dz (dy * step(y) with its column sums in one pass for relu; dy itself,
+ * shared, and its column sums for linear), then dkernel = xᵀ dz.
+ * Shapes: dy, y [N, C], x [N, K] -> [dz [N, C], dkernel [K, C], dbias [C]].
+ */
+function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
+  const addon = addonFor(DENSE_GRAD);
+  const backend = args.backend as unknown as WasmBackendView;
+  const activation = denseActivation(args, DENSE_GRAD);
+  const [dy, y] = sameShapeMatrices(args, ['dy', 'y'], DENSE_GRAD);
+  const x = matrixInput(args, 'x', DENSE_GRAD);
+  const [rows, cols] = y.shape;
+  if (x.shape[0] !== rows) throw new Error(`${DENSE_GRAD} (wasm, ${WHERE}): x must have the ${rows} rows of y; got [${x.shape}]`);
+  const made: TensorInfo[] = [];
+  try {
+    const dBias = intoOutput(backend, [cols], () => undefined);
+    made.push(dBias);
+    let dz: TensorInfo;
+    if (activation === 'relu') {
+      dz = intoOutput(backend, [rows, cols], (out) => addon.biasReluGrad(heapView(backend, dy), heapView(backend, y), heapView(backend, out), heapView(backend, dBias)));
+    } else {
+      backend.incRef(dy.dataId);
+      dz = { dataId: dy.dataId, shape: dy.shape, dtype: dy.dtype };
+      addon.sumRows(heapView(backend, dy), rows, cols, heapView(backend, dBias));
+    }
+    made.push(dz);
+    const dKernel = intoOutput(backend, [x.shape[1], cols], (out) => matMulInto(addon, backend, x, dz, true, false, out));
+    return [dz, dKernel, dBias];
+  } catch (err) {
+    for (const t of made) backend.disposeData(t.dataId);
+    throw err;
+  }
+}
+
 /** core/fused.ts REPARAM. Shapes: loc, logVar, eps [N, D] -> [N, D]. */
 function reparamKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(REPARAM);
@@ -709,6 +776,8 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [RELU_GRAD, reluGradKernel],
   [BIAS_RELU, biasReluKernel],
   [BIAS_RELU_GRAD, biasReluGradKernel],
+  [DENSE, denseKernel],
+  [DENSE_GRAD, denseGradKernel],
   [REPARAM, reparamKernel],
   [REPARAM_GRAD, reparamGradKernel],
   [REPARAM_LOG_PROB, reparamLogProbKernel],

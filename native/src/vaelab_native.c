@@ -1537,7 +1537,12 @@ static void relu_loop(const float *restrict x, float *restrict y, size_t n) {
 /* dx = dy * step(x): dy where x > 0, 0 where x <= 0, NaN where x is NaN (as tfjs's Step gives). */
 VECTOR_CLONES
 static void relu_grad_loop(const float *restrict dy, const float *restrict x, float *restrict dx, size_t n) {
-  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : (x[i] != x[i] ? x[i] : 0.0f * dy[i]);
+  for (size_t i = 0; i < n; i++) {
+    /* every value computed, then selected: branch-free, so that the loop vectorises */
+    const float d = dy[i], v = x[i];
+    const float kept = v > 0.0f ? d : 0.0f * d;
+    dx[i] = v != v ? v : kept;
+  }
 }
 
 /* relu(x, y): y = max(x, 0), elementwise over equal-length arrays. */

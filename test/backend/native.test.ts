@@ -16,7 +16,8 @@ import {
   installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
 import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
-import { addBiasActivate } from '../../core/nn';
+import { Dense, addBiasActivate } from '../../core/nn';
+import { Rng } from '../../core/rng';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
 import { skipBecause } from '../data/helpers';
@@ -52,7 +53,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
     'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
+    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabDense', 'VaelabDenseGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
   ];
 
   /** Skips the running test when the pack is not available, with the reason in its title. */
@@ -70,7 +71,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its fifteen kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should install its kernels once and report the OpenBLAS build and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
@@ -503,6 +504,54 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
         () => [addBiasActivate(x.t(), b.t(), 'elu'), addBiasActivate(x.t(), tf.reshape(b.t(), [1, 4]), 'relu'), addBiasActivate(x.t(), b.t(), 'linear')],
         'other activations',
       );
+    });
+  });
+
+  describe('dense layer (fused)', () => {
+    for (const activation of ['relu', 'linear'] as const) {
+      it(`Should match cpu for a ${activation} layer's output and the gradients of x, kernel and bias, as one kernel each way`, async function () {
+        needNative(this);
+        // 150 rows: the bias gradient sums blocks of 64 rows.
+        const x = new Data(60, [150, 37]);
+        const dy = new Data(61, [150, 24]);
+        const run = () => {
+          const layer = new Dense(37, 24, new Rng(7));
+          const f = (xt: tf.Tensor, kt: tf.Tensor, bt: tf.Tensor) => {
+            const l = Object.assign(Object.create(Dense.prototype) as Dense, { kernel: kt, bias: bt });
+            return l.apply(xt as tf.Tensor2D, activation);
+          };
+          const out = [layer.apply(x.t() as tf.Tensor2D, activation), ...tf.grads(f)([x.t(), layer.kernel, layer.bias], dy.t())];
+          layer.dispose();
+          return out;
+        };
+        await expectNativeMatchesCpu(run, `dense ${activation}`);
+        const layer = new Dense(37, 24, new Rng(7));
+        const kernels = (await tf.profile(() => tf.grads((xt: tf.Tensor) => layer.apply(xt as tf.Tensor2D, activation))([x.t()], dy.t()))).kernels.map((k) => k.name);
+        // Forward one kernel; backward one kernel for the weights and one product for x.
+        expect(kernels.filter((k) => !/Identity|Cast/.test(k))).to.deep.equal(['VaelabDense', 'VaelabDenseGrad', 'BatchMatMul']);
+        // When only the weights need gradients (a first layer on data), there is no product for x.
+        const weightsOnly = (await tf.profile(() => {
+          const { value, grads } = tf.variableGrads(() => tf.sum(layer.apply(x.t() as tf.Tensor2D, activation)) as tf.Scalar, [layer.kernel, layer.bias]);
+          tf.dispose([value, ...Object.values(grads)]);
+        })).kernels.map((k) => k.name);
+        expect(weightsOnly).to.include('VaelabDenseGrad');
+        expect(weightsOnly).to.not.include('BatchMatMul');
+        layer.dispose();
+      });
+    }
+
+    it('Should refuse bad shapes and activations with errors that name them, and leave other activations to tfjs ops', async function () {
+      needNative(this);
+      const [x, k, b] = [tf.ones([4, 3]), tf.ones([5, 2]), tf.ones([2])];
+      expect(() => tf.engine().runKernel('VaelabDense', { x, kernel: k, bias: b }, { activation: 'relu' })).to.throw(
+        /VaelabDense \(wasm, core\/backend\/native\): shapes must be x \[N, K\], kernel \[K, C\], bias \[C\]; got x \[4,3\], kernel \[5,2\], bias \[2\]/,
+      );
+      expect(() => tf.engine().runKernel('VaelabDense', { x, kernel: tf.ones([3, 2]), bias: b }, { activation: 'elu' })).to.throw(/attr "activation" must be "relu" or "linear"; got "elu"/);
+      const layer = new Dense(3, 2, new Rng(1));
+      const kernels = (await tf.profile(() => layer.apply(x as tf.Tensor2D, 'tanh'))).kernels.map((q) => q.name);
+      expect(kernels).to.deep.equal(['BatchMatMul', 'Add', 'Tanh']);
+      layer.dispose();
+      tf.dispose([x, k, b]);
     });
   });
 
