@@ -24,6 +24,25 @@ describe('Rng', () => {
     expect([r2.normal(), r2.uniform(), r2.nextUint32()]).to.deep.equal(next);
   });
 
+  it('Should fill arrays with exactly the normals normal() gives one by one, and leave the same state', () => {
+    const cases: Array<{ from: Rng; spare: boolean; n: number }> = [];
+    for (const n of [0, 1, 2, 3, 7, 64, 2561]) for (const spare of [false, true]) cases.push({ from: Rng.derive(n, 'fill', spare ? 1 : 0), spare, n });
+    // A state whose first word is 0 (a + b + d = 0): u is drawn again, as in normal().
+    const zeroFirst = new Rng(0);
+    zeroFirst.setState({ s: [0, 0, 5, 0], spare: null });
+    cases.push({ from: zeroFirst, spare: false, n: 5 });
+    for (const { from, spare, n } of cases) {
+      if (spare) from.normal();
+      const twin = new Rng(0);
+      twin.setState(from.getState());
+      const filled = from.fillNormal(new Float32Array(n));
+      const oneByOne = Float32Array.from({ length: n }, () => twin.normal());
+      expect(Array.from(filled), `n=${n}, spare=${spare}`).to.deep.equal(Array.from(oneByOne));
+      expect(from.getState(), `n=${n}, spare=${spare}`).to.deep.equal(twin.getState());
+    }
+    expect(zeroFirst.getState().s).to.not.deep.equal([0, 0, 5, 0]);
+  });
+
   it('Should draw uniforms with mean 1/2 and normals with mean 0, variance 1 within 4 standard errors', () => {
     const n = 200000;
     const r = Rng.derive(0, 'moments');
