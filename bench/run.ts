@@ -19,9 +19,11 @@
  * default), and the pure-JS cpu backend (mlp only, few steps, first repetition only).
  *
  * Sections: 1 set-up (machine, versions, backend lines), 2 one process per path and model,
- * 3 two processes at once on cores 0 and 1, started together after their warm-up through a file
- * barrier (bench/torch_pair.py does the same for the peer): total throughput / one process alone,
- * goal >= 1.8x; 4 a long mlp run sampling RSS, heap and tf.memory() every 500 steps (250 with
+ * 3 side by side: the default path and the peer at the same time, one per core, started together
+ * after their warm-up through a file barrier (bench/torch_pair.py does the same for the peer),
+ * cores swapped every run: both see the same spell of the host, so the ratio within a run does not
+ * move with the host's speed the way two runs one after the other do; 4 two processes of one
+ * kind at once on cores 0 and 1: total throughput / one process alone, goal >= 1.8x; 5 a long mlp run sampling RSS, heap and tf.memory() every 500 steps (250 with
  * --quick), with the RSS slope after the first 1000 steps.
  *
  * Each figure has a CPU share beside it (CPU time / wall time): on a shared machine a share well
@@ -61,6 +63,8 @@ interface Options {
   memoryEvery: number;
   pair: boolean;
   pairReps: number;
+  side: boolean;
+  sideReps: number;
   peerScript: string;
   steps: Record<ModelKey, number>;
   cpuSteps: number;
@@ -77,6 +81,8 @@ const USAGE = `usage: npm run bench -- [options]
   --memory-steps N      steps of the memory run, mlp model (default 10000; 1500 with --quick; 0 = skip)
   --no-memory           skip the memory run
   --no-pair             skip the two-processes-at-once section
+  --no-side             skip the side-by-side section (vaelab and the peer at once, one per core, crossed over)
+  --side-reps N         runs of the side-by-side section per model, cores swapped every run (default 4; 2 with --quick)
   --pair-reps N         repetitions of the two-processes section (default: 3, or --reps if lower; 1 with --quick; a median of 3 rides out one disturbed repetition)
   --peer-script PATH    torch_vae.py (default ../shared/peers/torch_vae.py, or $VAELAB_TORCH_PEER)
   --mlp-steps N         timed steps per mlp run (default 300; 60 with --quick)
@@ -88,8 +94,8 @@ class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
-  const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-memory', '--help', '-h']);
-  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--cpu-steps', '--warmup', '--pair-reps']);
+  const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--help', '-h']);
+  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -124,6 +130,8 @@ function parseOptions(argv: string[]): Options {
     memoryEvery: quick ? 250 : 500,
     pair: !argv.includes('--no-pair'),
     pairReps: int('--pair-reps', quick ? 1 : Math.min(3, int('--reps', 3, 1)), 1),
+    side: !argv.includes('--no-side'),
+    sideReps: int('--side-reps', quick ? 2 : 4, 1),
     peerScript: path.resolve(values.get('--peer-script') ?? process.env.VAELAB_TORCH_PEER ?? path.join(REPO, '..', 'shared', 'peers', 'torch_vae.py')),
     steps: { mlp: int('--mlp-steps', quick ? 60 : 300, 1), conv: int('--conv-steps', quick ? 10 : 60, 1) },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
@@ -736,7 +744,113 @@ async function main(): Promise<number> {
     }
   }
 
-  // --- section 3: two processes at once.
+  const defaultPath = paths.find((p) => p.key === 'default') ?? paths.find((p) => !p.cpu);
+  /** The default path and the peer as processes that start their timed steps at a file barrier. */
+  type Unit = { label: string; spec: (core: number, barrier: string) => Spawn };
+  const pairUnits = (model: ModelKey, oursSteps = o.steps[model], peerSteps = o.steps[model]): Unit[] => {
+    const units: Unit[] = [];
+    if (defaultPath) {
+      units.push({
+        label: defaultPath.label,
+        spec: (core, barrier) => ({
+          cmd: process.execPath,
+          args: childArgs(defaultPath, ['--experiment', EXPERIMENTS[model], '--steps', String(oursSteps), '--warmup', String(o.warmup), '--barrier', barrier, '--barrier-id', String(core)]),
+          env: defaultPath.env,
+          core,
+        }),
+      });
+    }
+    if (peer.available) {
+      units.push({
+        label: PEER_LABEL,
+        spec: (core, barrier) => ({
+          cmd: PYTHON,
+          args: [path.join('bench', 'torch_pair.py'), '--peer-script', o.peerScript, '--data', mnistDir(), '--model', model, '--steps', String(peerSteps), '--barrier', barrier, '--id', String(core)],
+          env: PEER_ENV,
+          core,
+        }),
+      });
+    }
+    return units;
+  };
+
+  // --- section 3: side by side, vaelab and the peer at once, one per core, crossed over.
+  interface SideResult {
+    model: ModelKey;
+    rep: number;
+    /** The core vaelab ran on; the peer had the other. */
+    oursCore: number;
+    ok: boolean;
+    ours?: TimedWindow;
+    peer?: TimedWindow;
+    /** vaelab's samples/s over the peer's, each over its own timed window. */
+    ratio?: number;
+    overlap?: number;
+    error?: string;
+  }
+  const sides: SideResult[] = [];
+  const sideSummary: Array<{ model: ModelKey; ratios: number[]; median: number; crossed: number[] }> = [];
+  if (o.side && o.peer && cores >= 2 && defaultPath && peer.available) {
+    console.log(
+      `\n## Side by side: "${defaultPath.label}" and "${PEER_LABEL}" at the same time, one per core (${o.sideReps} run(s) per model, cores swapped every run)` +
+        '\n   Both start their timed steps together after their warm-up (a file barrier), so both run in the same spell of the host; ratio =' +
+        '\n   vaelab samples/s / peer samples/s, each over its own window. The peer times the usual steps; vaelab times as many more or fewer' +
+        '\n   as section 2\'s medians say it needs to take as long, so that neither runs its last steps without a neighbour.' +
+        '\n   "crossed" = geometric mean of a run and the next one with the cores swapped.',
+    );
+    for (let rep = 0; rep < o.sideReps; rep++) {
+      for (const model of o.models) {
+        // vaelab's steps from section 2's medians, so that both windows last about as long.
+        const oursMs = rows.find((r) => r.model === model && r.path === defaultPath.label)?.msPerStep.median;
+        const peerMs = rows.find((r) => r.model === model && r.path === PEER_LABEL)?.msPerStep.median;
+        const peerSteps = o.steps[model];
+        const scale = oursMs && peerMs && Number.isFinite(oursMs / peerMs) ? Math.min(3, Math.max(1 / 3, peerMs / oursMs)) : 1;
+        const oursSteps = Math.max(1, Math.round(peerSteps * scale));
+        const [ours, theirs] = pairUnits(model, oursSteps, peerSteps);
+        const oursCore = rep % 2;
+        const head = `  [run ${rep + 1}/${o.sideReps}] ${model.padEnd(4)} vaelab (${oursSteps} steps) on core ${oursCore}, peer (${peerSteps}) on core ${1 - oursCore}`;
+        const res = await runTogether([0, 1], (core, barrier) => (core === oursCore ? ours : theirs).spec(core, barrier));
+        const bad = res.filter((r): r is { error: string } => 'error' in r);
+        if (bad.length > 0) {
+          crashes += 1;
+          const error = bad.map((b) => b.error).join('\n');
+          sides.push({ model, rep, oursCore, ok: false, error });
+          console.log(`${head} FAILED: ${error}`);
+          continue;
+        }
+        const a = res[oursCore] as TimedWindow;
+        const b = res[1 - oursCore] as TimedWindow;
+        sameBackend(defaultPath, a.backendLine, `${model} side-by-side run ${rep + 1}`);
+        const inter = Math.min(a.windowEndUnixMs, b.windowEndUnixMs) - Math.max(a.windowStartUnixMs, b.windowStartUnixMs);
+        const overlap = Math.max(0, inter) / (Math.max(a.windowEndUnixMs, b.windowEndUnixMs) - Math.min(a.windowStartUnixMs, b.windowStartUnixMs));
+        const r: SideResult = { model, rep, oursCore, ok: true, ours: a, peer: b, ratio: a.samplesPerSec / b.samplesPerSec, overlap };
+        sides.push(r);
+        console.log(
+          `${head}: vaelab ${f0(a.samplesPerSec)} samples/s (CPU share ${pct(a.cpuShare)}), peer ${f0(b.samplesPerSec)} (CPU share ${pct(b.cpuShare)})` +
+            ` -> ${r.ratio!.toFixed(2)}x; windows overlap ${(100 * overlap).toFixed(0)}%`,
+        );
+      }
+    }
+    for (const model of o.models) {
+      const runs = sides.filter((x) => x.ok && x.model === model);
+      if (runs.length === 0) continue;
+      const ratios = runs.map((x) => x.ratio!);
+      const crossed: number[] = [];
+      for (let i = 0; i + 1 < runs.length; i += 2) {
+        if (runs[i].oursCore !== runs[i + 1].oursCore) crossed.push(Math.sqrt(runs[i].ratio! * runs[i + 1].ratio!));
+      }
+      const sm = { model, ratios, median: median(ratios), crossed };
+      sideSummary.push(sm);
+      console.log(
+        `  ${model}: ratios ${ratios.map((x) => `${x.toFixed(2)}x`).join(', ')} -> median ${sm.median.toFixed(2)}x` +
+          `${crossed.length > 0 ? `; crossed ${crossed.map((x) => `${x.toFixed(2)}x`).join(', ')}` : ''}; min ${Math.min(...ratios).toFixed(2)}x`,
+      );
+    }
+  } else if (o.side) {
+    console.log(`\n## Side by side: skipped (${cores < 2 ? 'fewer than 2 cores' : !o.peer || !peer.available ? 'no peer' : 'no vaelab path'})`);
+  }
+
+  // --- section 4: two processes of one kind at once.
   interface PairResult {
     model: ModelKey;
     path: string;
@@ -754,7 +868,6 @@ async function main(): Promise<number> {
   }
   const pairs: PairResult[] = [];
   const pairSummary: Array<{ model: ModelKey; path: string; aloneMedian: number; totalMedian: number; ratio: number; ratios: number[]; cpuRatio: number; cpuRatios: number[] }> = [];
-  const defaultPath = paths.find((p) => p.key === 'default') ?? paths.find((p) => !p.cpu);
   if (o.pair && cores < 2) console.log('\n## Two processes at once: skipped (fewer than 2 cores)');
   else if (o.pair) {
     console.log(
@@ -766,30 +879,7 @@ async function main(): Promise<number> {
     const cpuRate = (w: TimedWindow) => w.samplesPerSec / w.cpuShare;
     for (let rep = 0; rep < o.pairReps; rep++) {
       for (const model of o.models) {
-        const steps = o.steps[model];
-        const units: Array<{ label: string; spec: (core: number, barrier: string) => Spawn }> = [];
-        if (defaultPath) {
-          units.push({
-            label: defaultPath.label,
-            spec: (core, barrier) => ({
-              cmd: process.execPath,
-              args: childArgs(defaultPath, ['--experiment', EXPERIMENTS[model], '--steps', String(steps), '--warmup', String(o.warmup), '--barrier', barrier, '--barrier-id', String(core)]),
-              env: defaultPath.env,
-              core,
-            }),
-          });
-        }
-        if (peer.available) {
-          units.push({
-            label: PEER_LABEL,
-            spec: (core, barrier) => ({
-              cmd: PYTHON,
-              args: [path.join('bench', 'torch_pair.py'), '--peer-script', o.peerScript, '--data', mnistDir(), '--model', model, '--steps', String(steps), '--barrier', barrier, '--id', String(core)],
-              env: PEER_ENV,
-              core,
-            }),
-          });
-        }
+        const units = pairUnits(model);
         if (rep % 2 === 1) units.reverse();
         for (const u of units) {
           const head = `  [rep ${rep + 1}/${o.pairReps}] ${model.padEnd(4)} ${u.label.padEnd(24)}`;
@@ -865,7 +955,7 @@ async function main(): Promise<number> {
     }
   }
 
-  // --- section 4: memory.
+  // --- section 5: memory.
   let memory: Record<string, unknown> | null = null;
   if (o.memorySteps > 0 && defaultPath && o.memorySteps >= o.memoryEvery) {
     const every = o.memoryEvery;
@@ -944,6 +1034,8 @@ async function main(): Promise<number> {
       measurements,
       table: rows,
       ratiosPerRepetition: perRep,
+      sides,
+      sideSummary,
       pairs,
       pairSummary,
       memory,
