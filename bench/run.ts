@@ -23,8 +23,9 @@
  * after their warm-up through a file barrier (bench/torch_pair.py does the same for the peer),
  * cores swapped every run: both see the same spell of the host, so the ratio within a run does not
  * move with the host's speed the way two runs one after the other do; 4 two processes of one
- * kind at once on cores 0 and 1: total throughput / one process alone, goal >= 1.8x; 5 a long mlp run sampling RSS, heap and tf.memory() every 500 steps (250 with
- * --quick), with the RSS slope after the first 1000 steps.
+ * kind at once on cores 0 and 1: total throughput / one process alone, goal >= 1.8x; 5 a long
+ * mlp run sampling RSS, heap and tf.memory() every 500 steps (250 with --quick), with the RSS
+ * slope after the first 1000 steps.
  *
  * Each figure has a CPU share beside it (CPU time / wall time): on a shared machine a share well
  * below 100% says the process waited for its core, and its time is not the code's alone.

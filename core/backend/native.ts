@@ -694,7 +694,7 @@ function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   if (x.shape[0] !== rows) throw new Error(`${DENSE_GRAD} (wasm, ${WHERE}): x must have the ${rows} rows of y; got [${x.shape}]`);
   const made: TensorInfo[] = [];
   try {
-    const dBias = intoOutput(backend, [cols], () => undefined);
+    const dBias = backend.makeOutput([cols], 'float32');
     made.push(dBias);
     let dz: TensorInfo;
     if (activation === 'relu') {
