@@ -902,20 +902,27 @@ static int direct_setup(Args *a, const Conv *c, const float *x, Direct *d) {
       for (int u = 0; u < (NV); u++) store16(y + t * ldy + 16 * u, acc[t][u]);                   \
   } while (0)
 
+/*
+ * The register tiles of the forward and input-gradient kernels, by channel vectors nv: P = 12,
+ * 12, 8, 6 output pixels for nv = 1..4, and one pixel for the remainder. K(P, NV) is the tile body.
+ */
+#define DIRECT_TILE_SWITCH(K)                                                                    \
+  switch (nv * 16 + p) {                                                                         \
+    case 1 * 16 + 12: K(12, 1); return;                                                          \
+    case 2 * 16 + 12: K(12, 2); return;                                                          \
+    case 3 * 16 + 8: K(8, 3); return;                                                            \
+    case 4 * 16 + 6: K(6, 4); return;                                                            \
+    case 1 * 16 + 1: K(1, 1); return;                                                            \
+    case 2 * 16 + 1: K(1, 2); return;                                                            \
+    case 3 * 16 + 1: K(1, 3); return;                                                            \
+    case 4 * 16 + 1: K(1, 4); return;                                                            \
+    default: return;                                                                             \
+  }
+
 #define DIRECT_FWD_FN(SUFFIX, ATTR)                                                              \
   ATTR static void direct_fwd_block_##SUFFIX(const Direct *d, int nv, int p, const float *const *bp, const float *w, long ldw, \
                                              float *y, long ldy) {                                       \
-    switch (nv * 16 + p) {                                                                       \
-      case 1 * 16 + 12: DIRECT_FWD(12, 1); return;                                               \
-      case 2 * 16 + 12: DIRECT_FWD(12, 2); return;                                               \
-      case 3 * 16 + 8: DIRECT_FWD(8, 3); return;                                                 \
-      case 4 * 16 + 6: DIRECT_FWD(6, 4); return;                                                 \
-      case 1 * 16 + 1: DIRECT_FWD(1, 1); return;                                                 \
-      case 2 * 16 + 1: DIRECT_FWD(1, 2); return;                                                 \
-      case 3 * 16 + 1: DIRECT_FWD(1, 3); return;                                                 \
-      case 4 * 16 + 1: DIRECT_FWD(1, 4); return;                                                 \
-      default: return;                                                                           \
-    }                                                                                            \
+    DIRECT_TILE_SWITCH(DIRECT_FWD)                                                               \
   }
 
 /* dw rows [k, k + E) (segment offset so + e0 .. e0+E-1), NV x 16 channels += Σ_r patch_r[k]ᵀ · dy_r over n pixels. */
@@ -987,17 +994,7 @@ static int direct_setup(Args *a, const Conv *c, const float *x, Direct *d) {
 #define DIRECT_BWD_FN(SUFFIX, ATTR)                                                              \
   ATTR static void direct_bwd_block_##SUFFIX(int nv, int p, float *const *bp, const long *tapoff, long ntaps, const float *dy, \
                                              long cout, const float *w, long ldw) {              \
-    switch (nv * 16 + p) {                                                                       \
-      case 1 * 16 + 12: DIRECT_BWD(12, 1); return;                                               \
-      case 2 * 16 + 12: DIRECT_BWD(12, 2); return;                                               \
-      case 3 * 16 + 8: DIRECT_BWD(8, 3); return;                                                 \
-      case 4 * 16 + 6: DIRECT_BWD(6, 4); return;                                                 \
-      case 1 * 16 + 1: DIRECT_BWD(1, 1); return;                                                 \
-      case 2 * 16 + 1: DIRECT_BWD(1, 2); return;                                                 \
-      case 3 * 16 + 1: DIRECT_BWD(1, 3); return;                                                 \
-      case 4 * 16 + 1: DIRECT_BWD(1, 4); return;                                                 \
-      default: return;                                                                           \
-    }                                                                                            \
+    DIRECT_TILE_SWITCH(DIRECT_BWD)                                                               \
   }
 
 /*
