@@ -8,12 +8,14 @@ import type { ExperimentConfig } from './config/experiment';
 import type { DataInfo, Objective } from './contracts';
 import { ShapeError, VaelabError } from './errors';
 import { disposeLatentSample, type VaeModel } from './model';
+import type { Slot } from './contracts';
+import type { PluginRegistry } from './plugin';
 import { Rng } from './rng';
 
 const shapeOf = (t: tf.Tensor) => `[${t.shape.join(', ')}]`;
 
 /** Throws a ShapeError naming the first slot whose output has the wrong shape. */
-export function checkShapes(model: VaeModel, objective: Objective, info: DataInfo, config: ExperimentConfig): void {
+export function checkShapes(model: VaeModel, objective: Objective, info: DataInfo, config: ExperimentConfig, registry?: PluginRegistry): void {
   const n = 2;
   const use = (slot: keyof ExperimentConfig & string) => `${slot} "${(config as unknown as Record<string, { use: string }>)[slot].use}"`;
   let stage = use('encoder');
@@ -59,7 +61,10 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
     });
   } catch (e) {
     if (e instanceof VaelabError) throw e;
-    throw new ShapeError(`${stage}: dry run on 2 examples of shape [${info.shape.join(', ')}] failed: ${(e as Error).message.split('\n')[0]}`);
+    // Name the module the failing plugin came from (stage is `slot "name"`), when the registry is given.
+    const slot = stage.slice(0, stage.indexOf(' ')) as Slot;
+    const source = registry?.get(slot, config[slot].use)?.source;
+    throw new ShapeError(`${stage}${source ? ` (${source})` : ''}: dry run on 2 examples of shape [${info.shape.join(', ')}] failed: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 

@@ -61,7 +61,7 @@ export function openSession(experiment: Experiment): Session {
     if (config.data.binarize === 'dynamic') binarizeEvaluationSplits(dataset, config.seed);
     const info = dataInfoOf(dataset, config);
     const parts = resolveParts(experiment, info);
-    checkShapes(parts.model, parts.objective, info, config);
+    checkShapes(parts.model, parts.objective, info, config, experiment.registry);
     const es = config.train.earlyStopping;
     if (es.patience > 0) {
       const allowed = objectiveTermNames(parts.objective, info, config.seed).map((k) => `val/${k}`);
