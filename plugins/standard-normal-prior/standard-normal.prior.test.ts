@@ -36,8 +36,29 @@ describe('standard-normal prior', () => {
       expect(v[1]).to.be.closeTo(kl, 1e-5);
       const perDim = p.analyticKl!(q, null, true);
       expect(perDim.shape).to.deep.equal([2, d]);
+      // every dimension carries the same share, KL / dims
+      for (const v of perDim.dataSync()) expect(v).to.be.closeTo(kl / d, 1e-5);
     });
   }
+
+  it('Should give the KL of each dimension on its own when dimensions differ (perDim)', () => {
+    const p = prior(3);
+    // per dimension 0.5 * (loc^2 + e^logVar - logVar - 1):
+    //   row 0: loc 1, logVar 0 -> 0.5; loc 0, var 2 -> 0.5 * (1 - log 2) = 0.153426; loc -2, logVar -1 -> 2 + e^-1 / 2 = 2.183940
+    //   row 1: loc 0, logVar 0 -> 0; loc 0.5, logVar 1 -> 0.5 * (e - 1.75) = 0.484141; loc 3, var 1/4 -> 0.5 * (8.25 + log 4) = 4.818147
+    const q = {
+      loc: tf.tensor2d([[1, 0, -2], [0, 0.5, 3]]),
+      logVar: tf.tensor2d([[0, Math.log(2), -1], [0, 1, Math.log(0.25)]]),
+    };
+    const expected = [0.5, 0.153426, 2.18394, 0, 0.484141, 4.818147];
+    const perDim = p.analyticKl!(q, null, true);
+    expect(perDim.shape).to.deep.equal([2, 3]);
+    Array.from(perDim.dataSync()).forEach((v, i) => expect(v, `entry ${i}`).to.be.closeTo(expected[i], 1e-5));
+    // the per-example KL is the row sum: 2.837366 and 5.302288
+    const total = p.analyticKl!(q, null).dataSync();
+    expect(total[0]).to.be.closeTo(2.837366, 1e-5);
+    expect(total[1]).to.be.closeTo(5.302288, 1e-5);
+  });
 
   it('Should match the closed-form KL with a Monte-Carlo estimate over 20 000 samples (rtol 0.05)', () => {
     const d = 3;
