@@ -42,31 +42,73 @@ export interface DataInfo {
   dim: number;
   /** Number of classes of the labels (0 when unlabelled). */
   numClasses: number;
-  /** Size of the conditioning input given to encoder, decoder and prior (0 when unconditional). */
+  /** Size of the conditioning input given to encoder, latent, decoder and prior (0 when unconditional). */
   condDim: number;
+  /**
+   * Number of training examples N (after the validation split is carved out), for plugins whose
+   * estimators need it, e.g. beta-TCVAE's minibatch-weighted sampling. Core always sets it when
+   * it opens a session; absent only where a DataInfo is built by hand (tests).
+   */
+  trainSize?: number;
 }
 
 /** Anything that owns trainable variables. Names are stable keys for checkpoints. */
 export interface Trainable {
   /** Trainable variables keyed by a stable, slot-local name (e.g. "dense0/kernel"). */
   variables(): Map<string, tf.Variable>;
-}
-
-/** Options of a forward pass. */
-export interface PassOptions {
-  /** True while training (dropout, straight-through estimators, batch statistics). */
-  training: boolean;
-  /** Randomness for this pass (reparameterisation noise, ...). */
-  rng: Rng;
+  /**
+   * Non-trainable state: buffers a plugin updates itself during training, without gradients
+   * (EMA codebooks, batch-norm running statistics), keyed by stable slot-local names. Saved in
+   * every checkpoint and restored exactly; never given to an optimizer, and the conformance kit
+   * demands no gradient for them. Update them with `variable.assign` inside the pass, only when
+   * `opts.training` is true.
+   */
+  state?(): Map<string, tf.Variable>;
 }
 
 /**
+ * Per-example shape of a tensor, without the batch axis: [D] for a row, [H, W, C] for a grid.
+ * A tensor of N examples with shape s is [N, ...s].
+ */
+export type ExampleShape = readonly number[];
+
+/** Options of a forward pass; every slot method that computes on a batch receives them. */
+export interface PassOptions {
+  /** True while training (dropout, straight-through estimators, batch statistics, state updates). */
+  training: boolean;
+  /** Randomness for this pass (reparameterisation noise, ...). */
+  rng: Rng;
+  /**
+   * The conditioning input of the rows the method works on, [N, condDim], or null/absent when
+   * unconditional: the batch's rows in `encode`, `Latent.sample`, `posterior` and `mode`; the
+   * rows being generated in `generate` and `Prior.sample`. So a latent (a conditional hierarchy)
+   * or a prior can condition on it without a change of signature.
+   */
+  cond?: tf.Tensor2D | null;
+}
+
+/**
+ * What an encoder hands the latent: one feature tensor, or (an encoder that declares
+ * `outputShapes`) a list of them, bottom-up: features[0] is the deepest-resolution / first
+ * layer's, the last is the top's. Each is [B, ...outputShapes[i]].
+ */
+export type Features = tf.Tensor | tf.Tensor[];
+
+/**
  * Maps inputs to features. Shapes: x [batch, dataDim], cond [batch, condDim] or null;
- * returns h [batch, outputDim].
+ * returns h [batch, outputDim], or with `outputShapes` a list of [batch, ...outputShapes[i]].
  */
 export interface Encoder extends Trainable {
+  /** Size of the one flat feature row h; with `outputShapes`, the flat size of the last (top) feature. */
   readonly outputDim: number;
-  encode(x: tf.Tensor2D, cond: tf.Tensor2D | null, opts: PassOptions): tf.Tensor2D;
+  /**
+   * Bottom-up features at several depths (ladder and other hierarchical latents) or shaped
+   * features ([H, W, C] grids for convolutional latents): the per-example shape of each tensor
+   * `encode` returns, in order. When set, `encode` returns an array of exactly these shapes;
+   * when absent, one [B, outputDim] tensor.
+   */
+  readonly outputShapes?: readonly ExampleShape[];
+  encode(x: tf.Tensor2D, cond: tf.Tensor2D | null, opts: PassOptions): Features;
 }
 
 /** Diagonal Gaussian parameters. Shapes: loc, logVar [batch, dim]. */
@@ -77,22 +119,32 @@ export interface DiagGaussianParams {
 
 /**
  * A draw from the latent bottleneck.
- * Shapes with S = samples, B = batch: z [S*B, dim]; logQ, innerLogPrior [S*B]; terms [B].
+ * Shapes with S = samples, B = batch: z [S*B, ...latent.shape]; logQ, innerLogPrior [S*B]; terms [B].
  */
 export interface LatentSample {
-  /** The code the decoder consumes, sample-major. [S*B, latent.dim] */
-  z: tf.Tensor2D;
-  /** The part of z the Prior scores (the top layer of a hierarchy); defaults to z. [S*B, latent.priorDim] */
-  priorZ?: tf.Tensor2D;
+  /** The code the decoder consumes, sample-major. [S*B, ...latent.shape] ([S*B, latent.dim] for flat latents) */
+  z: tf.Tensor;
+  /**
+   * The part of z the Prior scores (the top layer of a hierarchy, a grid of code indices);
+   * defaults to z. [S*B, ...latent.priorShape]
+   */
+  priorZ?: tf.Tensor;
   /** Number of samples per input, S. */
   samples: number;
   /** log q(z|x) of the drawn sample (joint over all stochastic layers). [S*B] */
   logQ: tf.Tensor1D;
   /**
-   * Posterior parameters when q is a diagonal Gaussian over priorZ; enables closed-form KL
-   * against priors that offer `analyticKl`, and per-dimension KL / active-unit diagnostics.
+   * Set only when q(priorZ | x) IS exactly this diagonal Gaussian (flat priorZ): the model then
+   * takes the closed-form KL against priors that offer `analyticKl`. A latent whose q is
+   * something else (a flow on top of a Gaussian, a mixture) must not set it: it sets
+   * `posteriorStats` instead, or its KL would silently be the wrong closed form.
    */
   posterior?: DiagGaussianParams;
+  /**
+   * Gaussian statistics of q for diagnostics only (per-dimension KL, active units): e.g. the base
+   * Gaussian of a flow posterior. Never used for a KL of the objective. Defaults to `posterior`.
+   */
+  posteriorStats?: DiagGaussianParams;
   /** log p of inner stochastic layers given the layer above (hierarchical latents). [S*B] */
   innerLogPrior?: tf.Tensor1D;
   /**
@@ -110,45 +162,58 @@ export interface LatentSample {
  * vector quantisation, a ladder of stochastic layers, ...).
  */
 export interface Latent extends Trainable {
-  /** Size of z as the decoder sees it. */
+  /** Flat size of z as the decoder sees it (the product of `shape`). */
   readonly dim: number;
-  /** Size of the code the prior is defined over (dim for flat latents). */
+  /** Flat size of the code the prior is defined over (dim for flat latents; the product of `priorShape`). */
   readonly priorDim: number;
-  /** Draws `samples` codes per input. h: [B, encoder.outputDim]. */
-  sample(h: tf.Tensor2D, samples: number, opts: PassOptions): LatentSample;
+  /** Per-example shape of z, e.g. [H, W, D] for a grid of codes; absent = [dim]. */
+  readonly shape?: ExampleShape;
+  /** Per-example shape of priorZ; absent = [priorDim]. */
+  readonly priorShape?: ExampleShape;
+  /** Draws `samples` codes per input. h: the encoder's features (one tensor or its list). */
+  sample(h: Features, samples: number, opts: PassOptions): LatentSample;
   /**
-   * Posterior parameters without drawing a sample, when q is a diagonal Gaussian over priorDim
-   * (VampPrior encodes its pseudo-inputs with it; diagnostics use it). h: [B, encoder.outputDim]
+   * Posterior parameters without drawing a sample, only when q IS a diagonal Gaussian over
+   * priorDim (VampPrior encodes its pseudo-inputs with it). loc, logVar: [B, priorDim]
    */
-  posterior?(h: tf.Tensor2D, opts: PassOptions): DiagGaussianParams;
-  /** The code used for reconstructions (posterior mean, nearest codeword). [B, dim] */
-  mode(h: tf.Tensor2D, opts: PassOptions): tf.Tensor2D;
-  /** Turns prior draws (over priorDim) into decoder input (runs top-down layers for hierarchies). [N, dim] */
-  generate?(zPrior: tf.Tensor2D, opts: PassOptions): tf.Tensor2D;
+  posterior?(h: Features, opts: PassOptions): DiagGaussianParams;
+  /** Gaussian statistics of q for diagnostics only (see LatentSample.posteriorStats). [B, priorDim] */
+  posteriorStats?(h: Features, opts: PassOptions): DiagGaussianParams;
+  /** The code used for reconstructions (posterior mean, nearest codeword). [B, ...shape] */
+  mode(h: Features, opts: PassOptions): tf.Tensor;
+  /**
+   * Turns prior draws into decoder input (runs the top-down layers of a hierarchy; looks up
+   * codewords). zPrior: [N, ...priorShape]; returns [N, ...shape]. opts.cond holds the N rows'
+   * conditioning input. Without it, prior draws go to the decoder as they are (priorShape = shape).
+   */
+  generate?(zPrior: tf.Tensor, opts: PassOptions): tf.Tensor;
 }
 
 /**
- * Maps latent codes to likelihood parameters. z: [N, latent.dim], cond [N, condDim] or null;
+ * Maps latent codes to likelihood parameters. z: [N, ...latent.shape], cond [N, condDim] or null;
  * returns params [N, dataDim * likelihood.paramsPerDim], laid out per dimension: reshaping to
  * [N, dataDim, paramsPerDim] gives each data dimension's parameters.
  */
 export interface Decoder extends Trainable {
-  decode(z: tf.Tensor2D, cond: tf.Tensor2D | null, opts: PassOptions): tf.Tensor2D;
+  decode(z: tf.Tensor, cond: tf.Tensor2D | null, opts: PassOptions): tf.Tensor2D;
 }
 
 /**
- * p(z), optionally conditional on cond. Shapes: z [N, latent.priorDim], cond [N, condDim] or null.
+ * p(z), optionally conditional on cond. Shapes: z [N, ...latent.priorShape], cond [N, condDim] or null.
+ * Every method also receives the pass options (`opts`, last and optional for callers outside a
+ * pass): a prior that runs other slots on its own inputs (VampPrior pushes its pseudo-inputs
+ * through encoder and latent) passes them on.
  */
 export interface Prior extends Trainable {
   /** log p(z). [N] */
-  logProb(z: tf.Tensor2D, cond: tf.Tensor2D | null): tf.Tensor1D;
-  /** n draws. [n, latent.priorDim] */
-  sample(n: number, rng: Rng, cond: tf.Tensor2D | null): tf.Tensor2D;
+  logProb(z: tf.Tensor, cond: tf.Tensor2D | null, opts?: PassOptions): tf.Tensor1D;
+  /** n draws. [n, ...latent.priorShape] */
+  sample(n: number, rng: Rng, cond: tf.Tensor2D | null, opts?: PassOptions): tf.Tensor;
   /**
    * Optional closed form of KL(q || p) for a diagonal Gaussian q, per example [B], and per
    * dimension [B, priorDim] when `perDim` is set. Objectives fall back to Monte Carlo without it.
    */
-  analyticKl?(q: DiagGaussianParams, cond: tf.Tensor2D | null, perDim?: boolean): tf.Tensor;
+  analyticKl?(q: DiagGaussianParams, cond: tf.Tensor2D | null, perDim?: boolean, opts?: PassOptions): tf.Tensor;
 }
 
 /** p(x | params). x: [N, dataDim], params: [N, dataDim * paramsPerDim]. */
@@ -167,8 +232,18 @@ export interface Likelihood extends Trainable {
 export interface ModelBatch {
   /** [B, dataDim] */
   x: tf.Tensor2D;
-  /** Conditioning input [B, condDim], or null. */
+  /** Conditioning input [B, condDim], or null (see `data.condition`): one-hot labels, a visible region, ... */
   cond: tf.Tensor2D | null;
+  /**
+   * Class labels, separate from the conditioning input: one-hot [B, numClasses] float32, an
+   * all-zero row where the label is unknown; null when the data set has no labels.
+   */
+  labels?: tf.Tensor2D | null;
+  /**
+   * 1 where the example's label may be used, 0 where it is hidden (semi-supervised training with
+   * `data.labelledSize`; unlabelled examples). [B] float32; null when every label is known.
+   */
+  labelMask?: tf.Tensor1D | null;
 }
 
 /** Per-example terms of an objective. Every tensor is [B]; the trainer minimises mean(loss). */
@@ -185,7 +260,43 @@ export interface ObjectiveContext extends PassOptions {
   step: number;
 }
 
+/** Adam settings a parameter group overrides; the rest come from `train.optimizer`. */
+export interface GroupOptimizer {
+  learningRate?: number;
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  weightDecay?: number;
+}
+
+/**
+ * A group of variables trained with a loss and an optimizer of its own, declared by an objective
+ * (FactorVAE's discriminator, any adversarial critic). The group's variables are taken out of the
+ * main group, which minimises mean(terms().loss) over every other trainable variable. Each
+ * training step first updates the main group, then every group in declaration order whose
+ * `every` divides the step (a later group sees the main group's new weights). Every group's
+ * optimizer state is in the checkpoints, so resume stays exact.
+ */
+export interface ParamGroup {
+  /** kebab-case name, unique among the objective's groups ("main" is taken); checkpoint keys use it. */
+  readonly name: string;
+  /** The group's variables, keyed by stable names; each must also be in the objective's `variables()`. */
+  variables(): Map<string, tf.Variable>;
+  /** Adam settings of this group (overrides of train.optimizer). */
+  readonly optimizer?: GroupOptimizer;
+  /** Update this group on steps where step % every === 0 (default 1: every step). */
+  readonly every?: number;
+  /** The scalar this group minimises on the step's batch; its gradient reaches only the group's variables. */
+  loss(batch: ModelBatch, ctx: ObjectiveContext): tf.Scalar;
+}
+
 /** What the trainer minimises. */
 export interface Objective extends Trainable {
+  /**
+   * Per-example terms. `loss` is always present; other terms may exist only in training or only
+   * in evaluation (ctx.training): the trainer and evaluator log whatever a call returns.
+   */
   terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms;
+  /** Extra parameter groups with their own loss and optimizer (see ParamGroup). */
+  groups?(): ParamGroup[];
 }

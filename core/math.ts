@@ -116,8 +116,23 @@ export function meanOverSamples(a: tf.Tensor1D, samples: number): tf.Tensor1D {
   return tf.tidy(() => tf.mean(tf.reshape(a, [samples, -1]), 0) as tf.Tensor1D);
 }
 
-/** Stacks `samples` copies of a batch, sample-major. Shapes: x [B, D] -> [S*B, D]. */
-export function tileSamples<T extends tf.Tensor2D | null>(x: T, samples: number): T {
-  if (x === null || samples === 1) return x === null ? x : (tf.clone(x) as T);
-  return tf.tile(x, [samples, 1]) as T;
+/** Stacks `samples` copies of a batch, sample-major. Shapes: x [B, ...] -> [S*B, ...]. */
+export function tileSamples<T extends tf.Tensor | null>(x: T, samples: number): T {
+  if (x === null || samples === 1) return x === null ? x : (tf.clone(x as tf.Tensor) as T);
+  const t = x as tf.Tensor;
+  return tf.tile(t, [samples, ...t.shape.slice(1).map(() => 1)]) as T;
+}
+
+/**
+ * x in the forward pass, with no gradient flowing back through it: the sg[.] of the
+ * literature. Uses: the straight-through estimator z_e + sg[z_q - z_e] and the codebook loss
+ * ||sg[z_e] - e||^2 of VQ-VAE; the DReG estimator of IWAE, which scores a sample under a q whose
+ * parameters are held fixed. Any shape.
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((a: tf.Tensor | tf.GradSaveFunc) => ({
+    value: tf.clone(a as tf.Tensor),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => tf.zerosLike(dy as tf.Tensor),
+  }));
+  return f(x) as T;
 }

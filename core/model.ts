@@ -12,6 +12,7 @@ import {
   type DataInfo,
   type Decoder,
   type Encoder,
+  type Features,
   type Latent,
   type LatentSample,
   type Likelihood,
@@ -47,34 +48,34 @@ export class VaeModel implements Trainable {
     @inject(TOKENS.DataInfo) readonly data: DataInfo,
   ) {}
 
-  /** Every trainable variable, keyed "<slot>/<name>"; a variable shared by two slots appears once. */
-  variables(): Map<string, tf.Variable> {
-    const out = new Map<string, tf.Variable>();
-    const seen = new Set<tf.Variable>();
-    const parts: Array<[string, Trainable]> = [
+  private parts(): Array<[string, Trainable]> {
+    return [
       ['encoder', this.encoder],
       ['latent', this.latent],
       ['decoder', this.decoder],
       ['prior', this.prior],
       ['likelihood', this.likelihood],
     ];
-    for (const [slot, part] of parts) {
-      for (const [k, v] of part.variables()) {
-        if (seen.has(v)) continue;
-        seen.add(v);
-        out.set(`${slot}/${k}`, v);
-      }
-    }
-    return out;
   }
 
-  /** Encodes, samples S codes per input, decodes and scores x. */
+  /** Every trainable variable, keyed "<slot>/<name>"; a variable shared by two slots appears once. */
+  variables(): Map<string, tf.Variable> {
+    return collectVariables(this.parts(), (p) => p.variables());
+  }
+
+  /** Every slot's non-trainable state (Trainable.state), keyed "<slot>/<name>". */
+  state(): Map<string, tf.Variable> {
+    return collectVariables(this.parts(), (p) => p.state?.() ?? new Map());
+  }
+
+  /** Encodes, samples S codes per input, decodes and scores x. opts.cond is set to batch.cond. */
   forward(batch: ModelBatch, samples: number, opts: PassOptions): ForwardPass {
-    const h = this.encoder.encode(batch.x, batch.cond, opts);
-    const latent = this.latent.sample(h, samples, opts);
-    h.dispose();
+    const o: PassOptions = { ...opts, cond: batch.cond };
+    const h = this.encoder.encode(batch.x, batch.cond, o);
+    const latent = this.latent.sample(h, samples, o);
+    disposeFeatures(h);
     const condS = tileSamples(batch.cond, samples);
-    const params = this.decoder.decode(latent.z, condS, opts);
+    const params = this.decoder.decode(latent.z, condS, { ...opts, cond: condS });
     const xS = samples === 1 ? batch.x : tileSamples(batch.x, samples);
     const logPx = this.likelihood.logProb(xS, params);
     if (xS !== batch.x) xS.dispose();
@@ -86,10 +87,10 @@ export class VaeModel implements Trainable {
    * log p(z) of a pass's samples, including inner layers of a hierarchy. [S*B]
    * cond is the batch's conditioning input [B, condDim] (tiled here).
    */
-  logPrior(latent: LatentSample, cond: tf.Tensor2D | null): tf.Tensor1D {
+  logPrior(latent: LatentSample, cond: tf.Tensor2D | null, opts?: PassOptions): tf.Tensor1D {
     return tf.tidy(() => {
       const condS = tileSamples(cond, latent.samples);
-      let lp = this.prior.logProb(latent.priorZ ?? latent.z, condS);
+      let lp = this.prior.logProb(latent.priorZ ?? latent.z, condS, opts && { ...opts, cond: condS });
       if (latent.innerLogPrior) lp = tf.add(lp, latent.innerLogPrior);
       return lp;
     });
@@ -100,10 +101,11 @@ export class VaeModel implements Trainable {
    * Gaussian posterior and the prior offers `analyticKl`, else the Monte-Carlo estimate
    * mean_s(log q - log p) over the pass's samples.
    */
-  kl(latent: LatentSample, cond: tf.Tensor2D | null): { kl: tf.Tensor1D; kind: KlKind } {
+  kl(latent: LatentSample, cond: tf.Tensor2D | null, opts?: PassOptions): { kl: tf.Tensor1D; kind: KlKind } {
+    // Only an exact posterior (never posteriorStats, which is for diagnostics) gives a closed form.
     if (latent.posterior && this.prior.analyticKl && (!latent.innerLogPrior || latent.innerKl)) {
       const kl = tf.tidy(() => {
-        let k = this.prior.analyticKl!(latent.posterior!, cond) as tf.Tensor1D;
+        let k = this.prior.analyticKl!(latent.posterior!, cond, false, opts && { ...opts, cond }) as tf.Tensor1D;
         if (latent.innerKl) k = tf.add(k, latent.innerKl);
         return k;
       });
@@ -116,32 +118,64 @@ export class VaeModel implements Trainable {
         { code: 'VAELAB_MC_KL' },
       );
     }
-    const kl = tf.tidy(() => meanOverSamples(tf.sub(latent.logQ, this.logPrior(latent, cond)), latent.samples));
+    const kl = tf.tidy(() => meanOverSamples(tf.sub(latent.logQ, this.logPrior(latent, cond, opts)), latent.samples));
     return { kl, kind: 'monte-carlo' };
   }
 
   /** Posterior-mode reconstructions E[x | mode(z|x)]. Shapes: x [B, dataDim] -> [B, dataDim]. */
   reconstruct(batch: ModelBatch, opts: PassOptions): tf.Tensor2D {
     return tf.tidy(() => {
-      const h = this.encoder.encode(batch.x, batch.cond, opts);
-      const z = this.latent.mode(h, opts);
-      return this.likelihood.mean(this.decoder.decode(z, batch.cond, opts));
+      const o: PassOptions = { ...opts, cond: batch.cond };
+      const h = this.encoder.encode(batch.x, batch.cond, o);
+      const z = this.latent.mode(h, o);
+      return this.likelihood.mean(this.decoder.decode(z, batch.cond, o));
     });
   }
 
   /** n new examples E[x | z], z ~ p(z | cond). Shapes: cond [n, condDim] or null -> [n, dataDim]. */
   generate(n: number, cond: tf.Tensor2D | null, opts: PassOptions): tf.Tensor2D {
     return tf.tidy(() => {
-      const zPrior = this.prior.sample(n, opts.rng, cond);
-      const z = this.latent.generate ? this.latent.generate(zPrior, opts) : zPrior;
-      return this.likelihood.mean(this.decoder.decode(z, cond, opts));
+      const o: PassOptions = { ...opts, cond };
+      const zPrior = this.prior.sample(n, opts.rng, cond, o);
+      const z = this.latent.generate ? this.latent.generate(zPrior, o) : zPrior;
+      return this.likelihood.mean(this.decoder.decode(z, cond, o));
     });
   }
 }
 
+/** Variables of several parts keyed "<part>/<name>", each variable once (under its first part). */
+export function collectVariables<P>(parts: Array<[string, P]>, of: (p: P) => Map<string, tf.Variable>): Map<string, tf.Variable> {
+  const out = new Map<string, tf.Variable>();
+  const seen = new Set<tf.Variable>();
+  for (const [slot, part] of parts) {
+    for (const [k, v] of of(part)) {
+      if (seen.has(v)) continue;
+      seen.add(v);
+      out.set(`${slot}/${k}`, v);
+    }
+  }
+  return out;
+}
+
+/** Disposes an encoder's features (one tensor or a list). */
+export function disposeFeatures(h: Features): void {
+  if (Array.isArray(h)) tf.dispose(h);
+  else h.dispose();
+}
+
 /** Disposes every tensor of a latent sample. */
 export function disposeLatentSample(s: LatentSample): void {
-  const ts: Array<tf.Tensor | undefined> = [s.z, s.priorZ, s.logQ, s.posterior?.loc, s.posterior?.logVar, s.innerLogPrior, s.innerKl];
+  const ts: Array<tf.Tensor | undefined> = [
+    s.z,
+    s.priorZ,
+    s.logQ,
+    s.posterior?.loc,
+    s.posterior?.logVar,
+    s.posteriorStats?.loc,
+    s.posteriorStats?.logVar,
+    s.innerLogPrior,
+    s.innerKl,
+  ];
   for (const t of ts) t?.dispose();
   for (const t of Object.values(s.terms ?? {})) t.dispose();
 }

@@ -55,25 +55,46 @@ function uniformVariable(shape: number[], bound: number, rng: Rng): tf.Variable 
 /** A container of named variables; layers and plugins extend it. */
 export class Module implements Trainable {
   private readonly vars = new Map<string, tf.Variable>();
+  private readonly buffers = new Map<string, tf.Variable>();
 
-  /** Registers a variable (or all of a sub-module's) under `name`. */
+  /**
+   * Registers a trainable variable (or all of a sub-module's variables and state) under `name`.
+   * A sub-module's state stays state.
+   */
   protected track<T extends tf.Variable | Trainable>(name: string, item: T): T {
     if (item instanceof tf.Variable) {
       this.vars.set(name, item);
     } else {
       for (const [k, v] of item.variables()) this.vars.set(`${name}/${k}`, v);
+      for (const [k, v] of item.state?.() ?? []) this.buffers.set(`${name}/${k}`, v);
     }
     return item;
+  }
+
+  /**
+   * Registers non-trainable state under `name` (an EMA codebook, running statistics): a
+   * variable created with `tf.variable(init, false)`, saved in checkpoints, never optimised.
+   */
+  protected trackState(name: string, v: tf.Variable): tf.Variable {
+    if (v.trainable) throw new TypeError(`Module.trackState: state "${name}" must be created with tf.variable(value, false) (not trainable)`);
+    this.buffers.set(name, v);
+    return v;
   }
 
   variables(): Map<string, tf.Variable> {
     return this.vars;
   }
 
-  /** Disposes every variable. */
+  state(): Map<string, tf.Variable> {
+    return this.buffers;
+  }
+
+  /** Disposes every variable and state buffer. */
   dispose(): void {
     for (const v of this.vars.values()) v.dispose();
+    for (const v of this.buffers.values()) v.dispose();
     this.vars.clear();
+    this.buffers.clear();
   }
 }
 

@@ -31,6 +31,7 @@ export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
     dim: ds.dim,
     numClasses: ds.numClasses,
     condDim: config.data.conditionOnLabels ? ds.numClasses : 0,
+    trainSize: ds.train.n,
   };
 }
 

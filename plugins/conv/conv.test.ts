@@ -21,7 +21,7 @@ describe('conv encoder and decoder', () => {
     expect(parts.model.encoder.outputDim).to.equal(7 * 7 * 64);
     const opts = { training: false, rng: Rng.derive(0, 'c') };
     const x = tf.zeros([2, 784]) as tf.Tensor2D;
-    expect(parts.model.encoder.encode(x, null, opts).shape).to.deep.equal([2, 3136]);
+    expect((parts.model.encoder.encode(x, null, opts) as tf.Tensor).shape).to.deep.equal([2, 3136]);
     expect(parts.model.decoder.decode(tf.zeros([2, 3]) as tf.Tensor2D, null, opts).shape).to.deep.equal([2, 784]);
   });
 

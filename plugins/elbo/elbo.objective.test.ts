@@ -34,7 +34,7 @@ describe('elbo objective', () => {
     const opts = { training: false, rng: Rng.derive(1, 'kl') };
     // Scaled features move the posterior well away from the prior, so the KL is large enough
     // (several nats) for a relative tolerance to be meaningful.
-    const h = tf.mul(parts.model.encoder.encode(batch.x, null, opts), 20) as tf.Tensor2D;
+    const h = tf.mul(parts.model.encoder.encode(batch.x, null, opts) as tf.Tensor2D, 20) as tf.Tensor2D;
     const sample = parts.model.latent.sample(h, 2000, opts);
     const analytic = parts.model.kl(sample, null);
     expect(analytic.kind).to.equal('analytic');

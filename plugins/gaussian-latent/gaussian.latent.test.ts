@@ -24,7 +24,7 @@ describe('gaussian latent', () => {
     expect(s.logQ.shape).to.deep.equal([6]);
     const locS = tf.tile(s.posterior!.loc, [2, 1]);
     const lvS = tf.tile(s.posterior!.logVar, [2, 1]);
-    const expected = diagGaussianLogProb(s.z, locS, lvS).dataSync();
+    const expected = diagGaussianLogProb(s.z as tf.Tensor2D, locS, lvS).dataSync();
     Array.from(s.logQ.dataSync()).forEach((v, i) => expect(v).to.be.closeTo(expected[i], 1e-4));
   });
 
