@@ -10,7 +10,7 @@ import { describeBackends, selectBackend } from './backend/select';
 import { experimentFromObject, loadExperiment, describeSchema, type Experiment } from './config/experiment';
 import { coreSchema } from './config/core-schema';
 import { SLOTS } from './contracts';
-import { ConfigError, TrainingError, VaelabError } from './errors';
+import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
 import { openSession, type Session } from './session';
 import { loadCheckpoint, restoreVariables } from './train/checkpoint';
@@ -234,7 +234,10 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
   return prog;
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 training failure, 2 bad input, 130 interrupted). */
+/**
+ * Runs the CLI; returns the exit code: 0 ok, 1 training failure, 2 bad input (experiment, config,
+ * plugin registration or construction, shapes), 130 interrupted.
+ */
 export async function main(argv: string[], builtins: PluginDefinition[]): Promise<number> {
   tf.env().set('PROD', true);
   const state = { code: 0 };
@@ -243,7 +246,9 @@ export async function main(argv: string[], builtins: PluginDefinition[]): Promis
     return state.code;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
-    if (e instanceof ConfigError) {
+    // A bad experiment, a plugin that cannot be registered or built, and slots whose shapes do
+    // not fit together are all bad input.
+    if (e instanceof ConfigError || e instanceof RegistrationError || e instanceof ShapeError) {
       err(e.message);
       return 2;
     }

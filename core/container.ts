@@ -71,7 +71,8 @@ export function buildContainer(config: ExperimentConfig, registry: PluginRegistr
 
 /**
  * Resolves the model and objective. Errors that plugins raise on purpose (config, shape) pass
- * through; a failed resolution becomes a RegistrationError naming the slot and plugin.
+ * through; a failed resolution becomes a RegistrationError naming the slot, the plugin and the
+ * module it came from.
  */
 export function resolveParts(exp: Experiment, data: DataInfo): Parts {
   const container = buildContainer(exp.config, exp.registry, data);
@@ -81,7 +82,8 @@ export function resolveParts(exp: Experiment, data: DataInfo): Parts {
     } catch (e) {
       if (e instanceof VaelabError) throw e;
       const msg = (e as Error).message.split('\n')[0];
-      throw new RegistrationError(`${slot} "${exp.config[slot].use}": cannot be built: ${msg}`);
+      const use = exp.config[slot].use;
+      throw new RegistrationError(`${slot} "${use}" (${exp.registry.get(slot, use)?.source ?? 'unknown module'}): cannot be built: ${msg}`);
     }
   };
   // Resolve in data-flow order so that shape errors name the earliest mismatch.
