@@ -67,12 +67,49 @@ describe('evaluation', () => {
     expect(k100).to.be.below(meanExact + 0.05);
   });
 
-  it('Should count active units from the variance of posterior means', () => {
-    const parts = linearGaussian();
-    const stats = latentStats(parts.model, split, ctx, 0)!;
-    expect(stats.meanVariance).to.have.length(1);
-    expect(stats.activeUnits).to.equal(stats.meanVariance[0] > 0 ? 1 : 0);
-    expect(latentStats(parts.model, split, ctx, 1e9)!.activeUnits).to.equal(0);
-    expect(stats.klPerDim![0]).to.be.above(0);
+  it('Should count active units and give KL per dimension for posterior means set by hand (4 points in 2 batches)', () => {
+    // h = x (one linear layer set to the identity), loc = h W + b, logVar = constant per dimension:
+    //   loc_0 = x_0, loc_1 = 0.05 x_1, loc_2 = 0.5; logVar = [0, log 2, -1].
+    const parts = buildParts(
+      {
+        encoder: { use: 'mlp', mlp: { hiddenSizes: [2], activation: 'linear' } },
+        latent: { use: 'gaussian', gaussian: { dim: 3 } },
+        decoder: { use: 'mlp', mlp: { hiddenSizes: [] } },
+        likelihood: { use: 'gaussian', gaussian: { scale: 'fixed', fixedScale: 0.5 } },
+      },
+      info,
+    );
+    const vars = parts.model.variables();
+    const set = (name: string, t: tf.Tensor) => {
+      vars.get(name)!.assign(t);
+      t.dispose();
+    };
+    set('encoder/mlp/dense0/kernel', tf.tensor2d([[1, 0], [0, 1]]));
+    set('encoder/mlp/dense0/bias', tf.zeros([2]));
+    set('latent/loc/kernel', tf.tensor2d([[1, 0, 0], [0, 0.05, 0]]));
+    set('latent/loc/bias', tf.tensor1d([0, 0, 0.5]));
+    set('latent/logVar/kernel', tf.zeros([2, 3]));
+    set('latent/logVar/bias', tf.tensor1d([0, Math.log(2), -1]));
+    const xs: Array<[number, number]> = [[1, 2], [-1, 0], [3, 2], [1, 0]];
+    const four = { x: Float32Array.from(xs.flat()), labels: new Int32Array(4).fill(-1), n: 4 };
+    // batch size 3: the statistics must pool a batch of 3 and a batch of 1
+    const stats = latentStats(parts.model, four, { ...ctx, batchSize: 3 }, 0.01)!;
+    // Var_x(loc_d) over the 4 points (population variance, divided by 4):
+    //   loc_0 = 1, -1, 3, 1: mean 1, squared deviations 0, 4, 4, 0 -> 2
+    //   loc_1 = 0.1, 0, 0.1, 0: mean 0.05, squared deviations 0.0025 each -> 0.0025
+    //   loc_2 = 0.5 for every x -> 0
+    expect(stats.meanVariance).to.have.length(3);
+    [2, 0.0025, 0].forEach((v, d) => expect(stats.meanVariance[d], `variance of dim ${d}`).to.be.closeTo(v, 1e-6));
+    // mean over x of 0.5 * (loc^2 + e^logVar - logVar - 1):
+    //   dim 0: mean loc^2 = (1 + 1 + 9 + 1) / 4 = 3, logVar 0 -> 0.5 * (3 + 1 - 0 - 1) = 1.5
+    //   dim 1: mean loc^2 = (0.01 + 0 + 0.01 + 0) / 4 = 0.005, var 2 -> 0.5 * (0.005 + 2 - log 2 - 1) = 0.155926
+    //   dim 2: loc^2 = 0.25, logVar -1 -> 0.5 * (0.25 + e^-1 + 1 - 1) = 0.308940
+    [1.5, 0.5 * (1.005 - Math.log(2)), 0.5 * (0.25 + Math.exp(-1))].forEach((kl, d) =>
+      expect(stats.klPerDim![d], `KL of dim ${d}`).to.be.closeTo(kl, 1e-5),
+    );
+    // variances 2, 0.0025, 0: one above 0.01 (Burda et al.'s threshold), two above 0.001, none above 2.5
+    expect(stats.activeUnits).to.equal(1);
+    expect(latentStats(parts.model, four, ctx, 0.001)!.activeUnits).to.equal(2);
+    expect(latentStats(parts.model, four, ctx, 2.5)!.activeUnits).to.equal(0);
   });
 });
