@@ -9,6 +9,7 @@ import { Batcher } from '../../core/data/batcher';
 import { DEFAULT_DATA_OPTIONS } from '../../core/data';
 import { buildParts, builtins, experimentObject, greyBatch, TINY_IMAGE_INFO } from '../../test/kits/build';
 import { describeConformance } from '../../test/kits/conformance';
+import { exactLogP, exactPosteriorMean, linearGaussianParts, LG_B, LG_POSTERIOR_VARIANCE, LG_S, LG_W } from '../../test/fixtures/linear-gaussian';
 import { expectThrowExact } from '../../test/data/helpers';
 
 describe('elbo objective', () => {
@@ -17,15 +18,66 @@ describe('elbo objective', () => {
     { title: 'elbo, 4 samples', over: { objective: { use: 'elbo', elbo: { samples: 4 } } }, info: TINY_IMAGE_INFO },
   ]);
 
-  it('Should report elbo = -(reconstruction + kl) and loss = -elbo', () => {
-    const parts = buildParts();
-    const t = parts.objective.terms(greyBatch(4, TINY_IMAGE_INFO), { training: true, rng: Rng.derive(0, 'e'), step: 0 });
-    const [loss, rec, kl, elbo] = [t.loss, t.reconstruction, t.kl, t.elbo].map((x) => Array.from(x.dataSync()));
-    for (let i = 0; i < 4; i++) {
-      expect(elbo[i]).to.be.closeTo(-(rec[i] + kl[i]), 1e-3);
-      expect(loss[i]).to.be.closeTo(-elbo[i], 1e-6);
-      expect(kl[i]).to.be.at.least(0);
+  describe('against a linear-Gaussian model with exact log p(x) (test/fixtures/linear-gaussian.ts)', () => {
+    const points: Array<[number, number]> = [
+      [0.5, -0.2],
+      [2.0, -1.0],
+      [-1.0, 0.8],
+    ];
+    const S = 20000;
+    const [w, b, s] = [LG_W, LG_B, LG_S];
+    const v = LG_POSTERIOR_VARIANCE;
+    const w2 = w[0] ** 2 + w[1] ** 2;
+
+    /**
+     * Expected terms for q = N(m(x) + locShift, varianceScale * v), from the model's closed forms:
+     *   kl  = KL(q || N(0, 1)) = 0.5 * (m'^2 + v' - log v' - 1)
+     *   gap = KL(q || p(z|x)) = 0.5 * (log(v / v') + (v' + locShift^2) / v - 1)
+     *   elbo = log p(x) - gap   (log p(x) = ELBO + KL(q || posterior))
+     *   E_q[log p(x|z)] = -log(2 pi s^2) - (|r|^2 + |w|^2 v') / (2 s^2),  r = x - w m' - b
+     * and the standard error of the S-sample reconstruction: log p(x|z) at z = m' + sqrt(v') eps is
+     * const + (w.r) sqrt(v') eps / s^2 - |w|^2 v' eps^2 / (2 s^2), of variance
+     * ((w.r)^2 v' + |w|^4 v'^2 / 2) / s^4.
+     */
+    function expected(x: [number, number], locShift: number, varianceScale: number) {
+      const m = exactPosteriorMean(x) + locShift;
+      const vq = varianceScale * v;
+      const kl = 0.5 * (m * m + vq - Math.log(vq) - 1);
+      const gap = 0.5 * (Math.log(v / vq) + (vq + locShift ** 2) / v - 1);
+      const r = [x[0] - w[0] * m - b[0], x[1] - w[1] * m - b[1]];
+      const wr = w[0] * r[0] + w[1] * r[1];
+      const logPxGivenZ = -Math.log(2 * Math.PI * s * s) - (r[0] ** 2 + r[1] ** 2 + w2 * vq) / (2 * s * s);
+      const se = Math.sqrt((wr * wr * vq + (w2 * w2 * vq * vq) / 2) / s ** 4 / S);
+      return { kl, gap, elbo: exactLogP(x) - gap, reconstruction: -logPxGivenZ, se };
     }
+
+    const cases: Array<[string, number, number]> = [
+      // [what, locShift, varianceScale]
+      ['q is the exact posterior: ELBO = log p(x)', 0, 1],
+      ['q is shifted by 0.5 and 4 times as wide: ELBO = log p(x) - KL(q || p(z|x))', 0.5, 4],
+      ['q is shifted by -0.3 and a quarter as wide: ELBO = log p(x) - KL(q || p(z|x))', -0.3, 0.25],
+    ];
+    cases.forEach(([what, locShift, varianceScale], ci) => {
+      it(`Should give the closed-form KL, and reconstruction and ELBO within 4 standard errors (${S} samples), when ${what}`, () => {
+        const parts = linearGaussianParts({ locShift, varianceScale }, S);
+        const x = tf.tensor2d(points);
+        const t = parts.objective.terms({ x, cond: null }, { training: false, rng: Rng.derive(0, 'elbo-linear', ci), step: 0 });
+        const [loss, rec, kl, elbo] = [t.loss, t.reconstruction, t.kl, t.elbo].map((y) => Array.from(y.dataSync()));
+        tf.dispose([x, ...Object.values(t)]);
+        points.forEach((p, i) => {
+          const e = expected(p, locShift, varianceScale);
+          // the closed forms agree with each other: E_q[log p(x|z)] - KL(q || p(z)) = log p(x) - KL(q || p(z|x))
+          expect(-e.reconstruction - e.kl).to.be.closeTo(e.elbo, 1e-9);
+          expect(kl[i], `kl of point ${i}`).to.be.closeTo(e.kl, 1e-5);
+          // 1e-4 on top of 4 standard errors: float32 sums of 20 000 terms of size ~5
+          expect(Math.abs(rec[i] - e.reconstruction), `reconstruction of point ${i}: ${rec[i]} vs ${e.reconstruction} +- ${e.se}`).to.be.below(4 * e.se + 1e-4);
+          expect(Math.abs(elbo[i] - e.elbo), `elbo of point ${i}: ${elbo[i]} vs ${e.elbo} +- ${e.se}`).to.be.below(4 * e.se + 1e-4);
+          expect(loss[i], `loss of point ${i}`).to.be.closeTo(-elbo[i], 1e-5);
+          // below log p(x) by the gap, which is larger than the noise when q is not the posterior
+          if (e.gap > 0) expect(elbo[i]).to.be.below(exactLogP(p));
+        });
+      });
+    });
   });
 
   it('Should agree with the Monte-Carlo KL of the same posterior (2000 samples, rtol 0.05)', () => {
