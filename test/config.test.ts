@@ -10,6 +10,8 @@ import {
 } from '../core/config/experiment';
 import { ConfigError, RegistrationError } from '../core/errors';
 import { openSession } from '../core/session';
+import { train } from '../core/train/trainer';
+import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 import { expectThrowExact } from './data/helpers';
 
@@ -85,8 +87,8 @@ describe('experiment config', () => {
         `${f}: 5 problems`,
         '  - prior.use: unknown plugin "standard-normall". Allowed values: "standard-normal". Did you mean "standard-normal"?',
         '  - data.binarize: must be one of "none", "static", "dynamic"; got "dynamc". Did you mean "dynamic"?',
-        '  - train.batchSize: must be an integer >= 1; got 0',
-        '  - latent.gaussian.dim: must be an integer >= 1; got -1',
+        '  - train.batchSize: must be an integer in [1, 2147483647]; got 0',
+        '  - latent.gaussian.dim: must be an integer in [1, 2147483647]; got -1',
         '  - train.epoch: not a known key (keys here: epochs, batchSize, maxSteps, dropLast, optimizer, schedule, clipNorm, evalEvery, earlyStopping, logEvery, syncEvery, progress, keepCheckpoints). Did you mean "epochs"?',
       ].join('\n'),
     );
@@ -128,11 +130,39 @@ describe('experiment config', () => {
     );
   });
 
-  it('Should load a third-party plugin named under plugins: and train with it', () => {
+  it('Should load a third-party plugin named under plugins: and build the model with it', () => {
     const exp = loadExperiment(path.join(__dirname, 'fixtures', 'with-plugin.yaml'), builtins());
     expect(exp.registry.names('prior')).to.deep.equal(['laplace', 'standard-normal']);
     const s = openSession(exp);
     expect(s.parts.model.prior.constructor.name).to.equal('LaplacePrior');
+  });
+
+  describe('a third-party plugin in training @slow', () => {
+    it('Should train with the plugin named under plugins: for 200 steps and lower the loss (last 20 < 0.8 x first 20)', async () => {
+      // 64 synthetic shapes, batch 16: 4 steps an epoch, 50 epochs = 200 steps; a loss line every step.
+      const overrides = [
+        'train.epochs=50',
+        'train.batchSize=16',
+        'train.logEvery=1',
+        'train.evalEvery=0',
+        'train.progress=none',
+        'train.optimizer.learningRate=1e-2',
+        'eval.iwSamples=0',
+        'eval.images=false',
+      ];
+      const exp = loadExperiment(path.join(__dirname, 'fixtures', 'with-plugin.yaml'), builtins(), overrides);
+      const session = openSession(exp);
+      expect(session.parts.model.prior.constructor.name).to.equal('LaplacePrior');
+      const run = RunDir.create(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-plugin-')), session.config.name, session.config.seed);
+      const result = await train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+      expect(result.status).to.equal('completed');
+      expect(result.steps).to.equal(200);
+      const losses = run.readMetrics().filter((r) => r.kind === 'step').map((r) => r['train/loss'] as number);
+      expect(losses).to.have.length(200);
+      expect(losses.every(Number.isFinite), 'every step loss is finite').to.equal(true);
+      const mean = (a: number[]) => a.reduce((t, v) => t + v, 0) / a.length;
+      expect(mean(losses.slice(-20))).to.be.below(0.8 * mean(losses.slice(0, 20)));
+    });
   });
 
   it('Should report a plugin module that cannot be found or exports no plugins', () => {
