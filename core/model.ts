@@ -113,10 +113,14 @@ export class VaeModel implements Trainable {
     }
     if (!this.warnedMc) {
       this.warnedMc = true;
-      process.emitWarning(
-        `KL(q||p) is estimated by Monte Carlo: prior "${this.prior.constructor.name}" offers no closed form for latent "${this.latent.constructor.name}"`,
-        { code: 'VAELAB_MC_KL' },
-      );
+      const p = `prior "${this.prior.constructor.name}"`;
+      const l = `latent "${this.latent.constructor.name}"`;
+      const why = !this.prior.analyticKl
+        ? `${p} offers no closed form for ${l}`
+        : !latent.posterior
+          ? `${l} gives no exact diagonal-Gaussian posterior for the closed form of ${p}`
+          : `${l} has inner layers without a closed-form KL (innerKl)`;
+      process.emitWarning(`KL(q||p) is estimated by Monte Carlo: ${why}`, { code: 'VAELAB_MC_KL' });
     }
     const kl = tf.tidy(() => meanOverSamples(tf.sub(latent.logQ, this.logPrior(latent, cond, opts)), latent.samples));
     return { kl, kind: 'monte-carlo' };

@@ -38,7 +38,7 @@ export class ElboObjective extends Module implements Objective {
     return tf.tidy(() => {
       const pass = this.model.forward(batch, this.cfg.samples, ctx);
       const reconstruction = tf.neg(meanOverSamples(pass.logPx, pass.latent.samples));
-      const { kl } = this.model.kl(pass.latent, batch.cond);
+      const { kl } = this.model.kl(pass.latent, batch.cond, ctx);
       const negElbo = tf.add(reconstruction, kl);
       let loss = negElbo as tf.Tensor1D;
       const out: ObjectiveTerms = { loss, reconstruction, kl, elbo: tf.neg(negElbo) as tf.Tensor1D };
