@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { injectable, inject, tagged } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
+import * as path from 'node:path';
 import { checkShapes } from '../core/check';
 import { experimentFromObject } from '../core/config/experiment';
 import { buildContainer, resolveParts } from '../core/container';
@@ -9,6 +10,7 @@ import { RegistrationError, ShapeError } from '../core/errors';
 import { Module } from '../core/nn';
 import { PluginRegistry, definePlugin, pluginConfig, type ConfigOf } from '../core/plugin';
 import { plugins } from '../plugins';
+import { openSession } from '../core/session';
 import { builtins, experimentObject, TINY_IMAGE_INFO } from './kits/build';
 import { expectThrowExact } from './data/helpers';
 
@@ -80,6 +82,31 @@ describe('container', () => {
       () => checkShapes(parts.model, parts.objective, TINY_IMAGE_INFO, exp.config),
       ShapeError,
       'decoder "wrong-width".decode: must return [N, 64] (data dim 64 x likelihood "bernoulli" paramsPerDim 1); got [2, 5]',
+    );
+  });
+
+  // A plugin module's own defects are named with the module, so its author knows which file to open.
+  const BROKEN = path.join(__dirname, 'fixtures', 'broken-plugins.ts');
+
+  it('Should name the slot, plugin and module of a plugin whose constructor throws', () => {
+    const exp = experimentFromObject(experimentObject({ plugins: [BROKEN], encoder: { use: 'throws-on-build' } }), builtins());
+    expectThrowExact(
+      () => resolveParts(exp, TINY_IMAGE_INFO),
+      RegistrationError,
+      `encoder "throws-on-build" (${BROKEN}): cannot be built: cannot read properties of undefined (reading "width")`,
+    );
+  });
+
+  it('Should name the slot, plugin and module of a plugin that throws in the dry run', () => {
+    const exp = experimentFromObject(
+      experimentObject({ plugins: [BROKEN], data: { use: 'synthetic', synthetic: { kind: 'shapes', size: 8 } }, decoder: { use: 'throws-on-decode' } }),
+      builtins(),
+    );
+    // z has latent.gaussian.dim = 3 columns; synthetic shapes are 14 x 14 grey images
+    expectThrowExact(
+      () => openSession(exp),
+      ShapeError,
+      `decoder "throws-on-decode" (${BROKEN}): dry run on 2 examples of shape [14, 14, 1] failed: row 3 of a table of 3 rows`,
     );
   });
 });
