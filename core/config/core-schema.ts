@@ -31,6 +31,11 @@ export const coreSchema = {
       default: 0,
     },
     trainLimit: { doc: 'use only the first N training examples (0 = all)', format: 'nat', default: 0 },
+    labelledSize: {
+      doc: 'semi-supervised: keep the labels of only this many training examples, the same number per class, chosen with the seed; the rest are unlabelled (label mask 0). 0 = every label kept',
+      format: 'nat',
+      default: 0,
+    },
     testLimit: { doc: 'use only the first N test examples (0 = all)', format: 'nat', default: 0 },
     conditionOnLabels: {
       doc: 'give one-hot labels as the conditioning input to encoder, decoder and prior (CVAE)',

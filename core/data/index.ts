@@ -2,7 +2,8 @@
  * Data sets of vaelab: loading (`loadDataset`), splits (`splitOf`) and minibatches (`Batcher`).
  *
  * Config keys read: data.use, data.dir, data.binarize, data.threshold, data.validationSize,
- * data.trainLimit, data.testLimit, data.synthetic.kind, data.synthetic.size (see `DataOptions`).
+ * data.trainLimit, data.testLimit, data.labelledSize, data.synthetic.kind, data.synthetic.size
+ * (see `DataOptions`).
  */
 import { ConfigError, unknownValueMessage } from '../errors';
 import { Rng } from '../rng';
@@ -47,6 +48,7 @@ export const DEFAULT_DATA_OPTIONS: Readonly<DataOptions> = Object.freeze({
   validationSize: 0,
   trainLimit: 0,
   testLimit: 0,
+  labelledSize: 0,
   synthetic: Object.freeze({ kind: 'mixture2d', size: 256 }),
 });
 
@@ -64,10 +66,10 @@ function checkOptions(opts: DataOptions): void {
   if (typeof opts.threshold !== 'number' || !(opts.threshold >= 0 && opts.threshold <= 1)) {
     problems.push(`data.threshold: must be a number in [0, 1]; got ${opts.threshold}`);
   }
-  for (const key of ['validationSize', 'trainLimit', 'testLimit'] as const) {
-    const v = opts[key];
+  for (const key of ['validationSize', 'trainLimit', 'testLimit', 'labelledSize'] as const) {
+    const v = opts[key] ?? 0;
     if (!Number.isInteger(v) || v < 0) {
-      const zero = key === 'validationSize' ? 'no validation split' : 'all';
+      const zero = key === 'validationSize' ? 'no validation split' : key === 'labelledSize' ? 'every label kept' : 'all';
       problems.push(`data.${key}: must be a non-negative integer (0 = ${zero}); got ${v}`);
     }
   }
@@ -107,6 +109,35 @@ function carveValidation(train: DataSplit, dim: number, size: number, seed: numb
   return [gather(train, dim, restRows), gather(train, dim, valRows)];
 }
 
+/**
+ * Keeps the labels of `size` training examples, size / numClasses per class, and sets every
+ * other label to -1 (unlabelled). The kept examples of class c are the first size / numClasses
+ * of that class in the order Rng.derive(seed, 'labelled-subset').permutation(n).
+ */
+function hideLabels(train: DataSplit, numClasses: number, size: number, seed: number, name: string): DataSplit {
+  if (numClasses === 0) throw new ConfigError(`data.labelledSize: data set "${name}" has no labels; set it to 0`);
+  if (size % numClasses !== 0) {
+    throw new ConfigError(`data.labelledSize: must be a multiple of the ${numClasses} classes of ${name} (the same number per class); got ${size}`);
+  }
+  const per = size / numClasses;
+  const counts = new Int32Array(numClasses);
+  for (let r = 0; r < train.n; r++) if (train.labels[r] >= 0) counts[train.labels[r]]++;
+  const short = Array.from(counts).findIndex((c) => c < per);
+  if (short >= 0) {
+    throw new ConfigError(`data.labelledSize: ${size} needs ${per} labelled examples per class, but class ${short} of ${name} has ${counts[short]} training examples; got ${size}`);
+  }
+  const labels = new Int32Array(train.n).fill(-1);
+  const kept = new Int32Array(numClasses);
+  for (const r of Rng.derive(seed, 'labelled-subset').permutation(train.n)) {
+    const c = train.labels[r];
+    if (c >= 0 && kept[c] < per) {
+      labels[r] = c;
+      kept[c]++;
+    }
+  }
+  return { ...train, labels };
+}
+
 function binarizeInPlace(split: DataSplit, threshold: number): void {
   const x = split.x;
   for (let i = 0; i < x.length; i++) x[i] = x[i] > threshold ? 1 : 0;
@@ -144,6 +175,7 @@ export function loadDataset(opts: DataOptions, seed: number): Dataset {
     }
     [train, validation] = carveValidation(train, dim, opts.validationSize, seed);
   }
+  if ((opts.labelledSize ?? 0) > 0) train = hideLabels(train, raw.numClasses, opts.labelledSize!, seed, raw.name);
   if (opts.binarize === 'static') {
     // Splits are fresh arrays here (loaders convert from the cached bytes), so in place is safe.
     for (const split of [train, validation, test]) if (split) binarizeInPlace(split, opts.threshold);

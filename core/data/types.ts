@@ -84,6 +84,12 @@ export interface DataOptions {
   trainLimit: number;
   /** Keep only the first N test examples; 0 = all. */
   testLimit: number;
+  /**
+   * Semi-supervised training: keep the labels of only this many training examples (after the
+   * validation split), labelledSize / numClasses per class, chosen with the seed; every other
+   * training label becomes -1 (unlabelled). 0 = keep every label. Absent = 0.
+   */
+  labelledSize?: number;
   /** Settings used when `use` is 'synthetic'. */
   synthetic: SyntheticOptions;
 }

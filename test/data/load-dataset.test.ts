@@ -125,3 +125,44 @@ describe('loadDataset', () => {
     });
   });
 });
+
+describe('loadDataset: data.labelledSize (semi-supervised label subsets)', () => {
+  const shapes = (o: Partial<DataOptions>): DataOptions => ({ ...DEFAULT_DATA_OPTIONS, use: 'synthetic', synthetic: { kind: 'shapes', size: 200 }, ...o });
+  const counts = (labels: Int32Array) => {
+    const c: Record<number, number> = {};
+    for (const l of labels) c[l] = (c[l] ?? 0) + 1;
+    return c;
+  };
+
+  it('Should keep labelledSize / numClasses labels per class and mark every other training example unlabelled (-1)', () => {
+    const whole = loadDataset(shapes({ validationSize: 40 }), 3);
+    const ds = loadDataset(shapes({ validationSize: 40, labelledSize: 8 }), 3);
+    // 8 labels over the 4 shape classes: 2 each; the other 160 - 8 = 152 training labels hidden.
+    expect(counts(ds.train.labels)).to.deep.equal({ '-1': 152, 0: 2, 1: 2, 2: 2, 3: 2 });
+    // Kept labels are the true ones, examples are untouched, and validation and test keep all labels.
+    ds.train.labels.forEach((l, i) => {
+      if (l >= 0) expect(l).to.equal(whole.train.labels[i]);
+    });
+    expect(Array.from(ds.train.x)).to.deep.equal(Array.from(whole.train.x));
+    expect(Array.from(ds.validation!.labels)).to.deep.equal(Array.from(whole.validation!.labels));
+    expect(Array.from(ds.test.labels)).to.deep.equal(Array.from(whole.test.labels));
+  });
+
+  it('Should choose the labelled subset from the seed: the same seed, the same subset; another seed, another', () => {
+    const a = loadDataset(shapes({ labelledSize: 8 }), 1).train.labels;
+    const b = loadDataset(shapes({ labelledSize: 8 }), 1).train.labels;
+    const c = loadDataset(shapes({ labelledSize: 8 }), 2).train.labels;
+    expect(Array.from(a)).to.deep.equal(Array.from(b));
+    expect(Array.from(a)).to.not.deep.equal(Array.from(c));
+  });
+
+  it('Should refuse a size that is not a multiple of the classes, a class too small, and a negative size', () => {
+    expectThrowExact(() => loadDataset(shapes({ labelledSize: 6 }), 0), ConfigError, 'data.labelledSize: must be a multiple of the 4 classes of synthetic/shapes (the same number per class); got 6');
+    expectThrowExact(
+      () => loadDataset(shapes({ labelledSize: 4000 }), 0),
+      ConfigError,
+      `data.labelledSize: 4000 needs 1000 labelled examples per class, but class 0 of synthetic/shapes has ${counts(loadDataset(shapes({}), 0).train.labels)[0]} training examples; got 4000`,
+    );
+    expectThrowExact(() => loadDataset(shapes({ labelledSize: -4 }), 0), ConfigError, 'data.labelledSize: must be a non-negative integer (0 = every label kept); got -4');
+  });
+});
