@@ -13,14 +13,16 @@ import '@tensorflow/tfjs';
 // vaelab's gradients (fused kernels, Sum/Mean, Relu), as core/model.ts registers them for training.
 import '../../core/gradients';
 import {
-  installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
+  NATIVE_HINT, installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
 import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
 import { Dense, addBiasActivate } from '../../core/nn';
 import { Rng } from '../../core/rng';
 import { selectBackend } from '../../core/backend/select';
 import { Adam } from '../../core/train/adam';
+import * as path from 'node:path';
 import { skipBecause } from '../data/helpers';
+import { nativeFacts } from '../kits/native-facts';
 import { Data, conv2dGrads, expectClose, expectWasmMatchesCpu, on, type Pad, type Shape4 } from '../kits/backends';
 
 /** Same op on cpu (reference) and on wasm + native kernels, compared output by output. */
@@ -56,9 +58,17 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabDense', 'VaelabDenseGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
   ];
 
-  /** Skips the running test when the pack is not available, with the reason in its title. */
+  const facts = nativeFacts();
+
+  /**
+   * Skips the running test when the pack is not available, with the reason in its title; only
+   * when it is not built or disabled by VAELAB_NATIVE=0 (test/kits/native-facts.ts): a built pack
+   * that fails to load fails the test instead of skipping it.
+   */
   function needNative(ctx: Mocha.Context): void {
-    if (!status.available) skipBecause(ctx, `native pack unavailable: ${status.reason}`);
+    if (status.available) return;
+    if (facts.expectAvailable) expect.fail(`the native pack is built (${facts.addonFile}) and not disabled, but unavailable: ${status.reason}`);
+    skipBecause(ctx, `native pack unavailable: ${status.reason}`);
   }
 
   before(async () => {
@@ -71,14 +81,23 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     await tf.setBackend('cpu');
   });
 
-  it('Should install its kernels once and report the OpenBLAS build and thread count', function () {
+  it('Should be available exactly when the addon file is built and VAELAB_NATIVE is not 0, and say why not otherwise', () => {
+    expect(status.available, status.reason).to.equal(facts.expectAvailable);
+    if (facts.disabled) expect(status.reason).to.equal('disabled by VAELAB_NATIVE=0');
+    else if (!facts.built) expect(status.reason).to.equal(`not built (no ${path.relative(process.cwd(), facts.addonFile)}); ${NATIVE_HINT}`);
+  });
+
+  it('Should install its kernels once and report the OpenBLAS build, core and thread count', function () {
     needNative(this);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installNativeKernels()).to.deep.equal(names);
     expect(installedNativeKernels()).to.deep.equal(names);
-    expect(status.blas).to.match(/^OpenBLAS \d+\.\d+\.\d+ \S+$/);
+    const blas = /^OpenBLAS \d+\.\d+\.\d+ (\S+)$/.exec(status.blas ?? '');
+    expect(blas, status.blas).to.not.equal(null);
+    // the core native.ts forces (or OPENBLAS_CORETYPE names), unless OpenBLAS detects it itself
+    if (facts.core !== null) expect(blas![1].toLowerCase()).to.equal(facts.core.toLowerCase());
     // VAELAB_THREADS, default 1 (one process per core).
-    expect(status.threads).to.equal(Number(process.env.VAELAB_THREADS || 1));
+    expect(status.threads).to.equal(facts.threads);
     expect(nativeAddon()!.getThreads()).to.equal(status.threads);
   });
 

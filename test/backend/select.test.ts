@@ -7,8 +7,10 @@ import * as tf from '@tensorflow/tfjs-core';
 // The cpu backend the after-each hook returns to (registered by the union package).
 import '@tensorflow/tfjs';
 import { describeBackends, selectBackend } from '../../core/backend/select';
-import { NATIVE_KERNEL_NAMES } from '../../core/backend/native';
+import * as path from 'node:path';
+import { NATIVE_HINT, NATIVE_KERNEL_NAMES } from '../../core/backend/native';
 import { ConfigError } from '../../core/errors';
+import { nativeFacts, wasmHasSimd } from '../kits/native-facts';
 
 const ALLOWED = '"auto", "node-gpu", "node", "wasm", "cpu"';
 
@@ -95,19 +97,30 @@ describe('core/backend/select: selectBackend', () => {
     expect(info.name).to.equal('wasm');
     expect(info.tfBackend).to.equal('wasm');
     expect(lines).to.have.length(1);
-    // three possible lines: with the native pack, without it (unavailable, with the reason), or disabled
-    const count = NATIVE_KERNEL_NAMES.length;
-    expect(lines[0]).to.match(
-      new RegExp(
-        `^backend: wasm (\\+ native OpenBLAS kernels \\(OpenBLAS \\S+ \\S+, \\d+ threads?, ${count} kernels; tfjs-backend-wasm 4\\.22\\.0, (no )?SIMD\\)|` +
-          '\\(tfjs-backend-wasm 4\\.22\\.0, (no )?SIMD, project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul(; native OpenBLAS kernels unavailable: .*)?\\))$',
-      ),
-    );
-    // The line gives the count; the names are in the info and in describeBackends (doctor).
-    if (lines[0].includes('native OpenBLAS kernels (')) {
+    // Which of the three lines is expected follows from facts checked here (test/kits/native-facts.ts):
+    // VAELAB_NATIVE=0 -> the plain wasm line; the addon file built -> the native pack's line (a
+    // built pack that fails to load fails this test); not built -> the wasm line with the reason.
+    const facts = nativeFacts();
+    const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const wasm = `tfjs-backend-wasm 4.22.0, ${wasmHasSimd() ? 'SIMD' : 'no SIMD'}`;
+    const project = 'project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul';
+    if (facts.disabled) {
+      expect(lines[0]).to.equal(`backend: wasm (${wasm}, ${project})`);
+    } else if (facts.built) {
+      const tail = `, ${facts.threads} thread${facts.threads === 1 ? '' : 's'}, ${NATIVE_KERNEL_NAMES.length} kernels; ${wasm})`;
+      const m = new RegExp(`^${esc('backend: wasm + native OpenBLAS kernels (OpenBLAS ')}\\d+\\.\\d+\\.\\d+ (\\S+)${esc(tail)}$`).exec(lines[0]);
+      expect(m, lines[0]).to.not.equal(null);
+      // OpenBLAS's version is not known here; its core is, unless OpenBLAS detects it (facts.core
+      // null). OpenBLAS reads OPENBLAS_CORETYPE without regard to case.
+      if (facts.core !== null) expect(m![1].toLowerCase()).to.equal(facts.core.toLowerCase());
+      // The line gives the count; the names are in the info and in describeBackends (doctor).
       expect(info.native).to.deep.equal([...NATIVE_KERNEL_NAMES]);
       expect(NATIVE_KERNEL_NAMES).to.have.length(21);
       expect(describeBackends()).to.include(NATIVE_KERNEL_NAMES.join(', '));
+    } else {
+      const reason = `not built (no ${path.relative(process.cwd(), facts.addonFile)}); ${NATIVE_HINT}`;
+      expect(lines[0]).to.equal(`backend: wasm (${wasm}, ${project}; native OpenBLAS kernels unavailable: ${reason})`);
+      expect(info.native).to.equal(undefined);
     }
   });
 
