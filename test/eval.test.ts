@@ -1,12 +1,14 @@
 /**
  * The importance-weighted log-likelihood against the exact log-likelihood of a linear Gaussian
  * model: with a linear decoder x = W z + b + e, z ~ N(0, 1), e ~ N(0, s^2 I), the marginal is
- * p(x) = N(x; b, W W^T + s^2 I), known in closed form.
+ * p(x) = N(x; b, W W^T + s^2 I), known in closed form (test/fixtures/linear-gaussian.ts, the
+ * same w, b and s).
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateTerms, iwLogLikelihood, latentStats } from '../core/eval/evaluate';
 import { buildParts } from './kits/build';
+import { exactLogP, linearGaussianParts } from './fixtures/linear-gaussian';
 
 const info = { name: 'points', shape: [1, 1, 2] as [number, number, number], dim: 2, numClasses: 0, condDim: 0 };
 
@@ -26,18 +28,6 @@ function linearGaussian() {
   return parts;
 }
 
-/** log N(x; b, C) for 2-D x with C = w w^T + s^2 I. */
-function exactLogP(x: [number, number], w: [number, number], b: [number, number], s: number): number {
-  const c11 = w[0] * w[0] + s * s;
-  const c22 = w[1] * w[1] + s * s;
-  const c12 = w[0] * w[1];
-  const det = c11 * c22 - c12 * c12;
-  const d0 = x[0] - b[0];
-  const d1 = x[1] - b[1];
-  const quad = (c22 * d0 * d0 - 2 * c12 * d0 * d1 + c11 * d1 * d1) / det;
-  return -Math.log(2 * Math.PI) - 0.5 * Math.log(det) - 0.5 * quad;
-}
-
 describe('evaluation', () => {
   const points: Array<[number, number]> = [
     [0.5, -0.2],
@@ -51,13 +41,23 @@ describe('evaluation', () => {
     const parts = linearGaussian();
     const iw = iwLogLikelihood(parts.model, split, ctx, 20000, 2000);
     points.forEach((x, i) => {
-      expect(iw.perExample[i]).to.be.closeTo(exactLogP(x, [1.5, -0.7], [0.3, 0.1], 0.5), 0.02);
+      expect(iw.perExample[i]).to.be.closeTo(exactLogP(x), 0.02);
     });
+  });
+
+  it('Should give log p(x) for every k, to float32 rounding, when q is the exact posterior', () => {
+    // With q(z|x) = p(z|x), every importance weight p(x, z) / q(z|x) equals p(x): the estimate has
+    // no variance, whatever the draws.
+    const parts = linearGaussianParts({ locShift: 0, varianceScale: 1 });
+    for (const [k, chunk] of [[1, 1], [7, 3]]) {
+      const iw = iwLogLikelihood(parts.model, split, ctx, k, chunk);
+      points.forEach((x, i) => expect(iw.perExample[i], `k = ${k}, point ${i}`).to.be.closeTo(exactLogP(x), 1e-4));
+    }
   });
 
   it('Should bound the exact log-likelihood from below with the ELBO, and tighten with k', () => {
     const parts = linearGaussian();
-    const exact = points.map((x) => exactLogP(x, [1.5, -0.7], [0.3, 0.1], 0.5));
+    const exact = points.map((x) => exactLogP(x));
     const meanExact = exact.reduce((s, v) => s + v, 0) / 3;
     const elbo = evaluateTerms(parts.objective, split, ctx).elbo;
     const k1 = iwLogLikelihood(parts.model, split, ctx, 1, 1).mean;
