@@ -106,7 +106,13 @@ export function bernoulliLogProb(x: tf.Tensor2D, logits: tf.Tensor2D): tf.Tensor
 export function logMeanExp(a: tf.Tensor1D, samples: number): tf.Tensor1D {
   return tf.tidy(() => {
     const m = tf.reshape(a, [samples, -1]);
-    return tf.sub(tf.logSumExp(m, 0), Math.log(samples)) as tf.Tensor1D;
+    // Shift by the column maximum (held fixed: the shift cancels in value and gradient). A
+    // column of -Infinity only (every weight zero) is shifted by 0, so it gives log 0 = -Infinity,
+    // where logSumExp's own shift gives -Infinity - (-Infinity) = NaN.
+    const top = stopGradient(tf.max(m, 0));
+    const shift = tf.where(tf.isFinite(top), top, tf.zerosLike(top));
+    const sum = tf.sum(tf.exp(tf.sub(m, shift)), 0);
+    return tf.add(tf.log(sum), tf.sub(shift, Math.log(samples))) as tf.Tensor1D;
   });
 }
 
