@@ -20,6 +20,7 @@ import {
   schemaKeys,
 } from '../plugin';
 import { coreSchema } from './core-schema';
+import { ModuleLoadError, loadModule, resolvePluginModule } from './plugin-modules';
 import { RULE_MARK, enumRule, registerFormats } from './formats';
 
 /** Settings of one slot: the selected plugin and every plugin's sub-tree (defaults filled in). */
@@ -122,7 +123,11 @@ export function getPath(obj: unknown, key: string): unknown {
   return cur;
 }
 
-/** Loads the plugin modules an experiment names under `plugins:` into the registry. */
+/**
+ * Loads the plugin modules an experiment names under `plugins:` into the registry. TypeScript
+ * modules are type-checked and compiled on the fly (core/config/plugin-modules.ts); a module that
+ * does not compile or throws while loading is reported with its file, line and column.
+ */
 export function loadPluginModules(raw: Raw, registry: PluginRegistry, file: string): void {
   const list = raw.plugins;
   if (list === undefined) return;
@@ -133,19 +138,19 @@ export function loadPluginModules(raw: Raw, registry: PluginRegistry, file: stri
   list.forEach((spec: string, i) => {
     let resolved: string;
     try {
-      resolved =
-        spec.startsWith('.') || path.isAbsolute(spec)
-          ? require.resolve(path.resolve(base, spec))
-          : require.resolve(spec, { paths: [base, process.cwd()] });
+      resolved = resolvePluginModule(spec, base);
     } catch {
       throw new ConfigError(`plugins[${i}]: cannot find module ${JSON.stringify(spec)} (looked from ${base})`, file);
     }
     let mod: unknown;
     try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      mod = require(resolved);
+      mod = loadModule(resolved);
     } catch (e) {
-      throw new ConfigError(`plugins[${i}]: module ${JSON.stringify(spec)} failed to load: ${(e as Error).message.split('\n')[0]}`, file);
+      if (!(e instanceof ModuleLoadError)) throw e;
+      throw new ConfigError(
+        e.problems.map((p) => `plugins[${i}]: module ${JSON.stringify(spec)} failed to load: ${p}`),
+        file,
+      );
     }
     try {
       registry.addAll(pluginsOfModule(mod, spec), spec);
