@@ -14,6 +14,11 @@
  * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
  * it: vaelab's pure-wasm kernels from wasm-kernels.ts, or the stock ones.
  *
+ * Inputs are checked before any fallback or addon call, with the checks of wasm-kernels.ts (tfjs's
+ * own messages for a matMul whose inner dimensions differ, a conv filter of the wrong depth, ...),
+ * so that every kernel refuses the same misuse the same way on either path; the addon checks its
+ * array lengths once more (vaelab_native.c).
+ *
  * Heap views: allocate every output through the backend first, then take the views (an
  * allocation can grow the heap, which detaches older views); the addon never calls back into
  * JavaScript, so views stay valid for the duration of a call.
@@ -36,7 +41,9 @@ import { ConfigError } from '../errors';
 import {
   BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
 } from '../fused';
-import { batchIndexMaps, installWasmKernels } from './wasm-kernels';
+import {
+  batchIndexMaps, checkConv2D, checkConv2DBackpropFilter, checkConv2DBackpropInput, checkConvBias, checkFusedMatMulExtras, checkMatMul, installWasmKernels,
+} from './wasm-kernels';
 
 /** What `info()` of the addon returns. */
 export interface NativeAddonInfo {
@@ -278,6 +285,18 @@ function isFloat(...ts: TensorInfo[]): boolean {
   return ts.every((t) => t.dtype === 'float32' && util.sizeFromShape(t.shape) > 0);
 }
 
+/** Throws, in tfjs's form, unless `t` is float32 or int32 (what tfjs-core's numeric ops hand a kernel). */
+function assertNumeric(op: string, name: string, t: TensorInfo): void {
+  util.assert(t.dtype === 'float32' || t.dtype === 'int32', () => `Error in ${op}: ${name} must be float32 or int32, but got ${t.dtype}.`);
+}
+
+/** A required kernel input. */
+function need(args: Parameters<KernelFunc>[0], name: string, kernel: string): TensorInfo {
+  const t = args.inputs[name];
+  if (t === undefined) throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" is missing`);
+  return t;
+}
+
 function fallback(name: string, args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const prev = previous.get(name);
   if (prev === undefined) throw new Error(`${name} (wasm, ${WHERE}): no kernel to fall back to for this case`);
@@ -348,42 +367,37 @@ function matMulInto(addon: NativeAddon, backend: WasmBackendView, a: TensorInfo,
   }
 }
 
-/** The output shape of a matMul, or null for shapes this pack leaves to the fallback. */
-function matMulShape(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean): number[] | null {
-  if (!isFloat(a, b) || a.shape.length < 2 || b.shape.length < 2) return null;
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
-  if (k !== kb) return null;
-  const outOuter = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  return [...outOuter, ta ? a.shape[ra - 1] : a.shape[ra - 2], tb ? b.shape[rb - 2] : b.shape[rb - 1]];
+/** Whether any of the tensors has no elements (left to the fallback: nothing to gain here). */
+function anyEmpty(...ts: TensorInfo[]): boolean {
+  return ts.some((t) => util.sizeFromShape(t.shape) === 0);
 }
 
 function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { a, b } = args.inputs;
+  const a = need(args, 'a', 'BatchMatMul');
+  const b = need(args, 'b', 'BatchMatMul');
   const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;
-  const shape = l.ok && a !== undefined && b !== undefined ? matMulShape(a, b, transposeA, transposeB) : null;
-  if (!l.ok || shape === null || a === undefined || b === undefined) return fallback('BatchMatMul', args);
+  const shape = checkMatMul('matMul', a, b, transposeA, transposeB);
+  if (!l.ok || anyEmpty(a, b)) return fallback('BatchMatMul', args);
   return intoOutput(backend, shape, (out) => matMulInto(l.addon, backend, a, b, transposeA, transposeB, out));
 }
 
-/** matMul + bias + activation; PReLU and biases that are not one value per column fall back. */
+/** matMul + bias + activation; PReLU and biases with leading 1s go to the fallback. */
 function fusedMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { a, b, bias, preluActivationWeights } = args.inputs;
+  const a = need(args, 'a', '_FusedMatMul');
+  const b = need(args, 'b', '_FusedMatMul');
+  const { bias, preluActivationWeights } = args.inputs;
   const attrs = args.attrs as unknown as _FusedMatMulAttrs;
-  const shape = l.ok && a !== undefined && b !== undefined ? matMulShape(a, b, attrs.transposeA, attrs.transposeB) : null;
+  const shape = checkMatMul('fused matMul', a, b, attrs.transposeA, attrs.transposeB);
+  checkFusedMatMulExtras(args.inputs, attrs.activation, shape);
   const activation = attrs.activation ?? 'linear';
-  const n = shape === null ? 0 : shape[shape.length - 1];
-  // A bias of n values broadcasts along the last axis only when its other dims are all 1.
-  const columnBias = bias === undefined || (isFloat(bias) && bias.shape.every((d, i) => (i === bias.shape.length - 1 ? d === n : d === 1)));
-  if (!l.ok || shape === null || a === undefined || b === undefined || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !columnBias) {
+  if (!l.ok || anyEmpty(a, b) || preluActivationWeights !== undefined || !ACTIVATIONS.has(activation)) {
     return fallback('_FusedMatMul', args);
   }
+  const n = shape[shape.length - 1];
   return intoOutput(backend, shape, (out) => {
     matMulInto(l.addon, backend, a, b, attrs.transposeA, attrs.transposeB, out);
     if (bias !== undefined || activation !== 'linear') {
@@ -398,13 +412,10 @@ function isNhwc(dataFormat: string | undefined): boolean {
   return dataFormat === undefined || dataFormat === 'NHWC';
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /** Conv2D as im2col + sgemm. Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout] -> [B,Ho,Wo,Cout]. */
 function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
-  return convForward('Conv2D', args, null);
+  const info = checkConv2D('conv2d', need(args, 'x', 'Conv2D'), need(args, 'filter', 'Conv2D'), args.attrs as unknown as Conv2DAttrs);
+  return convForward('Conv2D', args, info, null);
 }
 
 /**
@@ -414,33 +425,31 @@ function conv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
  * Shapes: x [B,H,W,Cin], filter [kh,kw,Cin,Cout], bias [Cout] -> [B,Ho,Wo,Cout].
  */
 function fusedConv2d(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
-  const { filter, bias, preluActivationWeights } = args.inputs;
+  const { bias, preluActivationWeights } = args.inputs;
   const attrs = args.attrs as unknown as FusedConv2DAttrs;
   const activation = attrs.activation ?? 'linear';
-  const cOut = filter === undefined ? 0 : filter.shape[3];
-  const channelBias = bias === undefined || (isFloat(bias) && bias.shape.every((d, i) => (i === bias.shape.length - 1 ? d === cOut : d === 1)));
-  if (preluActivationWeights !== undefined || !ACTIVATIONS.has(activation) || !channelBias) return fallback('FusedConv2D', args);
-  return convForward('FusedConv2D', args, { bias, activation, alpha: attrs.leakyreluAlpha ?? 0.2 });
+  const info = checkConv2D('fused conv2d', need(args, 'x', 'FusedConv2D'), need(args, 'filter', 'FusedConv2D'), attrs);
+  checkConvBias(bias, info.outChannels);
+  if (preluActivationWeights !== undefined || !ACTIVATIONS.has(activation)) return fallback('FusedConv2D', args);
+  return convForward('FusedConv2D', args, info, { bias, activation, alpha: attrs.leakyreluAlpha ?? 0.2 });
 }
 
-/** The forward convolution of Conv2D and FusedConv2D, then the bias and activation when `epilogue` is given. */
+/**
+ * The forward convolution of Conv2D and FusedConv2D (inputs checked by the caller, `info` from the
+ * check), then the bias and activation when `epilogue` is given.
+ */
 function convForward(
   kernel: string,
   args: Parameters<KernelFunc>[0],
+  info: backend_util.Conv2DInfo,
   epilogue: { bias: TensorInfo | undefined; activation: string; alpha: number } | null,
 ): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { x, filter } = args.inputs;
+  const x = need(args, 'x', kernel);
+  const filter = need(args, 'filter', kernel);
   const attrs = args.attrs as unknown as Conv2DAttrs;
-  if (!l.ok || x === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, filter) || x.shape.length !== 4) {
-    return fallback(kernel, args);
-  }
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides,
-    attrs.dilations ?? 1, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
-  );
-  if (util.sizeFromShape(info.outShape) === 0) return fallback(kernel, args);
+  if (!l.ok || !isNhwc(attrs.dataFormat) || anyEmpty(x, filter) || util.sizeFromShape(info.outShape) === 0) return fallback(kernel, args);
   return intoOutput(backend, info.outShape, (out) => {
     l.addon.conv2d(heapView(backend, x), heapView(backend, filter), heapView(backend, out), info);
     if (epilogue !== null && (epilogue.bias !== undefined || epilogue.activation !== 'linear')) {
@@ -454,16 +463,11 @@ function convForward(
 function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { x, dy } = args.inputs;
+  const x = need(args, 'x', 'Conv2DBackpropFilter');
+  const dy = need(args, 'dy', 'Conv2DBackpropFilter');
   const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
-  if (!l.ok || x === undefined || dy === undefined || !isNhwc(attrs.dataFormat) || !isFloat(x, dy) || x.shape.length !== 4) {
-    return fallback('Conv2DBackpropFilter', args);
-  }
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
-    'channelsLast',
-  );
-  if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropFilter', args);
+  const info = checkConv2DBackpropFilter(x, dy, attrs);
+  if (!l.ok || !isNhwc(attrs.dataFormat) || anyEmpty(x, dy)) return fallback('Conv2DBackpropFilter', args);
   return intoOutput(backend, [...attrs.filterShape], (out) =>
     l.addon.conv2dBackpropFilter(heapView(backend, x), heapView(backend, dy), heapView(backend, out), info),
   );
@@ -473,16 +477,11 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | Ten
 function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { dy, filter } = args.inputs;
+  const dy = need(args, 'dy', 'Conv2DBackpropInput');
+  const filter = need(args, 'filter', 'Conv2DBackpropInput');
   const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
-  if (!l.ok || dy === undefined || filter === undefined || !isNhwc(attrs.dataFormat) || !isFloat(dy, filter) || attrs.inputShape.length !== 4) {
-    return fallback('Conv2DBackpropInput', args);
-  }
-  const info = backend_util.computeConv2DInfo(
-    attrs.inputShape, filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad, attrs.dimRoundingMode, false,
-    'channelsLast',
-  );
-  if (!sameShape(dy.shape, info.outShape)) return fallback('Conv2DBackpropInput', args);
+  const info = checkConv2DBackpropInput(dy, filter, attrs);
+  if (!l.ok || !isNhwc(attrs.dataFormat) || anyEmpty(dy, filter)) return fallback('Conv2DBackpropInput', args);
   return intoOutput(backend, [...attrs.inputShape], (out) =>
     l.addon.conv2dBackpropInput(heapView(backend, dy), heapView(backend, filter), heapView(backend, out), info),
   );
@@ -498,8 +497,9 @@ function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo | Tens
 function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { x } = args.inputs;
-  if (!l.ok || x === undefined || !isFloat(x)) return fallback('Sum', args);
+  const x = need(args, 'x', 'Sum');
+  assertNumeric('sum', 'x', x);
+  if (!l.ok || !isFloat(x)) return fallback('Sum', args);
   const { axis, keepDims } = args.attrs as unknown as SumAttrs;
   const axes = [...new Set(util.parseAxisParam(axis, x.shape))].sort((p, q) => p - q);
   const lead = axes.length;
@@ -515,11 +515,16 @@ function sum(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
 
 /* ------------------------------------------------------------------ fused kernels of core/fused.ts */
 
+/** A tensor for a message: `float32 [2,3]`, or `none`. */
+function describe(t: TensorInfo | undefined): string {
+  return t === undefined ? 'none' : `${t.dtype} [${t.shape}]`;
+}
+
 /** A required float32 input of a rank-2 fused kernel. */
 function matrixInput(args: Parameters<KernelFunc>[0], name: string, kernel: string): TensorInfo {
   const t = args.inputs[name];
   if (t === undefined || t.dtype !== 'float32' || t.shape.length !== 2) {
-    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must be a float32 matrix; got ${t === undefined ? 'none' : `${t.dtype} [${t.shape}]`}`);
+    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must be a float32 matrix; got ${describe(t)}`);
   }
   return t;
 }
@@ -528,7 +533,7 @@ function matrixInput(args: Parameters<KernelFunc>[0], name: string, kernel: stri
 function rowInput(args: Parameters<KernelFunc>[0], name: string, rows: number, kernel: string): TensorInfo {
   const t = args.inputs[name];
   if (t === undefined || t.dtype !== 'float32' || util.sizeFromShape(t.shape) !== rows) {
-    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must hold ${rows} float32 values`);
+    throw new Error(`${kernel} (wasm, ${WHERE}): input "${name}" must hold ${rows} float32 values; got ${describe(t)}`);
   }
   return t;
 }
@@ -589,8 +594,11 @@ function bernoulliLogProbGrad(args: Parameters<KernelFunc>[0]): TensorInfo {
 function add(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { a, b } = args.inputs;
-  if (!l.ok || a === undefined || b === undefined || !isFloat(a, b)) return fallback('Add', args);
+  const a = need(args, 'a', 'Add');
+  const b = need(args, 'b', 'Add');
+  // tfjs-core's add op makes the dtypes match; the stock kernel reads b as a's dtype.
+  util.assert(a.dtype === b.dtype, () => `Error in add: a and b must have the same dtype, but got ${a.dtype} and ${b.dtype}.`);
+  if (!l.ok || !isFloat(a, b)) return fallback('Add', args);
   const isBiasOf = (bias: TensorInfo, x: TensorInfo) =>
     x.shape.length >= 2 && bias.shape.length >= 1 && bias.shape.length <= x.shape.length &&
     bias.shape[bias.shape.length - 1] === x.shape[x.shape.length - 1] && bias.shape.slice(0, -1).every((d) => d === 1) &&
@@ -606,7 +614,7 @@ function biasReluKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as unknown as WasmBackendView;
   const { x, bias } = args.inputs;
   if (x === undefined || bias === undefined || !isFloat(x, bias) || bias.shape.length !== 1 || x.shape[x.shape.length - 1] !== bias.shape[0]) {
-    throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): inputs must be float32 x [..., C] and bias [C]`);
+    throw new Error(`${BIAS_RELU} (wasm, ${WHERE}): inputs must be float32 x [..., C] and bias [C]; got x ${describe(x)}, bias ${describe(bias)}`);
   }
   return intoOutput(backend, x.shape, (out) => addon.biasRelu(heapView(backend, x), heapView(backend, bias), heapView(backend, out)));
 }
@@ -615,8 +623,9 @@ function biasReluKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
 function relu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   const l = load();
   const backend = args.backend as unknown as WasmBackendView;
-  const { x } = args.inputs;
-  if (!l.ok || x === undefined || !isFloat(x)) return fallback('Relu', args);
+  const x = need(args, 'x', 'Relu');
+  assertNumeric('relu', 'x', x);
+  if (!l.ok || !isFloat(x)) return fallback('Relu', args);
   return intoOutput(backend, x.shape, (out) => l.addon.relu(heapView(backend, x), heapView(backend, out)));
 }
 
@@ -626,7 +635,7 @@ function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const backend = args.backend as unknown as WasmBackendView;
   const { dy, x } = args.inputs;
   if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
-    throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size`);
+    throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size; got dy ${describe(dy)}, x ${describe(x)}`);
   }
   return intoOutput(backend, x.shape, (out) => addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out)));
 }
@@ -637,7 +646,7 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const backend = args.backend as unknown as WasmBackendView;
   const { dy, y } = args.inputs;
   if (dy === undefined || y === undefined || !isFloat(dy, y) || y.shape.length < 1 || util.sizeFromShape(dy.shape) !== util.sizeFromShape(y.shape)) {
-    throw new Error(`${BIAS_RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "y" must be float32 tensors of one size`);
+    throw new Error(`${BIAS_RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "y" must be float32 tensors of one size; got dy ${describe(dy)}, y ${describe(y)}`);
   }
   const channels = y.shape[y.shape.length - 1];
   let dx: TensorInfo | null = null;

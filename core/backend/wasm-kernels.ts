@@ -19,6 +19,17 @@
  * `Cast` (another copy) in the backward pass: 72 copies per MLP VAE step. Both now share the
  * input's buffer, as on the cpu backend.
  *
+ * Every kernel here checks its inputs (dtypes, ranks, shapes, the attributes that fix the output
+ * shape) before it touches memory, with the checks below (`checkMatMul`, `checkConv2D`, ...), which
+ * the native pack's kernels (native.ts) run too. The stock wasm kernels leave those checks to
+ * tfjs-core's ops, but a kernel can be reached without them (`tf.engine().runKernel`, a gradient
+ * function, another backend's op), and these replacements reinterpret shapes (a broadcast operand
+ * folded into rows, zero-copy batch views, a filter viewed as a matrix): unchecked, a matMul of
+ * [2, 3] by [2, 4] read past the end of its right operand and returned [2, 4] of garbage. Errors
+ * are plain Errors in tfjs's own words where tfjs-core's op has a message for the same misuse
+ * (word for word, its stray parentheses included, so that one misuse reads the same on every
+ * backend), and in its form ("Error in <op>: ...") otherwise. The checks are O(1) in the tensor sizes.
+ *
  * Everything is composed at the kernel level: other wasm kernels are called through their
  * `kernelFunc` with the wasm backend, and intermediates are released with
  * `backend.disposeData`, so the engine never sees them (no tensors leak, no tidy needed).
@@ -29,7 +40,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, broadcast_util, util } from '@tensorflow/tfjs-core';
 import type {
-  BatchMatMulAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, DataType, KernelConfig, KernelFunc,
+  BatchMatMulAttrs, Conv2DAttrs, Conv2DBackpropFilterAttrs, Conv2DBackpropInputAttrs, DataType, KernelConfig, KernelFunc,
   NamedAttrMap, NamedTensorInfoMap, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
@@ -100,6 +111,173 @@ function offsetOf(backend: WasmBackendView, t: TensorInfo): number {
   return data.memoryOffset;
 }
 
+/* ------------------------------------------------------------------ input checks */
+
+/** Whether `shape` is [n] or [1, ..., 1, n]: one value per column (or channel) of the output. */
+function isColumnVector(shape: readonly number[], n: number): boolean {
+  return shape.length >= 1 && shape[shape.length - 1] === n && shape.every((d, i) => i === shape.length - 1 || d === 1);
+}
+
+/**
+ * Checks the operands of a matMul kernel and returns the output shape. `op` is tfjs-core's name of
+ * the op in its messages: "matMul" for BatchMatMul (operands of rank 2 or more), "fused matMul"
+ * for _FusedMatMul (rank 3, as tf.fused.matMul hands them over). Throws, as tfjs does, when the
+ * inner dimensions differ (tfjs-core's message, word for word) or the batch dimensions do not
+ * broadcast (tfjs's broadcast_util message); also for a rank or a dtype these kernels do not take.
+ * Shapes: a [...aOuter, m, k] (or [..., k, m] when transposeA), b [...bOuter, k, n] (or
+ * [..., n, k]) -> [...broadcast(aOuter, bOuter), m, n].
+ */
+export function checkMatMul(op: 'matMul' | 'fused matMul', a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): number[] {
+  util.assert(a.dtype === 'float32' && b.dtype === 'float32', () => `Error in ${op}: a and b must be float32 on the wasm backend, but got ${a.dtype} and ${b.dtype}.`);
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if (op === 'fused matMul') {
+    util.assert(ra === 3 && rb === 3, () => `Error in fused matMul: a and b must be rank 3, but got ranks ${ra} and ${rb}.`);
+  } else {
+    util.assert(ra >= 2 && rb >= 2, () => `Error in matMul: a and b must be of rank 2 or more, but got ranks ${ra} and ${rb}.`);
+  }
+  const innerA = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
+  const innerB = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
+  util.assert(
+    innerA === innerB,
+    () => `Error in ${op}: inner shapes (${innerA}) and (${innerB}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+  );
+  const outer = broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return [...outer, transposeA ? a.shape[ra - 1] : a.shape[ra - 2], transposeB ? b.shape[rb - 2] : b.shape[rb - 1]];
+}
+
+/**
+ * Checks a _FusedMatMul's bias and PReLU inputs against its output shape `outShape` (from
+ * checkMatMul): the bias is float32 with one value per output column ([n], or with leading 1s);
+ * activation "prelu" comes with float32 weights whose shape, leading 1s aside, is the trailing part
+ * of the output's (what the kernels apply them to).
+ */
+export function checkFusedMatMulExtras(inputs: NamedTensorInfoMap, activation: string | undefined, outShape: readonly number[]): void {
+  const { bias, preluActivationWeights: weights } = inputs;
+  const n = outShape[outShape.length - 1];
+  if (bias !== undefined) {
+    util.assert(bias.dtype === 'float32', () => `Error in fused matMul: bias must be float32, but got ${bias.dtype}.`);
+    util.assert(isColumnVector(bias.shape, n), () => `Error in fused matMul: bias shape (${bias.shape}) does not match the number of output columns (${n}).`);
+  }
+  if (activation === 'prelu') {
+    util.assert(weights !== undefined, () => 'Error in fused matMul: activation "prelu" needs preluActivationWeights.');
+    const w = weights as TensorInfo;
+    const core = w.shape.slice(w.shape.findIndex((d) => d !== 1));
+    const trailing = w.shape.every((d) => d === 1) || (core.length <= outShape.length && core.every((d, i) => d === outShape[outShape.length - core.length + i]));
+    util.assert(w.dtype === 'float32' && trailing, () => `Error in fused matMul: PReLU activation weights (${w.dtype}, shape ${w.shape}) must be float32 and match the trailing dimensions of the output (${outShape}).`);
+  }
+}
+
+/** The conv attributes the checks read. */
+interface ConvAttrsView {
+  strides: number | [number, number];
+  pad: Conv2DAttrs['pad'];
+  dataFormat?: string;
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function channelsOf(dataFormat: string | undefined): 'channelsLast' | 'channelsFirst' {
+  return dataFormat === 'NCHW' ? 'channelsFirst' : 'channelsLast';
+}
+
+/**
+ * Checks a forward convolution's inputs (Conv2D; FusedConv2D with op "fused conv2d") with
+ * tfjs-core's messages, and returns its Conv2DInfo. Shapes: x [B, H, W, Cin] (NHWC) or
+ * [B, Cin, H, W] (NCHW), filter [kh, kw, Cin, Cout].
+ */
+export function checkConv2D(op: 'conv2d' | 'fused conv2d', x: TensorInfo, filter: TensorInfo, attrs: ConvAttrsView): backend_util.Conv2DInfo {
+  util.assert(x.dtype === 'float32' && filter.dtype === 'float32', () => `Error in ${op}: x and filter must be float32 on the wasm backend, but got ${x.dtype} and ${filter.dtype}.`);
+  util.assert(x.shape.length === 4, () => `Error in ${op}: input must be rank 4, but got rank ${x.shape.length}.`);
+  util.assert(filter.shape.length === 4, () => `Error in ${op}: filter must be rank 4, but got rank ${filter.shape.length}.`);
+  const inDepth = attrs.dataFormat === 'NCHW' ? x.shape[1] : x.shape[3];
+  util.assert(inDepth === filter.shape[2], () => `Error in conv2d: depth of input (${inDepth}) must match input depth for filter ${filter.shape[2]}.`);
+  const dilations = attrs.dilations ?? 1;
+  util.assert(
+    backend_util.eitherStridesOrDilationsAreOne(attrs.strides, dilations),
+    () => `Error in conv2D: Either strides or dilations must be 1. Got strides ${attrs.strides} and dilations '${dilations}'`,
+  );
+  util.assert(backend_util.stridesOrDilationsArePositive(dilations), () => 'Error in conv2D: Dilated rates should be larger than 0.');
+  util.assert(backend_util.stridesOrDilationsArePositive(attrs.strides), () => 'Error in conv2D: Strides should be larger than 0.');
+  backend_util.checkPadOnDimRoundingMode(op, attrs.pad, attrs.dimRoundingMode);
+  return backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, dilations, attrs.pad,
+    attrs.dimRoundingMode, false, channelsOf(attrs.dataFormat),
+  );
+}
+
+/** Checks FusedConv2D's bias: float32, one value per output channel ([Cout], or with leading 1s). */
+export function checkConvBias(bias: TensorInfo | undefined, outChannels: number): void {
+  if (bias === undefined) return;
+  util.assert(bias.dtype === 'float32', () => `Error in fused conv2d: bias must be float32, but got ${bias.dtype}.`);
+  util.assert(
+    isColumnVector(bias.shape, outChannels),
+    () => `Error in fused conv2d: bias shape (${bias.shape}) is not compatible with the number of output channels (${outChannels})`,
+  );
+}
+
+/**
+ * Checks Conv2DBackpropFilter's inputs with tfjs-core's messages (conv2dDerFilter), and that dy
+ * has the shape of the forward output, which the op does not check and the kernels rely on.
+ * Returns the Conv2DInfo of the forward convolution. Shapes: x [B, H, W, Cin], dy [B, Ho, Wo, Cout],
+ * attr filterShape [kh, kw, Cin, Cout].
+ */
+export function checkConv2DBackpropFilter(x: TensorInfo, dy: TensorInfo, attrs: ConvAttrsView & { filterShape: number[] }): backend_util.Conv2DInfo {
+  const { filterShape } = attrs;
+  util.assert(x.dtype === 'float32' && dy.dtype === 'float32', () => `Error in conv2dDerFilter: x and dy must be float32 on the wasm backend, but got ${x.dtype} and ${dy.dtype}.`);
+  util.assert(x.shape.length === 4, () => `Error in conv2dDerFilter: input must be rank 4, but got shape ${x.shape}.`);
+  util.assert(dy.shape.length === 4, () => `Error in conv2dDerFilter: dy must be rank 4, but got shape ${dy.shape}.`);
+  util.assert(Array.isArray(filterShape) && filterShape.length === 4, () => `Error in conv2dDerFilter: filterShape must be length 4, but got ${filterShape}.`);
+  const nchw = attrs.dataFormat === 'NCHW';
+  const inDepth = nchw ? x.shape[1] : x.shape[3];
+  const outDepth = nchw ? dy.shape[1] : dy.shape[3];
+  util.assert(inDepth === filterShape[2], () => `Error in conv2dDerFilter: depth of input ${inDepth}) must match input depth in filter (${filterShape[2]}.`);
+  util.assert(outDepth === filterShape[3], () => `Error in conv2dDerFilter: depth of dy (${outDepth}) must match output depth for filter (${filterShape[3]}).`);
+  util.assert(backend_util.stridesOrDilationsArePositive(attrs.strides), () => 'Error in conv2dDerFilter: Strides should be larger than 0.');
+  backend_util.checkPadOnDimRoundingMode('conv2dDerFilter', attrs.pad, attrs.dimRoundingMode);
+  const info = backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number], filterShape as [number, number, number, number], attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode, false, channelsOf(attrs.dataFormat),
+  );
+  util.assert(
+    util.arraysEqual(dy.shape, info.outShape),
+    () => `Error in conv2dDerFilter: dy must have the shape of the conv2d output (${info.outShape}), but got shape ${dy.shape}.`,
+  );
+  return info;
+}
+
+/**
+ * Checks Conv2DBackpropInput's inputs with tfjs-core's messages (conv2dDerInput), and that dy has
+ * the shape of the forward output for attr inputShape, which the op does not check and the kernels
+ * rely on. Returns the Conv2DInfo of the forward convolution. Shapes: dy [B, Ho, Wo, Cout],
+ * filter [kh, kw, Cin, Cout], attr inputShape [B, H, W, Cin].
+ */
+export function checkConv2DBackpropInput(dy: TensorInfo, filter: TensorInfo, attrs: ConvAttrsView & { inputShape: number[] }): backend_util.Conv2DInfo {
+  const { inputShape } = attrs;
+  util.assert(dy.dtype === 'float32' && filter.dtype === 'float32', () => `Error in conv2dDerInput: dy and filter must be float32 on the wasm backend, but got ${dy.dtype} and ${filter.dtype}.`);
+  util.assert(Array.isArray(inputShape) && inputShape.length === 4, () => `Error in conv2dDerInput: inShape must be length 4, but got length ${inputShape?.length}.`);
+  util.assert(inputShape.every((d) => Number.isInteger(d) && d >= 0), () => `Error in conv2dDerInput: inShape must hold whole numbers >= 0, but got ${inputShape}.`);
+  util.assert(dy.shape.length === 4, () => `Error in conv2dDerInput: dy must be rank 4, but got rank ${dy.shape.length}`);
+  util.assert(filter.shape.length === 4, () => `Error in conv2dDerInput: filter must be rank 4, but got rank ${filter.shape.length}`);
+  const nchw = attrs.dataFormat === 'NCHW';
+  const inDepth = nchw ? inputShape[1] : inputShape[3];
+  const outDepth = nchw ? dy.shape[1] : dy.shape[3];
+  util.assert(inDepth === filter.shape[2], () => `Error in conv2dDerInput: depth of input (${inDepth}) must match input depth for filter ${filter.shape[2]}.`);
+  util.assert(outDepth === filter.shape[3], () => `Error in conv2dDerInput: depth of output (${outDepth}) must match output depth for filter ${filter.shape[3]}.`);
+  util.assert(backend_util.stridesOrDilationsArePositive(attrs.strides), () => 'Error in conv2dDerInput: Strides should be larger than 0.');
+  backend_util.checkPadOnDimRoundingMode('conv2dDerInput', attrs.pad, attrs.dimRoundingMode);
+  const info = backend_util.computeConv2DInfo(
+    inputShape as [number, number, number, number], filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad,
+    attrs.dimRoundingMode, false, channelsOf(attrs.dataFormat),
+  );
+  util.assert(
+    util.arraysEqual(dy.shape, info.outShape),
+    () => `Error in conv2dDerInput: dy must have the shape of the conv2d output (${info.outShape}), but got shape ${dy.shape}.`,
+  );
+  return info;
+}
+
+
 /**
  * `Identity` sharing the input's buffer (one more reference) instead of copying it, as the cpu
  * backend does. The engine calls it for every tensor it saves for the backward pass
@@ -124,6 +302,9 @@ function castSharingSameDtype(args: Parameters<KernelFunc>[0]): TensorInfo {
   const x = need(args.inputs, 'x', 'Cast');
   const { dtype } = args.attrs as unknown as { dtype: DataType };
   const backend = args.backend as unknown as WasmBackendView;
+  // tfjs-core's cast op checks these two; a kernel reached without it gets the same messages.
+  util.assert(util.isValidDtype(dtype), () => `Failed to cast to unknown dtype ${dtype}`);
+  util.assert((dtype === 'string') === (x.dtype === 'string'), () => 'Only strings can be casted to strings');
   if (dtype === x.dtype && dtype !== 'string') return sharedIdentity(args);
   if (dtype === 'bool' && (x.dtype === 'float32' || x.dtype === 'int32')) {
     const out = backend.makeOutput(x.shape, 'bool');
@@ -331,6 +512,8 @@ function batchMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[]
   const a = need(args.inputs, 'a', 'BatchMatMul');
   const b = need(args.inputs, 'b', 'BatchMatMul');
   const { transposeA, transposeB } = args.attrs as unknown as BatchMatMulAttrs;
+  checkMatMul('matMul', a, b, transposeA, transposeB);
+  // Empty operands: the stock kernel (nothing to gain here).
   if (!isPlainFloat(a, b)) return k.batchMatMul(args);
 
   const scratch = new Scratch(backend);
@@ -358,8 +541,10 @@ function fusedMatMul(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[]
   const b = need(args.inputs, 'b', '_FusedMatMul');
   const { bias, preluActivationWeights } = args.inputs;
   const attrs = args.attrs as unknown as _FusedMatMulAttrs;
+  const outShape = checkMatMul('fused matMul', a, b, attrs.transposeA, attrs.transposeB);
+  checkFusedMatMulExtras(args.inputs, attrs.activation, outShape);
   const batched = util.sizeFromShape(a.shape.slice(0, -2)) > 1 || util.sizeFromShape(b.shape.slice(0, -2)) > 1;
-  if (!isPlainFloat(a, b) || a.shape.length !== 3 || b.shape.length !== 3) return k.fusedMatMul(args);
+  if (!isPlainFloat(a, b)) return k.fusedMatMul(args);
   if (!attrs.transposeA && !attrs.transposeB && !batched) return k.fusedMatMul(args);
 
   const scratch = new Scratch(backend);
@@ -409,12 +594,9 @@ function conv2dBackpropFilter(args: Parameters<KernelFunc>[0]): TensorInfo | Ten
   const dy = need(args.inputs, 'dy', 'Conv2DBackpropFilter');
   const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
   assertNhwc('Conv2DBackpropFilter', attrs.dataFormat);
+  const info = checkConv2DBackpropFilter(x, dy, attrs);
   const [, h, w, cIn] = x.shape;
   const [kh, kw, , cOut] = attrs.filterShape;
-  const info = backend_util.computeConv2DInfo(
-    x.shape as [number, number, number, number], attrs.filterShape, attrs.strides, 1, attrs.pad,
-    attrs.dimRoundingMode, false, 'channelsLast',
-  );
   const [, ho, wo] = dy.shape;
   const sh = info.strideHeight;
   const sw = info.strideWidth;
@@ -466,12 +648,9 @@ function conv2dBackpropInput(args: Parameters<KernelFunc>[0]): TensorInfo | Tens
   const filter = need(args.inputs, 'filter', 'Conv2DBackpropInput');
   const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
   assertNhwc('Conv2DBackpropInput', attrs.dataFormat);
+  const info = checkConv2DBackpropInput(dy, filter, attrs);
   const [batch, h, w, cIn] = attrs.inputShape;
   const [kh, kw, , cOut] = filter.shape;
-  const info = backend_util.computeConv2DInfo(
-    attrs.inputShape, filter.shape as [number, number, number, number], attrs.strides, 1, attrs.pad,
-    attrs.dimRoundingMode, false, 'channelsLast',
-  );
   const [, ho, wo] = dy.shape;
   const sh = info.strideHeight;
   const sw = info.strideWidth;
