@@ -89,7 +89,7 @@ describe('experiment config', () => {
         '  - data.binarize: must be one of "none", "static", "dynamic"; got "dynamc". Did you mean "dynamic"?',
         '  - train.batchSize: must be an integer in [1, 2147483647]; got 0',
         '  - latent.gaussian.dim: must be an integer in [1, 2147483647]; got -1',
-        '  - train.epoch: not a known key (keys here: epochs, batchSize, maxSteps, dropLast, optimizer, schedule, clipNorm, evalEvery, earlyStopping, logEvery, syncEvery, progress, keepCheckpoints). Did you mean "epochs"?',
+        '  - train.epoch: not a known key (keys here: epochs, batchSize, maxSteps, dropLast, optimizer, schedule, clipNorm, evalEvery, earlyStopping, logEvery, syncEvery, progress, keepCheckpoints, trainable). Did you mean "epochs"?',
       ].join('\n'),
     );
   });

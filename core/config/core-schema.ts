@@ -26,7 +26,7 @@ export const coreSchema = {
     },
     threshold: { doc: 'threshold of static binarisation', format: 'probability', default: 0.5 },
     validationSize: {
-      doc: 'examples carved from the training split (seeded) for validation; 0 = validate on test',
+      doc: 'examples carved from the training split (seeded) for validation, on which best.ckpt and early stopping are chosen; 0 = no validation split: nothing is selected on the test split (no best.ckpt, no early stopping; per-epoch metrics are test/... for monitoring only)',
       format: 'nat',
       default: 0,
     },
@@ -71,11 +71,11 @@ export const coreSchema = {
       minLearningRate: { doc: 'cosine schedule: final learning rate', format: 'non-negative-number', default: 0 },
     },
     clipNorm: { doc: 'clip gradients to this global L2 norm (0 = off)', format: 'non-negative-number', default: 0 },
-    evalEvery: { doc: 'evaluate on the validation split every N epochs (0 = only at the end)', format: 'nat', default: 1 },
+    evalEvery: { doc: 'evaluate on the validation split (the test split, for monitoring only, without one) every N epochs (0 = only at the end)', format: 'nat', default: 1 },
     earlyStopping: {
       metric: { doc: 'metric watched for early stopping, e.g. val/loss', format: 'string', default: 'val/loss' },
       mode: { doc: 'min or max', format: ['min', 'max'], default: 'min' },
-      patience: { doc: 'evaluations without improvement before stopping (0 = off)', format: 'nat', default: 0 },
+      patience: { doc: 'evaluations without improvement before stopping (0 = off); needs data.validationSize > 0', format: 'nat', default: 0 },
       minDelta: { doc: 'smallest change that counts as improvement', format: 'non-negative-number', default: 0 },
     },
     logEvery: { doc: 'write a metrics line every N steps', format: 'positive-int', default: 50 },
@@ -86,6 +86,28 @@ export const coreSchema = {
     },
     progress: { doc: 'auto: a bar on a terminal, plain lines otherwise', format: ['auto', 'bar', 'plain', 'none'], default: 'auto' },
     keepCheckpoints: { doc: 'epoch checkpoints kept on disk (the newest N; the best is always kept)', format: 'positive-int', default: 2 },
+    trainable: {
+      doc: 'variables this run trains, as key prefixes (e.g. prior/, encoder/mlp/); [] = all. The others are frozen: in no optimizer, and no gradient is computed for them',
+      format: 'string-list',
+      default: [],
+    },
+  },
+  init: {
+    from: {
+      doc: 'start from the weights of this run directory or checkpoint file (relative to the working directory); empty = fresh initialisation. Not applied on --resume',
+      format: 'string',
+      default: '',
+    },
+    checkpoint: {
+      doc: 'which checkpoint of the init.from run: final (the last weights of a run that has ended), latest (its newest checkpoint), best (chosen on its validation split)',
+      format: ['final', 'latest', 'best'],
+      default: 'final',
+    },
+    include: {
+      doc: 'copy only the variables and state whose keys start with these prefixes, each of which the checkpoint must hold; [] = every tensor the checkpoint holds (the others keep their initialisation)',
+      format: 'string-list',
+      default: [],
+    },
   },
   eval: {
     batchSize: { doc: 'examples per evaluation batch', format: 'positive-int', default: 500 },

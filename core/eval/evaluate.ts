@@ -7,7 +7,7 @@
  * latent dimension and the number of active units (Var_x(E_q[z_d]) > threshold).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ModelBatch, Objective } from '../contracts';
+import type { DiagGaussianParams, Features, LatentSample, ModelBatch, Objective, PassOptions } from '../contracts';
 import { Batcher } from '../data/batcher';
 import type { Batch, DataSplit, DatasetInfo } from '../data/types';
 import { disposeLatentSample, type VaeModel } from '../model';
@@ -16,9 +16,24 @@ import { Rng } from '../rng';
 /** Rows (samples x examples) one importance-sampling chunk may hold at once. */
 export const IW_ROW_BUDGET = 10000;
 
-/** Turns a data batch into what the model sees; cond = one-hot labels when conditioning on them. */
+/**
+ * Turns a data batch into what the model sees: x; cond = one-hot labels when conditioning on
+ * them; labels = the one-hot labels whenever the data set has some (all-zero rows where a label
+ * is unknown), separate from cond; labelMask = 1 where the example's label is known (Batch.labels
+ * >= 0) and 0 where it is hidden, or null when every label of the batch is known. Shapes: labels
+ * [B, numClasses], labelMask [B]. The mask is a new tensor: dispose it with disposeModelBatch.
+ */
 export function toModelBatch(b: Batch, conditionOnLabels: boolean): ModelBatch {
-  return { x: b.x, cond: conditionOnLabels ? b.y : null };
+  let labelMask: tf.Tensor1D | null = null;
+  if (b.y && b.labels.some((l) => l < 0)) {
+    labelMask = tf.tensor1d(Float32Array.from(b.labels, (l) => (l >= 0 ? 1 : 0)), 'float32');
+  }
+  return { x: b.x, cond: conditionOnLabels ? b.y : null, labels: b.y, labelMask };
+}
+
+/** Disposes what toModelBatch made (the label mask); x, cond and labels belong to the data batch. */
+export function disposeModelBatch(mb: ModelBatch): void {
+  mb.labelMask?.dispose();
 }
 
 /** Disposes a data batch's tensors. */
@@ -43,27 +58,35 @@ function evalBatcher(split: DataSplit, ctx: EvalContext, batchSize = ctx.batchSi
   return new Batcher(split, ctx.info, { batchSize, shuffle: false, seed: ctx.seed, dynamicBinarize: false, dropLast: false });
 }
 
-/** Mean of every objective term over a split (weighted by batch sizes). */
+/**
+ * Mean of every objective term over a split, in evaluation mode (training: false). The terms are
+ * whatever each call returns: a term that only some batches give is averaged over the examples
+ * of those batches. Keys come out with `loss` first, then in the order they first appeared.
+ */
 export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalContext): Record<string, number> {
   const batcher = evalBatcher(split, ctx);
-  const sums: Record<string, number> = {};
-  let count = 0;
+  const sums: Record<string, number> = { loss: 0 };
+  const counts: Record<string, number> = { loss: 0 };
   let i = 0;
   for (const b of batcher.epoch(0)) {
     const rng = Rng.derive(ctx.seed, ctx.stream, i++);
+    const mb = toModelBatch(b, ctx.conditionOnLabels);
     const { names, values } = tf.tidy(() => {
-      const t = objective.terms(toModelBatch(b, ctx.conditionOnLabels), { training: false, rng, step: ctx.step });
+      const t = objective.terms(mb, { training: false, rng, step: ctx.step, cond: mb.cond });
       const keys = Object.keys(t);
       return { names: keys, values: tf.stack(keys.map((k) => tf.sum(t[k]))) };
     });
     const v = values.dataSync();
     values.dispose();
-    names.forEach((k, j) => (sums[k] = (sums[k] ?? 0) + v[j]));
-    count += b.size;
+    names.forEach((k, j) => {
+      sums[k] = (sums[k] ?? 0) + v[j];
+      counts[k] = (counts[k] ?? 0) + b.size;
+    });
+    disposeModelBatch(mb);
     disposeBatch(b);
   }
   const out: Record<string, number> = {};
-  for (const [k, s] of Object.entries(sums)) out[k] = s / count;
+  for (const [k, s] of Object.entries(sums)) if (counts[k] > 0) out[k] = s / counts[k];
   return out;
 }
 
@@ -114,6 +137,7 @@ export function iwLogLikelihood(
     for (let j = 0; j < b.size; j++) per[row + j] = m[j] + Math.log(s[j]) - Math.log(k);
     row += b.size;
     bi++;
+    disposeModelBatch(mb);
     disposeBatch(b);
   }
   let total = 0;
@@ -123,7 +147,11 @@ export function iwLogLikelihood(
 
 /** Latent diagnostics over a split. */
 export interface LatentStats {
-  /** Mean over examples of KL(q(z_d|x) || p(z_d)) per dimension, or null without a closed form. */
+  /**
+   * Mean over examples of KL(q(z_d|x) || p(z_d)) per dimension, or null without a closed form.
+   * For a latent that gives only diagnostic statistics (posteriorStats, e.g. a flow's base
+   * Gaussian), it is the KL of those Gaussians, a diagnostic rather than the KL of q.
+   */
   klPerDim: number[] | null;
   /** Var_x(E_q[z_d]) per dimension. */
   meanVariance: number[];
@@ -131,7 +159,23 @@ export interface LatentStats {
   activeUnits: number;
 }
 
-/** KL per dimension and active units. Needs a latent that exposes Gaussian posterior parameters. */
+/**
+ * The Gaussian statistics of q the diagnostics use, in this order of preference: the latent's
+ * `posteriorStats(h)`, its exact `posterior(h)`, then a sample's `posteriorStats` or `posterior`.
+ * loc, logVar: [B, priorDim]; null when the latent gives none.
+ */
+function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptions): { q: DiagGaussianParams | null; sample: LatentSample | null } {
+  const lat = model.latent;
+  if (lat.posteriorStats) return { q: lat.posteriorStats(h, opts), sample: null };
+  if (lat.posterior) return { q: lat.posterior(h, opts), sample: null };
+  const sample = lat.sample(h, 1, opts);
+  return { q: sample.posteriorStats ?? sample.posterior ?? null, sample };
+}
+
+/**
+ * KL per dimension and active units. Needs a latent that exposes Gaussian statistics of q
+ * (exact `posterior` or diagnostic `posteriorStats`); null otherwise.
+ */
 export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number): LatentStats | null {
   const batcher = evalBatcher(split, ctx);
   let sum: Float64Array | null = null;
@@ -145,9 +189,9 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     const rng = Rng.derive(ctx.seed, `${ctx.stream}/latent`, i++);
     let noPosterior = false;
     const out = tf.tidy(() => {
-      const h = model.encoder.encode(mb.x, mb.cond, { training: false, rng });
-      const sample = model.latent.posterior ? null : model.latent.sample(h, 1, { training: false, rng });
-      const q = model.latent.posterior ? model.latent.posterior(h, { training: false, rng }) : sample!.posterior;
+      const opts: PassOptions = { training: false, rng, cond: mb.cond };
+      const h = model.encoder.encode(mb.x, mb.cond, opts);
+      const { q, sample } = diagnosticGaussian(model, h, opts);
       if (!q) {
         noPosterior = true;
         return {};
@@ -155,10 +199,11 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
       const res: Record<string, tf.Tensor> = { s: tf.sum(q.loc, 0), s2: tf.sum(tf.square(q.loc), 0) };
       // Per-dimension KL is defined for flat latents only (no inner layers).
       if (model.prior.analyticKl && model.latent.dim === model.latent.priorDim && !sample?.innerLogPrior) {
-        res.kl = tf.sum(model.prior.analyticKl(q, mb.cond, true), 0);
+        res.kl = tf.sum(model.prior.analyticKl(q, mb.cond, true, opts), 0);
       }
       return res;
     }) as Record<string, tf.Tensor | undefined>;
+    disposeModelBatch(mb);
     disposeBatch(b);
     if (noPosterior || !out.s || !out.s2) return null;
     const sv = out.s.dataSync();

@@ -3,7 +3,13 @@
  * Layout: the 8 bytes "VAELABCK", a uint32 (little-endian) header length, the UTF-8 JSON
  * header, padding to a multiple of 4, then the float32 data of every tensor in header order.
  * The header holds everything needed to continue exactly: step, epoch, position in the epoch,
- * optimizer step count, early-stopping state, partial epoch sums, and the tensor index.
+ * optimizer step counts, early-stopping state, partial epoch sums, callbacks' state, and the
+ * tensor index.
+ *
+ * Tensor namespaces: `model/<key>` every trainable variable (frozen ones and parameter groups'
+ * included), `state/<key>` non-trainable state (Trainable.state), `adam/m/<key>` and
+ * `adam/v/<key>` the main group's Adam moments, `adam/<group>/m/<key>` and `adam/<group>/v/<key>`
+ * those of each parameter group.
  */
 import * as fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
@@ -21,13 +27,22 @@ export interface CheckpointMeta {
   epoch: number;
   /** Batches of `epoch` already done (0 at an epoch boundary). */
   batchInEpoch: number;
-  /** Adam's step count. */
+  /** Adam's step count (the main group's). */
   optimizerT: number;
+  /** Each parameter group's Adam step count, by group name (absent: no groups). */
+  groups?: Record<string, { optimizerT: number }>;
   /** Early-stopping state. */
   best: { value: number | null; epoch: number | null; evalsWithoutImprovement: number };
-  /** Sums of the current epoch's training terms so far, and the examples they cover. */
+  /** Sums of the current epoch's training values so far (weighted by batch size), and the examples they cover. */
   epochSums: Record<string, number>;
   epochCount: number;
+  /**
+   * Examples each of epochSums' entries covers, where it differs from epochCount (a term that
+   * exists only on some steps, a group that steps every k steps). Absent in older checkpoints.
+   */
+  epochCounts?: Record<string, number>;
+  /** State of the run's named callbacks (TrainerCallback.state), by name. */
+  callbacks?: Record<string, unknown>;
   /** Wall time spent in training before this checkpoint, seconds. */
   trainSeconds: number;
   seed: number;
@@ -101,6 +116,11 @@ export function loadCheckpoint(file: string): LoadedCheckpoint {
     tensors.set(e.name, { shape: e.shape, data: aligned.subarray(e.offset, e.offset + e.size) });
   }
   return { meta: parsed.meta, tensors };
+}
+
+/** True when `key` starts with one of `prefixes`; an empty list selects every key. */
+export function matchesPrefix(key: string, prefixes: readonly string[]): boolean {
+  return prefixes.length === 0 || prefixes.some((p) => key.startsWith(p));
 }
 
 /**

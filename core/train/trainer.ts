@@ -1,33 +1,43 @@
 /**
- * The training loop: Adam on the objective's mean loss, with learning-rate schedules, gradient
- * clipping, evaluation every N epochs, early stopping, atomic checkpoints every epoch (and on
- * Ctrl-C), exact resumption, a stop with a clear error on a non-finite loss, progress output,
- * metrics lines and image grids.
+ * The training loop: Adam on the objective's mean loss (and on each parameter group's own loss),
+ * with learning-rate schedules, gradient clipping, evaluation every N epochs, model selection and
+ * early stopping on a validation split, atomic checkpoints every epoch (and on Ctrl-C), exact
+ * resumption, a stop with a clear error on a non-finite loss, and events (core/train/events.ts)
+ * that progress output, the metrics file and any other listener attach to.
  *
- * Reproducibility: every random draw of step s comes from Rng.derive(seed, 'step', s), data order
- * of epoch e from the batcher's (seed, e) stream, evaluations from (seed, 'eval', ...). So a run
- * resumed from any checkpoint continues with exactly the numbers an uninterrupted run would have.
+ * The loop reads as its phases, the methods of `Trainer`: `start` (resume or init.from, run
+ * start), per epoch `runEpoch` of `step`s whose values `flush` reads back, `endEpoch` (`evaluate`,
+ * `checkpoint`), and `finish` (final checkpoint, test evaluation, summary).
+ *
+ * Reproducibility: every random draw of step s comes from Rng.derive(seed, 'step', s) (a
+ * parameter group's from Rng.derive(seed, 'group/<name>', s)), data order of epoch e from the
+ * batcher's (seed, e) stream, evaluations from (seed, 'eval', ...). So a run resumed from any
+ * checkpoint continues with exactly the numbers an uninterrupted run would have. Listeners cannot
+ * change them: they see frozen copies, their errors are caught, and a stop they ask for only
+ * takes effect between steps.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { objectiveTermNames } from '../check';
-import type { Objective } from '../contracts';
+import type { ExperimentConfig } from '../config/experiment';
+import type { ModelBatch, Objective } from '../contracts';
 import { Batcher } from '../data/batcher';
 import type { DataSplit } from '../data/types';
-import { TrainingError } from '../errors';
-import { disposeBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
+import { ConfigError, TrainingError } from '../errors';
+import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
 import { Rng } from '../rng';
 import type { Session } from '../session';
 import { writeGrid } from '../tracking/images';
-import { makeReporter, type ProgressReporter } from '../tracking/progress';
 import type { RunDir } from '../tracking/run-dir';
-import { Adam, clipByGlobalNorm } from './adam';
-import { loadCheckpoint, restoreVariables, saveCheckpoint, type CheckpointMeta, type LoadedCheckpoint } from './checkpoint';
+import { clipByGlobalNorm } from './adam';
+import { loadCheckpoint, restoreVariables, saveCheckpoint, type CheckpointMeta } from './checkpoint';
+import { EventBus, type TrainStatus, type TrainerCallback } from './events';
+import { buildGroups, type OptimizerGroup } from './groups';
+import { applyInit, resolveInitCheckpoint } from './init';
+import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 
-/** How a training run ended. */
-export type TrainStatus = 'completed' | 'early-stopped' | 'max-steps' | 'interrupted';
+export type { TrainStatus } from './events';
 
 /** The result of `train`. */
 export interface TrainResult {
@@ -45,11 +55,20 @@ export interface TrainOptions {
   resumeFrom?: string;
   /** Where log lines go (default: stderr). */
   log?: (line: string) => void;
-  /** Set `stop` to true to end the run after the current step with a checkpoint (Ctrl-C does this). */
+  /** Listeners (core/train/events.ts), called after the built-in progress and metrics listeners. */
+  callbacks?: TrainerCallback[];
+  /**
+   * Set `stop` to true to interrupt the run before its next step with a checkpoint, as Ctrl-C
+   * does (status 'interrupted', resumable).
+   */
   control?: { stop: boolean };
   /** Handle SIGINT (default true). */
   handleSignals?: boolean;
-  /** Called after every optimisation step with the number of steps done (for tests and tools). */
+  /**
+   * Called right after every optimisation step with the number of steps done, before the step's
+   * values are read back from the device (timing tools, tests). Listeners that want the values
+   * use `callbacks` (onStepEnd).
+   */
   onStep?: (step: number) => void;
 }
 
@@ -61,107 +80,474 @@ export function trainableVariables(model: { variables(): Map<string, tf.Variable
   return vars;
 }
 
+/**
+ * Every non-trainable state variable of the session (Trainable.state): the model's, keyed
+ * "<slot>/<name>", and the objective's, keyed "objective/<name>". Saved as `state/<key>`.
+ */
+export function stateVariables(model: { state(): Map<string, tf.Variable> }, objective: Objective): Map<string, tf.Variable> {
+  const vars = new Map(model.state());
+  const seen = new Set(vars.values());
+  for (const [k, v] of objective.state?.() ?? []) if (!seen.has(v)) vars.set(`objective/${k}`, v);
+  return vars;
+}
+
+/**
+ * Refuses model selection on the test split: with no validation split (data.validationSize 0),
+ * early stopping would pick a checkpoint on test.
+ */
+export function checkModelSelection(config: ExperimentConfig): void {
+  if (config.data.validationSize === 0 && config.train.earlyStopping.patience > 0) {
+    throw new ConfigError(
+      `train.earlyStopping.patience: early stopping selects a checkpoint on a validation split, and data.validationSize is 0 (the test split is never used for selection); set data.validationSize above 0 or train.earlyStopping.patience to 0`,
+    );
+  }
+}
+
+/** Restores the weights and state saved in a checkpoint (evaluation, sampling, the best checkpoint). */
+export function restoreModel(session: Session, file: string): CheckpointMeta {
+  const ck = loadCheckpoint(file);
+  restoreVariables(ck, 'model/', trainableVariables(session.parts.model, session.parts.objective), file);
+  restoreVariables(ck, 'state/', stateVariables(session.parts.model, session.parts.objective), file);
+  return ck.meta;
+}
+
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 const fmt = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(2) : v.toFixed(4));
 
-/** Trains a session into a run directory. */
-export async function train(session: Session, opts: TrainOptions): Promise<TrainResult> {
-  const { config, dataset, info, parts } = session;
-  const { model, objective } = parts;
-  const T = config.train;
-  const seed = config.seed;
-  const run = opts.run;
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const control = opts.control ?? { stop: false };
-  const reporter: ProgressReporter = makeReporter(T.progress, T.logEvery, log);
-  const cond = config.data.conditionOnLabels;
+/** A step whose values are still on the device. */
+interface PendingStep {
+  step: number;
+  epoch: number;
+  batch: number;
+  lr: number;
+  size: number;
+  /** Names of `values`, in order: the objective's terms, grad-norm, then per group that stepped <group>-loss, <group>-grad-norm. */
+  names: string[];
+  /** Positions in `values` of the losses that must be finite: the main loss (0) and each group's. */
+  losses: number[];
+  values: tf.Tensor1D;
+}
 
-  const vars = trainableVariables(model, objective);
-  const adam = new Adam(vars, T.optimizer);
-  const varList = [...vars.values()];
-  const keyOfVar = new Map<string, string>();
-  for (const [k, v] of vars) keyOfVar.set(v.name, k);
+/** Values reported per step but not averaged over the epoch: the gradient norms. */
+const isNorm = (name: string) => name === 'grad-norm' || name.endsWith('-grad-norm');
 
-  const batcher = new Batcher(dataset.train, dataset, {
-    batchSize: T.batchSize,
-    shuffle: true,
-    seed,
-    dynamicBinarize: config.data.binarize === 'dynamic',
-    dropLast: T.dropLast,
-  });
-  const perEpoch = batcher.batchesPerEpoch();
-  const totalSteps = T.maxSteps > 0 ? Math.min(T.epochs * perEpoch, T.maxSteps) : T.epochs * perEpoch;
-  const valSplit: DataSplit = dataset.validation ?? dataset.test;
-  const valSplitName = dataset.validation ? 'validation' : 'test';
-  const termNames = objectiveTermNames(objective, info, seed);
-  const metric = T.earlyStopping.metric;
+/** One training run: the phases of the loop as methods. */
+class Trainer {
+  private readonly config: ExperimentConfig;
+  private readonly T: ExperimentConfig['train'];
+  private readonly seed: number;
+  private readonly log: (line: string) => void;
+  private readonly control: { stop: boolean };
+  private readonly progress: ProgressListener;
+  private readonly bus: EventBus;
+  /** Every trainable variable (frozen ones included), keyed as in checkpoints. */
+  private readonly vars: Map<string, tf.Variable>;
+  private readonly stateVars: Map<string, tf.Variable>;
+  /** The main group first, then the objective's parameter groups. */
+  private readonly groups: OptimizerGroup[];
+  private readonly batcher: Batcher;
+  private readonly perEpoch: number;
+  private readonly totalSteps: number;
+  /** The split evaluated every evalEvery epochs: validation (selection) or test (monitoring only). */
+  private readonly evalSplit: { split: DataSplit; name: 'validation' | 'test'; prefix: 'val' | 'test' };
+  private readonly meta: CheckpointMeta;
+  private pending: PendingStep[] = [];
+  private lastCheckpoint: string | undefined;
+  private lastEval: Record<string, number> = {};
+  private epochStartedAt = 0;
+  private epochSamples = 0;
+  private readonly startedWall = Date.now();
+  private resumedFrom: string | null = null;
 
-  const state: CheckpointMeta = {
-    version: 1,
-    step: 0,
-    epoch: 0,
-    batchInEpoch: 0,
-    optimizerT: 0,
-    best: { value: null, epoch: null, evalsWithoutImprovement: 0 },
-    epochSums: {},
-    epochCount: 0,
-    trainSeconds: 0,
-    seed,
-    reason: 'epoch',
-    createdAt: '',
-  };
-  let lastCheckpoint: string | undefined;
-  if (opts.resumeFrom) {
-    const ck: LoadedCheckpoint = loadCheckpoint(opts.resumeFrom);
-    if (ck.meta.seed !== seed) {
-      throw new TrainingError(`checkpoint ${opts.resumeFrom}: written with seed ${ck.meta.seed}, but the run's seed is ${seed}`);
-    }
-    restoreVariables(ck, 'model/', vars, opts.resumeFrom);
-    restoreVariables(ck, 'adam/m/', adam.m, opts.resumeFrom);
-    restoreVariables(ck, 'adam/v/', adam.v, opts.resumeFrom);
-    Object.assign(state, structuredClone(ck.meta));
-    adam.t = ck.meta.optimizerT;
-    lastCheckpoint = opts.resumeFrom;
-    log(`resumed from ${path.relative(process.cwd(), opts.resumeFrom)} at step ${state.step} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch})`);
+  constructor(
+    private readonly session: Session,
+    private readonly opts: TrainOptions,
+  ) {
+    const { config, dataset, parts } = session;
+    this.config = config;
+    this.T = config.train;
+    this.seed = config.seed;
+    this.log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    this.control = opts.control ?? { stop: false };
+    checkModelSelection(config);
+
+    this.progress = new ProgressListener(this.T.progress, this.T.logEvery, this.log);
+    this.bus = new EventBus([this.progress, new MetricsListener(opts.run, this.T.logEvery), ...(opts.callbacks ?? [])], this.log, () => this.meta.step);
+
+    this.vars = trainableVariables(parts.model, parts.objective);
+    this.stateVars = stateVariables(parts.model, parts.objective);
+    this.groups = buildGroups(this.vars, parts.objective, config.objective.use, this.T.optimizer, this.T.trainable);
+
+    this.batcher = new Batcher(dataset.train, dataset, {
+      batchSize: this.T.batchSize,
+      shuffle: true,
+      seed: this.seed,
+      dynamicBinarize: config.data.binarize === 'dynamic',
+      dropLast: this.T.dropLast,
+    });
+    this.perEpoch = this.batcher.batchesPerEpoch();
+    const all = this.T.epochs * this.perEpoch;
+    this.totalSteps = this.T.maxSteps > 0 ? Math.min(all, this.T.maxSteps) : all;
+    this.evalSplit = dataset.validation
+      ? { split: dataset.validation, name: 'validation', prefix: 'val' }
+      : { split: dataset.test, name: 'test', prefix: 'test' };
+    this.meta = {
+      version: 1,
+      step: 0,
+      epoch: 0,
+      batchInEpoch: 0,
+      optimizerT: 0,
+      best: { value: null, epoch: null, evalsWithoutImprovement: 0 },
+      epochSums: {},
+      epochCount: 0,
+      epochCounts: {},
+      trainSeconds: 0,
+      seed: this.seed,
+      reason: 'epoch',
+      createdAt: '',
+    };
   }
 
-  const writeCheckpoint = (reason: CheckpointMeta['reason'], file: string): string => {
-    state.reason = reason;
-    state.optimizerT = adam.t;
-    state.createdAt = new Date().toISOString();
+  // ----- setup -------------------------------------------------------------------------------
+
+  /** Resumes from a checkpoint, or applies init.from to a fresh run; then the run-start event. */
+  private start(): void {
+    if (this.opts.resumeFrom) {
+      this.resume(this.opts.resumeFrom);
+    } else if (this.config.init.from) {
+      const file = resolveInitCheckpoint(this.config.init.from, this.config.init.checkpoint);
+      const r = applyInit(file, this.config.init.include, this.vars, this.stateVars);
+      const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${r.kept.join(', ')}` : '';
+      this.log(`init: ${r.copied.length} tensors from ${path.relative(process.cwd(), file)}${kept}`);
+    }
+    if (this.T.trainable.length > 0) {
+      const trained = this.groups.reduce((n, g) => n + g.vars.size, 0);
+      this.log(`train.trainable: ${trained} of ${this.vars.size} variables trained, the others frozen`);
+    }
+    this.bus.emit('onRunStart', {
+      config: this.config,
+      run: this.opts.run,
+      step: this.meta.step,
+      epoch: this.meta.epoch,
+      epochs: this.T.epochs,
+      stepsPerEpoch: this.perEpoch,
+      totalSteps: this.totalSteps,
+      resumedFrom: this.resumedFrom,
+    });
+  }
+
+  private resume(file: string): void {
+    const ck = loadCheckpoint(file);
+    if (ck.meta.seed !== this.seed) {
+      throw new TrainingError(`checkpoint ${file}: written with seed ${ck.meta.seed}, but the run's seed is ${this.seed}`);
+    }
+    restoreVariables(ck, 'model/', this.vars, file);
+    restoreVariables(ck, 'state/', this.stateVars, file);
+    for (const g of this.groups) {
+      restoreVariables(ck, `${g.prefix}m/`, g.adam.m, file);
+      restoreVariables(ck, `${g.prefix}v/`, g.adam.v, file);
+      g.adam.t = g.def ? (ck.meta.groups?.[g.name]?.optimizerT ?? 0) : ck.meta.optimizerT;
+    }
+    Object.assign(this.meta, structuredClone(ck.meta));
+    this.meta.epochCounts ??= {};
+    this.bus.loadStates(ck.meta.callbacks);
+    this.lastCheckpoint = file;
+    this.resumedFrom = file;
+    this.log(`resumed from ${path.relative(process.cwd(), file)} at step ${this.meta.step} (epoch ${this.meta.epoch + 1}, batch ${this.meta.batchInEpoch})`);
+  }
+
+  // ----- one step ----------------------------------------------------------------------------
+
+  /** Gradients of one group's loss applied with its Adam (clipped per group). Returns the gradient norm [scalar]. */
+  private update(g: OptimizerGroup, grads: tf.NamedTensorMap, lr: number): tf.Scalar {
+    const byKey = new Map<string, tf.Tensor>();
+    for (const [name, grad] of Object.entries(grads)) byKey.set(g.keyOf.get(name)!, grad);
+    let norm: tf.Scalar;
+    if (byKey.size === 0) {
+      // The loss reached none of the group's variables: nothing moves, the step still counts.
+      g.adam.t += 1;
+      norm = tf.scalar(0);
+    } else if (this.T.clipNorm > 0) {
+      const clipped = clipByGlobalNorm(byKey, this.T.clipNorm);
+      g.adam.apply(clipped.grads, lr);
+      norm = clipped.norm;
+      tf.dispose([...clipped.grads.values()]);
+    } else {
+      // Without clipping the norm is only reported: the native Adam pass sums the squares as it
+      // goes (the same number clipByGlobalNorm gives); elsewhere clipByGlobalNorm computes it.
+      const squares = g.adam.apply(byKey, lr, { sumSquares: true });
+      norm = squares !== null ? tf.scalar(Math.sqrt(squares)) : clipByGlobalNorm(byKey, 0).norm;
+    }
+    tf.dispose([...byKey.values()]);
+    return norm;
+  }
+
+  /**
+   * One optimisation step s: the main group on mean(terms.loss), then every parameter group due
+   * at s on its own loss. Each tf.variableGrads is given only its group's variables, so a
+   * group's loss sends no gradient to other variables and frozen variables get none at all.
+   * Returns the step's values, on the device and unread, with their names.
+   */
+  private step(mb: ModelBatch, s: number): { names: string[]; losses: number[]; values: tf.Tensor1D; lr: number } {
+    const { objective } = this.session.parts;
+    const lrOf = (g: OptimizerGroup) => learningRateAt(g.learningRate, this.T.schedule, s, this.perEpoch, this.totalSteps);
+    const [main, ...others] = this.groups;
+    const names: string[] = [];
+    let stacked: tf.Tensor | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const t = objective.terms(mb, { training: true, rng: Rng.derive(this.seed, 'step', s), step: s });
+      // The terms are whatever this call returns: some exist only in training.
+      const keys = ['loss', ...Object.keys(t).filter((k) => k !== 'loss')];
+      names.push(...keys);
+      stacked = tf.keep(tf.stack(keys.map((k) => tf.mean(t[k]))));
+      return tf.mean(t.loss) as tf.Scalar;
+    }, main.list);
+    const lr = lrOf(main);
+    const parts: tf.Tensor[] = [stacked!, this.update(main, grads, lr)];
+    names.push('grad-norm');
+    value.dispose();
+    const losses = [0];
+    for (const g of others) {
+      if (s % g.every !== 0) continue;
+      const r = tf.variableGrads(() => g.def!.loss(mb, { training: true, rng: Rng.derive(this.seed, `group/${g.name}`, s), step: s }), g.list);
+      parts.push(r.value, this.update(g, r.grads, lrOf(g)));
+      losses.push(names.length);
+      names.push(`${g.name}-loss`, `${g.name}-grad-norm`);
+    }
+    const values = tf.tidy(() => tf.concat(parts.map((p) => tf.reshape(p, [-1]))) as tf.Tensor1D);
+    tf.dispose(parts);
+    return { names, losses, values, lr };
+  }
+
+  /**
+   * Reads back the values of the steps still on the device: one host sync every train.syncEvery
+   * steps (instead of one per step), before every checkpoint and at the end of each epoch. A
+   * non-finite loss is still reported with its exact step. Emits onStepEnd for each step.
+   */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const done = this.pending;
+    this.pending = [];
+    const all = done.length === 1 ? done[0].values : tf.concat(done.map((p) => p.values));
+    const v = all.dataSync() as Float32Array;
+    if (all !== done[0].values) all.dispose();
+    tf.dispose(done.map((p) => p.values));
+    const secs = (Date.now() - this.epochStartedAt) / 1000;
+    const samplesPerSec = secs > 0 ? this.epochSamples / secs : 0;
+    let offset = 0;
+    for (const p of done) {
+      const values = v.subarray(offset, offset + p.names.length);
+      offset += p.names.length;
+      for (const j of p.losses) if (!Number.isFinite(values[j])) this.nonFinite(p, j === 0 ? null : p.names[j].slice(0, -'-loss'.length), values[j]);
+      const record: Record<string, number> = {};
+      p.names.forEach((name, j) => {
+        record[`train/${name}`] = values[j];
+        if (isNorm(name)) return;
+        this.meta.epochSums[name] = (this.meta.epochSums[name] ?? 0) + values[j] * p.size;
+        this.meta.epochCounts![name] = (this.meta.epochCounts![name] ?? 0) + p.size;
+      });
+      this.meta.epochCount += p.size;
+      this.bus.emit('onStepEnd', {
+        step: p.step,
+        epoch: p.epoch,
+        epochs: this.T.epochs,
+        batch: p.batch,
+        batches: this.perEpoch,
+        batchSize: this.T.batchSize,
+        size: p.size,
+        lr: p.lr,
+        values: Object.freeze(record),
+        samplesPerSec,
+      });
+    }
+  }
+
+  /** Stops the run at a non-finite loss of the main group (group null) or of a parameter group. */
+  private nonFinite(p: PendingStep, group: string | null, value: number): never {
+    this.progress.close();
+    const where = this.lastCheckpoint ? path.relative(process.cwd(), this.lastCheckpoint) : 'none (no checkpoint written yet)';
+    const what = group === null ? 'loss' : `the loss of parameter group "${group}"`;
+    throw new TrainingError(
+      `step ${p.step} (epoch ${p.epoch + 1}, batch ${p.batch + 1}): ${what} is ${value}; last good checkpoint: ${where}. Try a lower train.optimizer.learningRate or set train.clipNorm`,
+    );
+  }
+
+  // ----- epochs ------------------------------------------------------------------------------
+
+  /** Why the run ends before its next step, or null to go on. */
+  private endBeforeStep(): TrainStatus | null {
+    if (this.control.stop) return 'interrupted';
+    const req = this.bus.stopRequest;
+    if (req) return req.status;
+    if (this.T.maxSteps > 0 && this.meta.step >= this.T.maxSteps) return 'max-steps';
+    return null;
+  }
+
+  /** The steps of one epoch from meta.batchInEpoch on; returns a status when the run ends inside it. */
+  private async runEpoch(epoch: number): Promise<TrainStatus | null> {
+    const cond = this.config.data.conditionOnLabels;
+    this.meta.epoch = epoch;
+    this.bus.emit('onEpochStart', { epoch, epochs: this.T.epochs, batches: this.perEpoch, startBatch: this.meta.batchInEpoch });
+    this.epochStartedAt = Date.now();
+    this.epochSamples = 0;
+    let next = this.meta.batchInEpoch < this.perEpoch ? this.batcher.batch(epoch, this.meta.batchInEpoch) : null;
+    for (let bi = this.meta.batchInEpoch; bi < this.perEpoch; bi++) {
+      // Let signal handlers (Ctrl-C) and timers run: the step itself never yields.
+      await yieldToEventLoop();
+      const end = this.endBeforeStep();
+      if (end) {
+        if (next) disposeBatch(next);
+        this.flush();
+        this.meta.trainSeconds += (Date.now() - this.epochStartedAt) / 1000;
+        return end;
+      }
+      const b = next!;
+      const mb = toModelBatch(b, cond);
+      const s = this.meta.step;
+      const { names, losses, values, lr } = this.step(mb, s);
+      // The next batch is gathered while this step's values are still unread.
+      next = bi + 1 < this.perEpoch ? this.batcher.batch(epoch, bi + 1) : null;
+      disposeModelBatch(mb);
+      disposeBatch(b);
+      this.meta.step = s + 1;
+      this.meta.batchInEpoch = bi + 1;
+      this.epochSamples += b.size;
+      this.pending.push({ step: s + 1, epoch, batch: bi, lr, size: b.size, names, losses, values });
+      this.opts.onStep?.(this.meta.step);
+      if (this.pending.length >= this.T.syncEvery || bi + 1 === this.perEpoch) this.flush();
+    }
+    return null;
+  }
+
+  /**
+   * The end of an epoch: training means, evaluation when due (best checkpoint, early stopping),
+   * the epoch's checkpoint, the epoch-end event. Returns 'early-stopped' when patience runs out.
+   */
+  private endEpoch(epoch: number): TrainStatus | null {
+    const seconds = (Date.now() - this.epochStartedAt) / 1000;
+    this.meta.trainSeconds += seconds;
+    const metrics: Record<string, number> = {};
+    for (const [k, sum] of Object.entries(this.meta.epochSums)) metrics[`train/${k}`] = sum / Math.max(1, this.meta.epochCounts?.[k] ?? this.meta.epochCount);
+    this.meta.epoch = epoch + 1;
+    this.meta.batchInEpoch = 0;
+    this.meta.epochSums = {};
+    this.meta.epochCount = 0;
+    this.meta.epochCounts = {};
+    const last = epoch + 1 === this.T.epochs;
+    let evaluated: 'validation' | 'test' | null = null;
+    let improved = false;
+    let stopEarly = false;
+    if ((this.T.evalEvery > 0 && (epoch + 1) % this.T.evalEvery === 0) || last) {
+      const r = this.evaluate(epoch);
+      Object.assign(metrics, r.metrics);
+      evaluated = this.evalSplit.name;
+      improved = r.improved;
+      stopEarly = r.stopEarly;
+    }
+    this.checkpoint('epoch', `epoch-${String(epoch + 1).padStart(4, '0')}.ckpt`);
+    this.pruneCheckpoints();
+    this.bus.emit('onEpochEnd', {
+      epoch: epoch + 1,
+      epochs: this.T.epochs,
+      step: this.meta.step,
+      seconds,
+      samplesPerSec: seconds > 0 ? this.epochSamples / seconds : 0,
+      metrics,
+      evaluated,
+      improved,
+    });
+    if (!stopEarly) return null;
+    const es = this.T.earlyStopping;
+    this.log(`early stopping: ${es.metric} has not improved for ${es.patience} evaluations (best ${fmt(this.meta.best.value!)} at epoch ${this.meta.best.epoch})`);
+    return 'early-stopped';
+  }
+
+  private evalCtx(stream: string): EvalContext {
+    return {
+      info: this.session.dataset,
+      seed: this.seed,
+      conditionOnLabels: this.config.data.conditionOnLabels,
+      stream,
+      batchSize: this.config.eval.batchSize,
+      step: this.meta.step,
+    };
+  }
+
+  /**
+   * The objective's terms on the evaluation split. On a validation split, the watched metric
+   * chooses best.ckpt and drives early stopping; on the test split (no validation split) the
+   * metrics are named test/... and select nothing.
+   */
+  private evaluate(epoch: number): { metrics: Record<string, number>; improved: boolean; stopEarly: boolean } {
+    const { objective } = this.session.parts;
+    const { split, name, prefix } = this.evalSplit;
+    const ev = evaluateTerms(objective, split, this.evalCtx(`eval/val/${epoch}`));
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(ev)) metrics[`${prefix}/${k}`] = v;
+    this.lastEval = metrics;
+    let improved = false;
+    let stopEarly = false;
+    const es = this.T.earlyStopping;
+    const value = metrics[es.metric];
+    if (name === 'validation' && value !== undefined) {
+      const best = this.meta.best;
+      improved = best.value === null || (es.mode === 'min' ? value < best.value - es.minDelta : value > best.value + es.minDelta);
+      if (improved) {
+        this.meta.best = { value, epoch: epoch + 1, evalsWithoutImprovement: 0 };
+        this.checkpoint('best', 'best.ckpt');
+      } else {
+        best.evalsWithoutImprovement += 1;
+        stopEarly = es.patience > 0 && best.evalsWithoutImprovement >= es.patience;
+      }
+    }
+    this.bus.emit('onEvaluation', { step: this.meta.step, epoch: epoch + 1, split: name, metrics, improved });
+    this.writeImages(`-epoch-${String(epoch + 1).padStart(3, '0')}`);
+    return { metrics, improved, stopEarly };
+  }
+
+  // ----- checkpoints -------------------------------------------------------------------------
+
+  /** Writes a checkpoint of everything a resume needs; emits onCheckpoint. */
+  private checkpoint(reason: CheckpointMeta['reason'], file: string): string {
+    const [main, ...others] = this.groups;
+    this.meta.reason = reason;
+    this.meta.optimizerT = main.adam.t;
+    if (others.length > 0) this.meta.groups = Object.fromEntries(others.map((g) => [g.name, { optimizerT: g.adam.t }]));
+    const callbacks = this.bus.states();
+    if (Object.keys(callbacks).length > 0) this.meta.callbacks = callbacks;
+    this.meta.createdAt = new Date().toISOString();
     const tensors = new Map<string, tf.Tensor>();
-    for (const [k, v] of vars) tensors.set(`model/${k}`, v);
-    for (const [k, v] of adam.m) tensors.set(`adam/m/${k}`, v);
-    for (const [k, v] of adam.v) tensors.set(`adam/v/${k}`, v);
+    for (const [k, v] of this.vars) tensors.set(`model/${k}`, v);
+    for (const [k, v] of this.stateVars) tensors.set(`state/${k}`, v);
+    for (const g of this.groups) {
+      for (const [k, v] of g.adam.m) tensors.set(`${g.prefix}m/${k}`, v);
+      for (const [k, v] of g.adam.v) tensors.set(`${g.prefix}v/${k}`, v);
+    }
+    const run = this.opts.run;
     const full = path.join(run.checkpoints, file);
-    saveCheckpoint(full, state, tensors);
+    saveCheckpoint(full, this.meta, tensors);
     if (reason !== 'best') {
       run.setLatest(full);
-      lastCheckpoint = full;
+      this.lastCheckpoint = full;
     }
+    this.bus.emit('onCheckpoint', { file: full, reason, step: this.meta.step });
     return full;
-  };
+  }
 
-  const pruneCheckpoints = () => {
+  private pruneCheckpoints(): void {
+    const dir = this.opts.run.checkpoints;
     const epochs = fs
-      .readdirSync(run.checkpoints)
+      .readdirSync(dir)
       .filter((f) => /^epoch-\d+\.ckpt$/.test(f))
       .sort();
-    for (const f of epochs.slice(0, Math.max(0, epochs.length - T.keepCheckpoints))) fs.rmSync(path.join(run.checkpoints, f));
-  };
+    for (const f of epochs.slice(0, Math.max(0, epochs.length - this.T.keepCheckpoints))) fs.rmSync(path.join(dir, f));
+  }
 
-  const evalCtx = (stream: string): EvalContext => ({
-    info: dataset,
-    seed,
-    conditionOnLabels: cond,
-    stream,
-    batchSize: config.eval.batchSize,
-    step: state.step,
-  });
-
-  const writeImages = (tag: string) => {
+  private writeImages(tag: string): void {
+    const { config, dataset, info, parts } = this.session;
     if (!config.eval.images || dataset.kind !== 'image') return;
+    const seed = this.seed;
     const g = config.eval.gridSize;
     const pairs = Math.max(1, Math.floor(g / 2));
     const nRec = pairs * g;
@@ -169,9 +555,11 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
     const rows: Float32Array[] = [];
     for (let r = 0; r < pairs && r < evalB.batchesPerEpoch(); r++) {
       const b = evalB.batch(0, r);
-      const rec = model.reconstruct(toModelBatch(b, cond), { training: false, rng: Rng.derive(seed, 'images', r) });
+      const mb = toModelBatch(b, config.data.conditionOnLabels);
+      const rec = parts.model.reconstruct(mb, { training: false, rng: Rng.derive(seed, 'images', r) });
       rows.push(b.x.dataSync() as Float32Array, rec.dataSync() as Float32Array);
       rec.dispose();
+      disposeModelBatch(mb);
       disposeBatch(b);
     }
     const recImgs = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
@@ -180,237 +568,123 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
       recImgs.set(r, o);
       o += r.length;
     }
-    writeGrid(path.join(run.images, `reconstructions${tag}.png`), recImgs, Math.min(nRec * 2, recImgs.length / info.dim), info.shape, g);
+    const images = this.opts.run.images;
+    writeGrid(path.join(images, `reconstructions${tag}.png`), recImgs, Math.min(nRec * 2, recImgs.length / info.dim), info.shape, g);
     const nS = g * g;
     const samples = tf.tidy(() => {
       const c = info.condDim > 0 ? (tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: nS }, (_, i) => i % info.condDim), 'int32'), info.condDim), 'float32') as tf.Tensor2D) : null;
-      return model.generate(nS, c, { training: false, rng: Rng.derive(seed, 'sample-grid') });
+      return parts.model.generate(nS, c, { training: false, rng: Rng.derive(seed, 'sample-grid') });
     });
-    writeGrid(path.join(run.images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);
+    writeGrid(path.join(images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);
     samples.dispose();
-  };
+  }
 
-  /**
-   * One optimisation step. Returns, on the device and unread, the batch means of the terms
-   * (termNames order) followed by the gradient norm: [termNames.length + 1].
-   */
-  const step = (mb: ReturnType<typeof toModelBatch>, lr: number, rng: Rng): tf.Tensor1D => {
-    let stacked: tf.Tensor | null = null;
-    const { value, grads } = tf.variableGrads(() => {
-      const t = objective.terms(mb, { training: true, rng, step: state.step });
-      stacked = tf.keep(tf.stack(termNames.map((k) => tf.mean(t[k]))));
-      return tf.mean(t.loss) as tf.Scalar;
-    }, varList);
-    const byKey = new Map<string, tf.Tensor>();
-    for (const [name, g] of Object.entries(grads)) byKey.set(keyOfVar.get(name)!, g);
-    let norm: tf.Scalar;
-    let applied = byKey;
-    if (T.clipNorm > 0) {
-      const clipped = clipByGlobalNorm(byKey, T.clipNorm);
-      norm = clipped.norm;
-      applied = clipped.grads;
-      adam.apply(applied, lr);
-    } else {
-      // Without clipping the norm is only reported: the native Adam pass sums the squares as it
-      // goes (the same number clipByGlobalNorm gives); elsewhere clipByGlobalNorm computes it.
-      const squares = adam.apply(byKey, lr, { sumSquares: true });
-      norm = squares !== null ? tf.scalar(Math.sqrt(squares)) : clipByGlobalNorm(byKey, 0).norm;
+  // ----- the end -----------------------------------------------------------------------------
+
+  /** Final checkpoint, test evaluation (not for interrupted or pruned runs), summary, run-end event. */
+  private finish(status: TrainStatus): TrainResult {
+    this.progress.close();
+    const run = this.opts.run;
+    const m = this.meta;
+    const summary: Record<string, unknown> = {
+      experiment: this.config.name,
+      runId: run.id,
+      status,
+      backend: this.opts.backend,
+      seed: this.seed,
+      steps: m.step,
+      epochsCompleted: m.epoch,
+      trainSeconds: m.trainSeconds,
+      wallSeconds: (Date.now() - this.startedWall) / 1000,
+      secondsPerEpoch: m.epoch > 0 ? m.trainSeconds / Math.max(1, m.step / this.perEpoch) : null,
+      samplesPerSecond: m.trainSeconds > 0 ? (m.step * this.T.batchSize) / m.trainSeconds : null,
+      evaluationSplit: this.evalSplit.name,
+      best: this.evalSplit.name === 'validation' ? m.best : null,
+      lastEvaluation: this.lastEval,
+    };
+    if (this.groups.length > 1) summary.parameterGroups = this.groups.slice(1).map((g) => g.name);
+    const req = this.bus.stopRequest;
+    if (req && (status === 'pruned' || status === 'stopped')) summary.stop = { ...req };
+    const end = (): TrainResult => {
+      run.writeSummary(summary);
+      this.bus.emit('onRunEnd', { status, steps: m.step, summary });
+      for (const g of this.groups) g.adam.dispose();
+      return { status, steps: m.step, epochs: m.epoch, summary };
+    };
+    if (status === 'interrupted') {
+      const f = this.checkpoint('interrupt', 'interrupt.ckpt');
+      this.log(`checkpoint written: ${path.relative(process.cwd(), f)}`);
+      summary.resume = `npx vaelab train --resume ${path.relative(process.cwd(), run.dir)}`;
+      return end();
     }
-    tf.dispose([...byKey.values()]);
-    const out = tf.tidy(() => tf.concat([stacked!, tf.reshape(norm, [1])]) as tf.Tensor1D);
-    tf.dispose([value, stacked!, norm, ...applied.values()]);
-    return out;
-  };
-
-  /**
-   * Steps whose values are still on the device. They are read back together every
-   * train.syncEvery steps (one host sync instead of one per step), before every checkpoint and
-   * at the end of each epoch; a non-finite loss is still reported with its exact step.
-   */
-  const pending: Array<{ step: number; epoch: number; batch: number; lr: number; size: number; values: tf.Tensor1D }> = [];
-  let lastLoss = NaN;
-  const flush = () => {
-    if (pending.length === 0) return;
-    const width = termNames.length + 1;
-    const all = pending.length === 1 ? pending[0].values : tf.concat(pending.map((p) => p.values));
-    const v = all.dataSync() as Float32Array;
-    if (all !== pending[0].values) all.dispose();
-    const done = pending.splice(0, pending.length);
-    tf.dispose(done.map((p) => p.values));
-    done.forEach((p, i) => {
-      const values = v.subarray(i * width, (i + 1) * width);
-      if (!Number.isFinite(values[0])) {
-        reporter.endEpoch();
-        const where = lastCheckpoint ? path.relative(process.cwd(), lastCheckpoint) : 'none (no checkpoint written yet)';
-        throw new TrainingError(
-          `step ${p.step} (epoch ${p.epoch + 1}, batch ${p.batch + 1}): loss is ${values[0]}; last good checkpoint: ${where}. Try a lower train.optimizer.learningRate or set train.clipNorm`,
-        );
-      }
-      termNames.forEach((k, j) => (state.epochSums[k] = (state.epochSums[k] ?? 0) + values[j] * p.size));
-      state.epochCount += p.size;
-      lastLoss = values[0];
-      if (p.step % T.logEvery === 0) {
-        const rec: Record<string, unknown> = { kind: 'step', step: p.step, epoch: p.epoch + 1, lr: p.lr };
-        termNames.forEach((k, j) => (rec[`train/${k}`] = values[j]));
-        rec['train/grad-norm'] = values[termNames.length];
-        run.appendMetrics(rec);
-      }
-    });
-  };
-
-  let status: TrainStatus = 'completed';
-  let stopping = false;
-  const onSigint = () => {
-    if (stopping) {
-      log('second interrupt: exiting without a checkpoint');
-      process.exit(130);
+    if (m.batchInEpoch > 0) {
+      // Mid-epoch end (train.maxSteps, a callback's stop): keep the weights the metrics describe.
+      this.checkpoint('final', 'final.ckpt');
     }
-    stopping = true;
-    control.stop = true;
-    log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to exit at once)');
-  };
-  if (opts.handleSignals !== false) process.on('SIGINT', onSigint);
+    if (status === 'pruned') {
+      this.log(`pruned at step ${m.step} by ${req!.by}: ${req!.reason}`);
+      return end();
+    }
+    if (req && status === 'stopped') this.log(`stopped at step ${m.step} by ${req.by}: ${req.reason}`);
+    const best = path.join(run.checkpoints, 'best.ckpt');
+    if (this.T.earlyStopping.patience > 0 && m.best.epoch !== null && fs.existsSync(best)) {
+      restoreModel(this.session, best);
+      summary.testedCheckpoint = 'best.ckpt';
+    }
+    this.log('final evaluation on the test split');
+    Object.assign(summary, finalEvaluation(this.session, this.evalCtx('eval/test'), this.log));
+    this.bus.emit('onEvaluation', { step: m.step, epoch: null, split: 'test', metrics: summary.test as Record<string, number>, improved: false });
+    this.writeImages('');
+    return end();
+  }
 
-  const startedWall = Date.now();
-  let lastEval: Record<string, number> = {};
-  try {
-    outer: for (let epoch = state.epoch; epoch < T.epochs; epoch++) {
-      state.epoch = epoch;
-      reporter.startEpoch(epoch, T.epochs, perEpoch, state.batchInEpoch);
-      const epochStart = Date.now();
-      let epochSamples = 0;
-      let next = state.batchInEpoch < perEpoch ? batcher.batch(epoch, state.batchInEpoch) : null;
-      for (let bi = state.batchInEpoch; bi < perEpoch; bi++) {
-        // Let signal handlers (Ctrl-C) and timers run: the step itself never yields.
-        await yieldToEventLoop();
-        if (control.stop || (T.maxSteps > 0 && state.step >= T.maxSteps)) {
-          if (next) disposeBatch(next);
-          flush();
-          state.trainSeconds += (Date.now() - epochStart) / 1000;
-          if (control.stop) {
-            reporter.endEpoch();
-            const f = writeCheckpoint('interrupt', 'interrupt.ckpt');
-            status = 'interrupted';
-            log(`checkpoint written: ${path.relative(process.cwd(), f)}`);
-          } else {
-            status = 'max-steps';
-          }
-          break outer;
+  // ----- the loop ----------------------------------------------------------------------------
+
+  async run(): Promise<TrainResult> {
+    let stopping = false;
+    const onSigint = () => {
+      if (stopping) {
+        this.log('second interrupt: exiting without a checkpoint');
+        process.exit(130);
+      }
+      stopping = true;
+      this.control.stop = true;
+      this.log('interrupt: finishing the current step, then writing a checkpoint (Ctrl-C again to exit at once)');
+    };
+    const signals = this.opts.handleSignals !== false;
+    if (signals) process.on('SIGINT', onSigint);
+    try {
+      this.start();
+      let status: TrainStatus = 'completed';
+      for (let epoch = this.meta.epoch; epoch < this.T.epochs; epoch++) {
+        const inside = await this.runEpoch(epoch);
+        if (inside) {
+          status = inside;
+          break;
         }
-        const b = next!;
-        const lr = learningRateAt(T.optimizer.learningRate, T.schedule, state.step, perEpoch, totalSteps);
-        const values = step(toModelBatch(b, cond), lr, Rng.derive(seed, 'step', state.step));
-        // The next batch is gathered while this step's values are still unread.
-        next = bi + 1 < perEpoch ? batcher.batch(epoch, bi + 1) : null;
-        disposeBatch(b);
-        state.step += 1;
-        state.batchInEpoch = bi + 1;
-        epochSamples += b.size;
-        pending.push({ step: state.step, epoch, batch: bi, lr, size: b.size, values });
-        opts.onStep?.(state.step);
-        if (pending.length >= T.syncEvery || bi + 1 === perEpoch) {
-          flush();
-          const secs = (Date.now() - epochStart) / 1000;
-          reporter.tick({
-            epoch,
-            epochs: T.epochs,
-            batch: bi + 1,
-            batches: perEpoch,
-            step: state.step,
-            batchSize: T.batchSize,
-            samplesPerSec: secs > 0 ? epochSamples / secs : 0,
-            loss: lastLoss,
-          });
+        const after = this.endEpoch(epoch) ?? (epoch + 1 < this.T.epochs ? this.endBeforeStep() : null);
+        if (after) {
+          status = after;
+          break;
         }
       }
-      reporter.endEpoch();
-      const seconds = (Date.now() - epochStart) / 1000;
-      state.trainSeconds += seconds;
-      const trainMeans: Record<string, number> = {};
-      for (const k of termNames) trainMeans[`train/${k}`] = state.epochSums[k] / Math.max(1, state.epochCount);
-      state.epoch = epoch + 1;
-      state.batchInEpoch = 0;
-      state.epochSums = {};
-      state.epochCount = 0;
-      const last = epoch + 1 === T.epochs;
-      let line = `epoch ${epoch + 1}/${T.epochs}: train loss ${fmt(trainMeans['train/loss'])}`;
-      const rec: Record<string, unknown> = { kind: 'epoch', epoch: epoch + 1, step: state.step, seconds, samplesPerSec: epochSamples / seconds, ...trainMeans };
-      let stopEarly = false;
-      if ((T.evalEvery > 0 && (epoch + 1) % T.evalEvery === 0) || last) {
-        const ev = evaluateTerms(objective, valSplit, evalCtx(`eval/val/${epoch}`));
-        lastEval = {};
-        for (const [k, v] of Object.entries(ev)) lastEval[`val/${k}`] = v;
-        Object.assign(rec, lastEval, { valSplit: valSplitName });
-        line += ` | val loss ${fmt(lastEval['val/loss'])}`;
-        const value = lastEval[metric];
-        if (value !== undefined) {
-          const better =
-            state.best.value === null ||
-            (T.earlyStopping.mode === 'min' ? value < state.best.value - T.earlyStopping.minDelta : value > state.best.value + T.earlyStopping.minDelta);
-          if (better) {
-            state.best = { value, epoch: epoch + 1, evalsWithoutImprovement: 0 };
-            line += ' (best)';
-            writeCheckpoint('best', 'best.ckpt');
-          } else {
-            state.best.evalsWithoutImprovement += 1;
-            if (T.earlyStopping.patience > 0 && state.best.evalsWithoutImprovement >= T.earlyStopping.patience) stopEarly = true;
-          }
-        }
-        writeImages(`-epoch-${String(epoch + 1).padStart(3, '0')}`);
-      }
-      line += ` | ${seconds.toFixed(1)} s`;
-      run.appendMetrics(rec);
-      writeCheckpoint('epoch', `epoch-${String(epoch + 1).padStart(4, '0')}.ckpt`);
-      pruneCheckpoints();
-      reporter.log(line);
-      if (stopEarly) {
-        status = 'early-stopped';
-        reporter.log(`early stopping: ${metric} has not improved for ${T.earlyStopping.patience} evaluations (best ${fmt(state.best.value!)} at epoch ${state.best.epoch})`);
-        break;
-      }
+      return this.finish(status);
+    } catch (e) {
+      this.progress.close();
+      tf.dispose(this.pending.map((p) => p.values));
+      this.pending = [];
+      this.bus.emit('onFailure', e);
+      for (const g of this.groups) g.adam.dispose();
+      throw e;
+    } finally {
+      if (signals) process.removeListener('SIGINT', onSigint);
     }
-  } finally {
-    reporter.stop();
-    if (opts.handleSignals !== false) process.removeListener('SIGINT', onSigint);
   }
+}
 
-  const summary: Record<string, unknown> = {
-    experiment: config.name,
-    runId: run.id,
-    status,
-    backend: opts.backend,
-    seed,
-    steps: state.step,
-    epochsCompleted: state.epoch,
-    trainSeconds: state.trainSeconds,
-    wallSeconds: (Date.now() - startedWall) / 1000,
-    secondsPerEpoch: state.epoch > 0 ? state.trainSeconds / Math.max(1, state.step / perEpoch) : null,
-    samplesPerSecond: state.trainSeconds > 0 ? (state.step * T.batchSize) / state.trainSeconds : null,
-    best: state.best,
-    lastValidation: lastEval,
-    validationSplit: valSplitName,
-  };
-  if (status === 'interrupted') {
-    summary.resume = `npx vaelab train --resume ${path.relative(process.cwd(), run.dir)}`;
-    run.writeSummary(summary);
-    adam.dispose();
-    return { status, steps: state.step, epochs: state.epoch, summary };
-  }
-  if (status === 'max-steps' && state.batchInEpoch > 0) {
-    // Mid-epoch end: keep the weights that the test metrics below describe.
-    writeCheckpoint('final', 'final.ckpt');
-  }
-  if (T.earlyStopping.patience > 0 && state.best.epoch !== null && fs.existsSync(path.join(run.checkpoints, 'best.ckpt'))) {
-    restoreVariables(loadCheckpoint(path.join(run.checkpoints, 'best.ckpt')), 'model/', vars, 'best.ckpt');
-    summary.testedCheckpoint = 'best.ckpt';
-  }
-  reporter.log('final evaluation on the test split');
-  Object.assign(summary, finalEvaluation(session, evalCtx('eval/test'), log));
-  writeImages('');
-  run.appendMetrics({ kind: 'test', step: state.step, ...(summary.test as Record<string, unknown>) });
-  run.writeSummary(summary);
-  adam.dispose();
-  return { status, steps: state.step, epochs: state.epoch, summary };
+/** Trains a session into a run directory. */
+export async function train(session: Session, opts: TrainOptions): Promise<TrainResult> {
+  return new Trainer(session, opts).run();
 }
 
 /** Test-split metrics: objective terms, importance-weighted log-likelihood, latent diagnostics. */
