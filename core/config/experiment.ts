@@ -10,9 +10,10 @@ import * as path from 'node:path';
 import convict from 'convict';
 import * as YAML from 'yaml';
 import { SLOTS, type Slot } from '../contracts';
-import { ConfigError, RegistrationError, didYouMean, unknownValueMessage } from '../errors';
+import { ConfigError, RegistrationError, SHOWN_CHARS, didYouMean, showValue, unknownValueMessage } from '../errors';
 import {
   type ConfigOf,
+  type FormatName,
   type PluginSchema,
   PluginRegistry,
   isEntry,
@@ -21,7 +22,7 @@ import {
 } from '../plugin';
 import { coreSchema } from './core-schema';
 import { ModuleLoadError, loadModule, resolvePluginModule } from './plugin-modules';
-import { RULE_MARK, enumRule, registerFormats } from './formats';
+import { FORMATS, RULE_MARK, enumRule, registerFormats } from './formats';
 
 /** Settings of one slot: the selected plugin and every plugin's sub-tree (defaults filled in). */
 export interface SlotConfig {
@@ -44,7 +45,75 @@ type Raw = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Reads a YAML or JSON experiment file into a plain object. */
+/**
+ * At most this many values in a YAML document (mapping keys and values, list items), counting
+ * every copy an alias (`*name`) makes: an experiment holds a few hundred, and a "billion laughs"
+ * document, whose aliases nest, would expand to billions.
+ */
+export const MAX_YAML_VALUES = 100_000;
+
+/** At most this many levels of mappings and lists nested in one another (an experiment uses 4 or 5). */
+export const MAX_NESTING = 32;
+
+/**
+ * The number of values of a YAML document with its aliases expanded, counted without expanding
+ * them: an anchored node's count is kept and added again at each alias to it.
+ */
+function expandedSize(doc: YAML.Document): number {
+  const anchors = new Map<string, number>();
+  const count = (node: unknown): number => {
+    if (YAML.isAlias(node)) return anchors.get(node.source) ?? 1;
+    let n = 1;
+    if (YAML.isMap(node)) for (const pair of node.items) n += count(pair.key) + count(pair.value);
+    else if (YAML.isSeq(node)) for (const item of node.items) n += count(item);
+    else if (YAML.isPair(node)) n += count(node.key) + count(node.value);
+    const anchor = (node as { anchor?: string } | null)?.anchor;
+    // An anchor defined again applies to the aliases after it, as in YAML itself.
+    if (anchor) anchors.set(anchor, n);
+    return n;
+  };
+  return count(doc.contents);
+}
+
+/** The plain value of a parsed YAML document (no errors), or the problem that stops it. */
+function yamlValue(doc: YAML.Document, what: 'document' | 'value'): { value: unknown } | { problem: string } {
+  const size = expandedSize(doc);
+  if (size > MAX_YAML_VALUES) {
+    return { problem: `the YAML ${what} holds ${size} values with its aliases (*name) expanded; at most ${MAX_YAML_VALUES} are allowed` };
+  }
+  try {
+    // The expansion is bounded above, so the yaml package's own alias guard (an estimate) is off.
+    return { value: doc.toJS({ maxAliasCount: -1 }) };
+  } catch (e) {
+    return { problem: `malformed YAML: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/**
+ * The first place where mappings and lists nest more than MAX_NESTING deep, as a problem
+ * `path: ...`, or undefined. Iterative, so that a deep value cannot overflow the stack here.
+ */
+export function nestingProblem(value: unknown): string | undefined {
+  const stack: Array<[unknown, string, number]> = [[value, '', 0]];
+  while (stack.length > 0) {
+    const [v, at, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > MAX_NESTING) {
+      const where = at.length <= SHOWN_CHARS ? at : `${at.slice(0, SHOWN_CHARS)}...`;
+      return `${where}: nested more than ${MAX_NESTING} levels deep (mappings and lists); at most ${MAX_NESTING} are allowed`;
+    }
+    const entries: Array<[string, unknown]> = Array.isArray(v)
+      ? v.map((e, i) => [`${at}[${i}]`, e])
+      : Object.entries(v).map(([k, e]) => [at ? `${at}.${k}` : k, e]);
+    for (let i = entries.length - 1; i >= 0; i--) stack.push([entries[i][1], entries[i][0], depth + 1]);
+  }
+  return undefined;
+}
+
+/**
+ * Reads a YAML or JSON experiment file into a plain object. A YAML document may hold at most
+ * MAX_YAML_VALUES values with its aliases expanded, and either kind at most MAX_NESTING levels.
+ */
 export function readExperimentFile(file: string): Raw {
   let text: string;
   try {
@@ -65,13 +134,21 @@ export function readExperimentFile(file: string): Raw {
     const doc = YAML.parseDocument(text);
     if (doc.errors.length > 0) {
       const err = doc.errors[0];
+      // The yaml parser recurses once per level: a deep enough document overflows its stack.
+      if (err.message.includes('Maximum call stack size exceeded')) {
+        throw new ConfigError(`malformed YAML: nested too deeply to read; at most ${MAX_NESTING} levels are allowed`, file);
+      }
       const pos = err.linePos?.[0];
       const where = pos ? `line ${pos.line}, column ${pos.col}: ` : '';
       const reason = err.message.split('\n')[0].replace(/ at line \d+, column \d+:?\s*$/, '');
       throw new ConfigError(`malformed YAML: ${where}${reason}`, file);
     }
-    data = doc.toJS();
+    const read = yamlValue(doc, 'document');
+    if ('problem' in read) throw new ConfigError(read.problem, file);
+    data = read.value;
   }
+  const deep = nestingProblem(data);
+  if (deep) throw new ConfigError(deep, file);
   if (data === null || data === undefined) data = {};
   if (!isObject(data)) throw new ConfigError(`the top level must be a mapping of keys to values; got ${describe(data)}`, file);
   return data;
@@ -80,7 +157,7 @@ export function readExperimentFile(file: string): Raw {
 function describe(v: unknown): string {
   if (Array.isArray(v)) return 'a list';
   if (v === null) return 'null';
-  return `${typeof v} ${JSON.stringify(v)}`;
+  return `${typeof v} ${showValue(v)}`;
 }
 
 /** Applies `dotted.key=value` overrides; values are read as YAML scalars or flow lists. */
@@ -91,11 +168,13 @@ export function applyOverrides(raw: Raw, sets: readonly string[]): Raw {
     if (eq <= 0) throw new ConfigError(`--set ${JSON.stringify(s)}: expected dotted.key=value`);
     const key = s.slice(0, eq).trim();
     const text = s.slice(eq + 1);
-    let value: unknown;
-    try {
-      value = text === '' ? '' : YAML.parse(text);
-    } catch {
-      value = text;
+    let value: unknown = text;
+    const doc = text === '' ? undefined : YAML.parseDocument(text);
+    // Text that is not YAML (say, a: b: c) is taken as the string itself.
+    if (doc && doc.errors.length === 0) {
+      const read = yamlValue(doc, 'value');
+      if ('problem' in read) throw new ConfigError(`--set ${JSON.stringify(key)}: ${read.problem}`);
+      value = read.value;
     }
     setPath(out, key, value);
   }
@@ -194,12 +273,16 @@ export function composeSchema(registry: PluginRegistry): PluginSchema {
 function nodeAt(schema: PluginSchema, parts: string[]): PluginSchema | undefined {
   let cur: PluginSchema | undefined = schema;
   for (const p of parts) {
-    const next: PluginSchema | import('../plugin').SchemaEntry | undefined = cur?.[p];
+    // Own keys only: `constructor` or `__proto__` in an experiment is not a group of the schema.
+    const next: PluginSchema | import('../plugin').SchemaEntry | undefined = cur && Object.prototype.hasOwnProperty.call(cur, p) ? cur[p] : undefined;
     if (!next || isEntry(next)) return undefined;
     cur = next;
   }
   return cur;
 }
+
+/** A key as messages show it: cut after SHOWN_CHARS characters, with its length. */
+const showKey = (key: string): string => (key.length <= SHOWN_CHARS ? key : `${key.slice(0, SHOWN_CHARS)}... (${key.length} characters)`);
 
 /** Rewrites convict's report lines into vaelab's message form. */
 function reformat(line: string, schema: PluginSchema): string {
@@ -218,13 +301,13 @@ function reformat(line: string, schema: PluginSchema): string {
     const tail = hint ? `. Did you mean ${JSON.stringify(hint)}?` : '';
     const isPlugin = parentParts.length >= 2 && (SLOTS as readonly string[]).includes(parentParts[0]);
     if (isPlugin) {
-      return `${key}: not declared in the schema of plugin ${JSON.stringify(parentParts[1])} (keys: ${siblings.join(', ')})${tail}`;
+      return `${showKey(key)}: not declared in the schema of plugin ${JSON.stringify(parentParts[1])} (keys: ${siblings.join(', ')})${tail}`;
     }
     if (parentParts.length === 1 && (SLOTS as readonly string[]).includes(parentParts[0])) {
       const plugins = siblings.filter((s) => s !== 'use');
-      return `${key}: not a plugin of slot ${parentParts[0]} (plugins: ${plugins.join(', ')}; select one with ${parentParts[0]}.use)${tail}`;
+      return `${showKey(key)}: not a plugin of slot ${parentParts[0]} (plugins: ${plugins.join(', ')}; select one with ${parentParts[0]}.use)${tail}`;
     }
-    return `${key}: not a known key${siblings.length ? ` (keys here: ${siblings.join(', ')})` : ''}${tail}`;
+    return `${showKey(key)}: not a known key${siblings.length ? ` (keys here: ${siblings.join(', ')})` : ''}${tail}`;
   }
   const ours = new RegExp(`^(.+?): ${RULE_MARK}(.*)${RULE_MARK}`, 's').exec(line);
   if (ours) return `${ours[1]}: ${ours[2]}`;
@@ -238,9 +321,46 @@ function reformat(line: string, schema: PluginSchema): string {
       /* keep the text */
     }
     const hint = typeof got === 'string' ? didYouMean(got, allowed.map(String)) : undefined;
-    return `${oneOf[1]}: ${enumRule(allowed)}; got ${oneOf[3]}${hint ? `. Did you mean ${JSON.stringify(hint)}?` : ''}`;
+    const shown = got === oneOf[3] && oneOf[3].length > SHOWN_CHARS ? `${oneOf[3].slice(0, SHOWN_CHARS)}...` : got === oneOf[3] ? oneOf[3] : showValue(got);
+    return `${oneOf[1]}: ${enumRule(allowed)}; got ${shown}${hint ? `. Did you mean ${JSON.stringify(hint)}?` : ''}`;
   }
   return line;
+}
+
+/**
+ * Reports (and removes from `raw`) values whose nesting does not match the schema: a mapping
+ * where the schema has one value, which convict would merge into the default unchecked
+ * (`hiddenSizes: { a: 1 }` left [400] in force), and a single value where the schema has a
+ * group of keys, for which convict lists every key of the group as missing. An empty group
+ * (`train:` with nothing under it, read as null) keeps its defaults. Also reports keys named like
+ * an object's own properties (`constructor`, `__proto__`), which convict's strict check misses.
+ */
+function mismatchedNesting(raw: Raw, schema: PluginSchema, prefix: string, problems: string[], root: PluginSchema = schema): void {
+  for (const [k, v] of Object.entries(raw)) {
+    const key = `${prefix}${k}`;
+    const node = Object.prototype.hasOwnProperty.call(schema, k) ? schema[k] : undefined;
+    if (!node) {
+      // Names every object has (constructor, __proto__, toString) slip past convict's strict check.
+      if (k in schema) {
+        problems.push(reformat(`configuration param '${key}' not declared in the schema`, root));
+        delete raw[k];
+      }
+      continue;
+    }
+    if (isEntry(node)) {
+      if (!isObject(v)) continue;
+      const rule = Array.isArray(node.format) ? enumRule(node.format) : FORMATS[node.format as FormatName].rule;
+      problems.push(`${key}: ${rule}; got ${showValue(v)}`);
+      delete raw[k];
+    } else if (v === null) {
+      delete raw[k];
+    } else if (!isObject(v)) {
+      problems.push(`${key}: must be a mapping of keys (${Object.keys(node).join(', ')}); got ${describe(v)}`);
+      delete raw[k];
+    } else {
+      mismatchedNesting(v, node, `${key}.`, problems, root);
+    }
+  }
 }
 
 /**
@@ -271,8 +391,10 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
       }
     }
     const use = node.use;
-    if (typeof use !== 'string') {
+    if (use === undefined || use === null) {
       problems.push(`${slot}.use: missing; choose a ${slot} plugin. Allowed values: ${names.map((n) => JSON.stringify(n)).join(', ')}`);
+    } else if (typeof use !== 'string') {
+      problems.push(`${slot}.use: ${enumRule(names)}; got ${showValue(use)}`);
     } else if (!registry.get(slot, use)) {
       problems.push(unknownValueMessage(`${slot}.use`, 'plugin', use, names));
     }
@@ -282,11 +404,12 @@ export function resolveConfig(raw: Raw, registry: PluginRegistry, file: string):
   const clean = structuredClone(raw);
   for (const slot of SLOTS) {
     const node = clean[slot];
-    if (isObject(node) && typeof node.use === 'string' && !registry.get(slot, node.use)) delete node.use;
+    if (isObject(node) && !(typeof node.use === 'string' && registry.get(slot, node.use))) delete node.use;
     if (!isObject(node)) delete clean[slot];
     // Problems of plugin sub-trees already reported above are not reported twice by convict.
     else for (const [k, v] of Object.entries(node)) if (k !== 'use' && registry.get(slot, k) && (!isObject(v) || Object.keys(registry.get(slot, k)!.schema).length === 0)) delete node[k];
   }
+  mismatchedNesting(clean, schema, '', problems);
   try {
     conf.load(clean);
     conf.validate({ allowed: 'strict' });
@@ -320,6 +443,8 @@ export function loadExperiment(
 
 /** As loadExperiment, from an object already in memory (sweeps, tests). */
 export function experimentFromObject(raw: Raw, builtins: PluginRegistry, file = '<inline>'): Experiment {
+  const deep = nestingProblem(raw);
+  if (deep) throw new ConfigError(deep, file === '<inline>' ? undefined : file);
   const registry = builtins.clone();
   loadPluginModules(raw, registry, file);
   return { config: resolveConfig(raw, registry, file), registry, file };

@@ -102,7 +102,7 @@ describe('elbo objective', () => {
     expectThrowExact(
       () => experimentFromObject(experimentObject({ objective: { use: 'elbo', elbo: { samples: 0 } } }), builtins()),
       ConfigError,
-      'objective.elbo.samples: must be an integer >= 1; got 0',
+      'objective.elbo.samples: must be an integer in [1, 2147483647]; got 0',
     );
   });
 

@@ -75,7 +75,7 @@ describe('gaussian latent', () => {
     expectThrowExact(
       () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 0 } } }), builtins()),
       ConfigError,
-      'latent.gaussian.dim: must be an integer >= 1; got 0',
+      'latent.gaussian.dim: must be an integer in [1, 2147483647]; got 0',
     );
     expectThrowExact(
       () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dims: 4 } } }), builtins()),
