@@ -19,9 +19,10 @@ import {
   type Prior,
   type Slot,
 } from './contracts';
-import { VaelabError, RegistrationError } from './errors';
+import { ConfigError, VaelabError, RegistrationError, showValue } from './errors';
 import { VaeModel } from './model';
-import { pluginConfig, type PluginRegistry } from './plugin';
+import { ParameterBudgetError, withParameterBudget } from './nn';
+import { pluginConfig, schemaKeys, type PluginRegistry } from './plugin';
 
 /** Token of each slot. */
 export const SLOT_TOKENS: Record<Slot, symbol> = {
@@ -69,17 +70,44 @@ export function buildContainer(config: ExperimentConfig, registry: PluginRegistr
   return container;
 }
 
+/** Formats whose keys set sizes: the settings a model too large for memory comes from. */
+const SIZE_FORMATS: readonly unknown[] = ['nat', 'int', 'positive-int', 'nat-list', 'positive-int-list'];
+
+/** The integer keys of the plugin selected for `slot` with their values: `encoder.mlp.hiddenSizes = [400]`. */
+function sizeSettings(exp: Experiment, slot: Slot): string[] {
+  const use = exp.config[slot].use;
+  const def = exp.registry.get(slot, use);
+  if (!def) return [];
+  const cfg = exp.config[slot][use];
+  return schemaKeys(def.schema)
+    .filter(([, e]) => SIZE_FORMATS.includes(e.format))
+    .map(([k]) => `${slot}.${use}.${k} = ${showValue(k.split('.').reduce<unknown>((o, p) => (o as Record<string, unknown> | undefined)?.[p], cfg))}`);
+}
+
 /**
- * Resolves the model and objective. Errors that plugins raise on purpose (config, shape) pass
- * through; a failed resolution becomes a RegistrationError naming the slot, the plugin and the
- * module it came from.
+ * Resolves the model and objective, counting every weight against the parameter budget
+ * (core/nn.ts) before it is allocated. Errors that plugins raise on purpose (config, shape) pass
+ * through; a weight over the budget becomes a ConfigError naming the plugin, its module and its
+ * size keys; any other failed resolution becomes a RegistrationError naming the slot, the plugin
+ * and the module it came from. Plugins are built in data-flow order, so a plugin built as a
+ * dependency of another (a likelihood the decoder asks for) is named as the one that asked.
  */
 export function resolveParts(exp: Experiment, data: DataInfo): Parts {
+  return withParameterBudget(() => resolveAll(exp, data));
+}
+
+function resolveAll(exp: Experiment, data: DataInfo): Parts {
   const container = buildContainer(exp.config, exp.registry, data);
   const get = <T>(slot: Slot): T => {
     try {
       return container.get<T>(SLOT_TOKENS[slot]);
     } catch (e) {
+      if (e instanceof ParameterBudgetError) {
+        const use = exp.config[slot].use;
+        const sizes = sizeSettings(exp, slot);
+        const source = exp.registry.get(slot, use)?.source ?? 'unknown module';
+        throw new ConfigError(`${slot} "${use}" (${source}): too large: ${e.message}${sizes.length > 0 ? `; its sizes: ${sizes.join(', ')}` : ''}`);
+      }
       if (e instanceof VaelabError) throw e;
       const msg = (e as Error).message.split('\n')[0];
       const use = exp.config[slot].use;

@@ -3,8 +3,10 @@
  * follows PyTorch's defaults (kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fanIn), 1/sqrt(fanIn))
  * for weights and biases), so that published PyTorch recipes reproduce here.
  */
+import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Trainable } from './contracts';
+import { ConfigError } from './errors';
 import { fusedBiasRelu, fusedDense } from './fused';
 import type { Rng } from './rng';
 
@@ -48,7 +50,88 @@ export function addBiasActivate<T extends tf.Tensor>(y: T, bias: tf.Tensor, name
   return activate(tf.add(y, bias) as T, name);
 }
 
+/** Most values one weight tensor may hold: 2^31 - 1 (tfjs sizes and the wasm heap are 32-bit). */
+export const MAX_TENSOR_VALUES = 2 ** 31 - 1;
+
+/** Bytes a parameter takes in training: float32 weight, gradient and Adam's two moments. */
+const TRAINING_BYTES_PER_PARAMETER = 16;
+
+/** The parameter limit and what set it, for messages. */
+export interface ParameterLimit {
+  parameters: number;
+  reason: string;
+}
+
+const formatBytes = (bytes: number): string =>
+  bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : bytes >= 1e6 ? `${(bytes / 1e6).toFixed(2)} MB` : `${(bytes / 1e3).toFixed(2)} kB`;
+
+/**
+ * The most parameters a model may have on this machine: `VAELAB_MAX_PARAMETERS` when set, else as
+ * many as fit in half the machine's memory at 16 bytes each (training keeps the float32 weight,
+ * its gradient and Adam's two moments), leaving the other half to activations and data.
+ */
+export function parameterLimit(): ParameterLimit {
+  const env = process.env.VAELAB_MAX_PARAMETERS;
+  if (env !== undefined && env !== '') {
+    const n = Number(env);
+    if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`VAELAB_MAX_PARAMETERS: must be an integer >= 1; got ${JSON.stringify(env)}`);
+    return { parameters: n, reason: 'VAELAB_MAX_PARAMETERS' };
+  }
+  const mem = os.totalmem();
+  return {
+    parameters: Math.floor(mem / 2 / TRAINING_BYTES_PER_PARAMETER),
+    reason: `half of this machine's ${formatBytes(mem)} at ${TRAINING_BYTES_PER_PARAMETER} bytes each in training; VAELAB_MAX_PARAMETERS sets another`,
+  };
+}
+
+/**
+ * A weight refused before its memory was allocated: the model would pass the parameter limit,
+ * or one tensor would hold more than MAX_TENSOR_VALUES. core/container.ts adds the plugin and
+ * its size keys to the message.
+ */
+export class ParameterBudgetError extends ConfigError {}
+
+let budget: { used: number; limit: ParameterLimit } | null = null;
+
+/**
+ * Runs `build` with a running count of the parameters the layers of core/nn.ts allocate, each
+ * weight checked against `limit` before it is allocated (core/container.ts builds every plugin
+ * of an experiment inside one). Outside such a scope each weight is checked on its own.
+ */
+export function withParameterBudget<T>(build: () => T, limit: ParameterLimit = parameterLimit()): T {
+  const outer = budget;
+  budget = { used: 0, limit };
+  try {
+    return build();
+  } finally {
+    budget = outer;
+  }
+}
+
+/**
+ * Counts a weight of `shape` against the parameter budget before it is allocated; throws a
+ * ParameterBudgetError, naming the shape, the model's count and bytes and the limit, when it
+ * does not fit. Plugins that create weights with tf.variable themselves call it first.
+ */
+export function reserveParameters(shape: readonly number[]): void {
+  const size = shape.reduce((p, d) => p * d, 1);
+  const shown = `[${shape.join(', ')}]`;
+  if (size > MAX_TENSOR_VALUES) {
+    throw new ParameterBudgetError(`a ${shown} weight would hold ${size} values; one tensor holds at most ${MAX_TENSOR_VALUES}`);
+  }
+  const current = budget ?? { used: 0, limit: parameterLimit() };
+  const total = current.used + size;
+  if (total > current.limit.parameters) {
+    throw new ParameterBudgetError(
+      `a ${shown} weight would bring the model to ${total} parameters (${formatBytes(total * 4)} as float32); ` +
+        `the limit is ${current.limit.parameters} (${current.limit.reason})`,
+    );
+  }
+  current.used = total;
+}
+
 function uniformVariable(shape: number[], bound: number, rng: Rng): tf.Variable {
+  reserveParameters(shape);
   return tf.tidy(() => tf.variable(rng.uniformTensor(shape, -bound, bound), true));
 }
 
