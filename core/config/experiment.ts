@@ -219,7 +219,7 @@ export function loadPluginModules(raw: Raw, registry: PluginRegistry, file: stri
     try {
       resolved = resolvePluginModule(spec, base);
     } catch {
-      throw new ConfigError(`plugins[${i}]: cannot find module ${JSON.stringify(spec)} (looked from ${base})`, file);
+      throw new ConfigError(`plugins[${i}]: cannot find module ${JSON.stringify(spec)} (looked from ${base})${relativePathHint(spec, base)}`, file);
     }
     let mod: unknown;
     try {
@@ -238,6 +238,17 @@ export function loadPluginModules(raw: Raw, registry: PluginRegistry, file: stri
       throw e;
     }
   });
+}
+
+/**
+ * For a module name that is not found as a package but is a file next to the experiment (say
+ * `my-plugin.ts` for ./my-plugin.ts): the reminder that relative paths start with "./".
+ */
+function relativePathHint(spec: string, base: string): string {
+  if (spec.startsWith('.') || path.isAbsolute(spec)) return '';
+  const full = path.resolve(base, spec);
+  const found = ['', '.ts', '.js'].some((ext) => fs.existsSync(full + ext));
+  return found ? `; relative paths start with "./": did you mean ${JSON.stringify(`./${spec}`)}?` : '';
 }
 
 type ConvictNode = { [k: string]: ConvictNode | { doc: string; format: unknown; default: unknown } };
