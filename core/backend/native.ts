@@ -10,9 +10,11 @@
  * bias + relu, the KL to a standard normal and the Gaussian reparameterisation, each with its
  * gradient, and the relu gradient),
  * and offers a fused in-place Adam step (`nativeAdamStep`) and the sum of squares of the
- * gradients (`nativeSumSquares`). Forms it does not handle (non-float32, NCHW,
- * PReLU, unusual bias shapes, other reductions) go to the kernel that was registered before
- * it: vaelab's pure-wasm kernels from wasm-kernels.ts, or the stock ones.
+ * gradients (`nativeSumSquares`). Forms it does not handle (NCHW, PReLU, biases with leading
+ * 1s, reductions over other axes, non-float32 Add/Relu/Sum, empty tensors) go to the kernel that
+ * was registered before it: vaelab's pure-wasm kernels from wasm-kernels.ts, or the stock ones.
+ * Every compute call runs with denormals flushed to zero (vaelab_native.c), so its results are
+ * reproducible bit for bit on one machine but are not the pure-wasm path's bits.
  *
  * Inputs are checked before any fallback or addon call, with the checks of wasm-kernels.ts (tfjs's
  * own messages for a matMul whose inner dimensions differ, a conv filter of the wrong depth, ...),
@@ -877,7 +879,8 @@ function invalidateCaches(backend: WasmBackendView, t: tf.Tensor): void {
 
 /**
  * One fused Adam step for a list of variables, in place on the wasm heap (PyTorch's rule, the
- * same as core/train/adam.ts, matching its results bit for bit on wasm):
+ * float32 operations of core/train/adam.ts in their order; on equal inputs the same bits as its
+ * tfjs ops on wasm, except that a denormal operand or result is 0 here, see native/README.md):
  *   g' = g + weightDecay * p                  (only when weightDecay > 0)
  *   m = beta1 m + (1 - beta1) g';   v = beta2 v + (1 - beta2) g'^2
  *   p = p - stepSize * m / (sqrt(v) / sqrtBc2 + epsilon)

@@ -45,7 +45,14 @@ export class Adam {
     const stepSize = lr / (1 - beta1 ** this.t);
     const sqrtBc2 = Math.sqrt(1 - beta2 ** this.t);
     // The native pack updates every variable and both moments in one pass, in place on the wasm
-    // heap (the same arithmetic, bit for bit); elsewhere the update below runs as tfjs ops.
+    // heap; elsewhere the update below runs as tfjs ops. Per element the pack does the float32
+    // operations of the ops below in their order (no FMA contraction), so on equal inputs it
+    // gives equal bits, except where an operand or a result is denormal (below 2^-126): the pack
+    // flushes those to 0 and WebAssembly keeps them, and the moments of weights whose gradient is
+    // almost always 0 get there after ~800 steps. What is bit-exact is one path (cpu; wasm with
+    // vaelab's kernels; wasm with the pack) on one machine with one seed
+    // (test/backend/same-path.test.ts); two paths also sum products in different orders and
+    // drift apart over a run (bench/README.md, 2026-11-28).
     const names = [...grads.keys()];
     const args = [
       names.map((n) => this.vars.get(n)!),

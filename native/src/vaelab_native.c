@@ -1824,7 +1824,9 @@ static int ranges_overlap(const float *a, size_t na, const float *b, size_t nb) 
  *   p = p - stepSize * m / (sqrt(v) / sqrtBc2 + epsilon)
  * with stepSize = lr / (1 - beta1^t) and sqrtBc2 = sqrt(1 - beta2^t) (PyTorch's rule). Every
  * operation is rounded to float32 in the same order as the tfjs ops of core/train/adam.ts, and
- * the build disables FMA contraction, so the result matches that code on wasm bit for bit.
+ * the build disables FMA contraction, so on equal inputs the result has the bits that code gives
+ * on wasm, except where an operand or a result is denormal: this runs with FTZ/DAZ (see
+ * "denormals" below) and reads or writes 0 there, while WebAssembly keeps denormals.
  * With an 11th argument true (sumSquares), returns the sum of g^2 (before weight decay) as
  * sumSquares(g) would: the gradient norm of the step at no extra pass.
  */
@@ -1940,8 +1942,14 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
  * Adam's moments of weights whose gradient is almost always zero (MNIST's border pixels) decay
  * geometrically into the denormal range after ~800 steps, and x86 cores take a micro-code assist
  * on every denormal operand: measured here, an MLP VAE step went from 20 to 36 ms by step 1000.
- * Values below 1.2e-38 become 0, which changes no trained result. With more than one OpenBLAS
- * thread, the worker threads keep their own mode.
+ * Values below 1.2e-38 become 0. So the pack's results are not WebAssembly's bit for bit (which
+ * keeps denormals; BLAS's summation order differs from XNNPACK's at every step anyway): the same
+ * run on the pack and on pure wasm drifts apart, and only one path on one machine with one seed
+ * repeats its numbers bit for bit. Measured over 10 epochs of experiments/vae-mnist.yaml
+ * (bench/README.md, 2026-11-28): the losses of the two paths part at step 2 (1e-7, summation
+ * order) and the gap grows with training, not at the first denormal; epoch losses stay within
+ * 7e-4 relative of each other, the final weights differ by up to 49% (relative L2 of a layer).
+ * With more than one OpenBLAS thread, the worker threads keep their own mode.
  */
 #if defined(__x86_64__) || defined(__i386__)
 static inline unsigned int ftz_enter(void) {
