@@ -3,24 +3,29 @@
  * registration made with `definePlugin`. Core turns registrations into inversify bindings.
  */
 import type { Bind } from 'inversify';
+import { FORMATS, enumRule } from './config/formats';
 import { SLOTS, type Slot } from './contracts';
-import { RegistrationError, quoteList } from './errors';
+import { RegistrationError, didYouMean, quoteList, showValue } from './errors';
 
 /** Value formats a plugin schema may use (see core/config/formats.ts for their rules). */
-export type FormatName =
-  | 'nat'
-  | 'int'
-  | 'positive-int'
-  | 'number'
-  | 'positive-number'
-  | 'non-negative-number'
-  | 'probability'
-  | 'boolean'
-  | 'string'
-  | 'nat-list'
-  | 'positive-int-list'
-  | 'number-list'
-  | 'string-list';
+export const FORMAT_NAMES = [
+  'nat',
+  'int',
+  'positive-int',
+  'number',
+  'positive-number',
+  'non-negative-number',
+  'probability',
+  'boolean',
+  'string',
+  'nat-list',
+  'positive-int-list',
+  'number-list',
+  'string-list',
+] as const;
+
+/** A named value format (see FORMAT_NAMES). */
+export type FormatName = (typeof FORMAT_NAMES)[number];
 
 /** One config key of a plugin: its doc, format (a named format or a list of allowed values) and default. */
 export interface SchemaEntry {
@@ -97,7 +102,51 @@ export function definePlugin<S extends PluginSchema>(def: PluginDefinition<S>): 
   if (typeof def.implementation !== 'function') {
     throw new RegistrationError(`definePlugin: ${def.slot} "${def.name}" has no implementation class`);
   }
+  checkSchema(def);
   return Object.freeze({ ...def });
+}
+
+/**
+ * Checks a plugin's schema when it is declared, so that a typo in a format or a default its own
+ * format refuses is reported to the plugin's author, naming the key, at import, and not to every
+ * user of an experiment that lists the plugin (selected or not) as convict's error.
+ */
+function checkSchema(def: Pick<PluginDefinition, 'slot' | 'name' | 'schema'>): void {
+  const walk = (node: unknown, prefix: string): void => {
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) {
+      throw new RegistrationError(`definePlugin: ${prefix}: must be an entry { doc, format, default } or a group of entries; got ${showValue(node)}`);
+    }
+    if (!('format' in node)) {
+      for (const [k, child] of Object.entries(node)) walk(child, `${prefix}.${k}`);
+      return;
+    }
+    const missing = ['doc', 'default'].filter((f) => !(f in node));
+    if (missing.length > 0) throw new RegistrationError(`definePlugin: ${prefix}: an entry needs doc, format and default; ${missing.join(' and ')} missing`);
+    const entry = node as SchemaEntry;
+    if (Array.isArray(entry.format)) {
+      const values = entry.format as readonly unknown[];
+      if (values.length === 0 || !values.every((v) => typeof v === 'string' || typeof v === 'number')) {
+        throw new RegistrationError(`definePlugin: ${prefix}: format must be a format name or a non-empty list of allowed strings or numbers; got ${showValue(values)}`);
+      }
+      if (!values.includes(entry.default as string | number)) {
+        throw new RegistrationError(`definePlugin: ${prefix}: default ${enumRule(values as (string | number)[])}; got ${showValue(entry.default)}`);
+      }
+      return;
+    }
+    const format = entry.format as unknown;
+    if (typeof format !== 'string' || !(FORMAT_NAMES as readonly string[]).includes(format)) {
+      const hint = typeof format === 'string' ? didYouMean(format, FORMAT_NAMES) : undefined;
+      throw new RegistrationError(
+        `definePlugin: ${prefix}: unknown format ${showValue(format)}. Allowed values: ${quoteList(FORMAT_NAMES)} or a list of allowed values${hint ? `. Did you mean ${JSON.stringify(hint)}?` : ''}`,
+      );
+    }
+    const { test, rule } = FORMATS[format as FormatName];
+    if (!test(entry.default)) throw new RegistrationError(`definePlugin: ${prefix}: default ${rule}; got ${showValue(entry.default)}`);
+  };
+  if (typeof def.schema !== 'object' || def.schema === null || Array.isArray(def.schema)) {
+    throw new RegistrationError(`definePlugin: ${def.slot} "${def.name}": schema must be a mapping of keys to entries; got ${showValue(def.schema)}`);
+  }
+  for (const [k, node] of Object.entries(def.schema)) walk(node, `${def.slot}.${def.name}.${k}`);
 }
 
 /** The injection token of a plugin's validated config sub-tree. */
@@ -130,11 +179,15 @@ export class PluginRegistry {
     this.addAll(defs, source);
   }
 
-  /** Adds registrations; a name registered twice in one slot is an error naming both sources. */
+  /**
+   * Adds registrations; a name registered twice in one slot is an error naming both sources. The
+   * schema is checked again, for registrations not made with definePlugin or changed after it.
+   */
   addAll(defs: readonly PluginDefinition[], source: string): void {
     for (const def of defs) {
       const slot = this.bySlot.get(def.slot);
       if (!slot) throw new RegistrationError(`definePlugin: unknown slot ${JSON.stringify(def.slot)}`);
+      checkSchema(def);
       const prev = slot.get(def.name);
       if (prev) {
         throw new RegistrationError(

@@ -3,12 +3,12 @@ import { injectable, inject, tagged } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import * as path from 'node:path';
 import { checkShapes } from '../core/check';
-import { experimentFromObject } from '../core/config/experiment';
+import { experimentFromObject, loadExperiment } from '../core/config/experiment';
 import { buildContainer, resolveParts } from '../core/container';
 import { TOKENS, type Decoder, type Latent } from '../core/contracts';
-import { RegistrationError, ShapeError } from '../core/errors';
+import { ConfigError, RegistrationError, ShapeError } from '../core/errors';
 import { Module } from '../core/nn';
-import { PluginRegistry, definePlugin, pluginConfig, type ConfigOf } from '../core/plugin';
+import { PluginRegistry, definePlugin, pluginConfig, type ConfigOf, type PluginDefinition, type PluginSchema } from '../core/plugin';
 import { plugins } from '../plugins';
 import { openSession } from '../core/session';
 import { builtins, experimentObject, TINY_IMAGE_INFO } from './kits/build';
@@ -71,6 +71,65 @@ describe('container', () => {
       RegistrationError,
       'definePlugin: prior name "MyPrior" must be kebab-case (lower-case words joined by "-")',
     );
+  });
+
+  const FORMAT_LIST =
+    '"nat", "int", "positive-int", "number", "positive-number", "non-negative-number", "probability", "boolean", "string", "nat-list", "positive-int-list", "number-list", "string-list" or a list of allowed values';
+  const declare = (schema: unknown) => () =>
+    definePlugin({ slot: 'prior', name: 'laplace', description: '', schema: schema as PluginSchema, implementation: WrongWidthDecoder });
+
+  it('Should refuse a format with a typo when the plugin is declared, naming the key, with a suggestion', () => {
+    expectThrowExact(
+      declare({ scale: { doc: 'b', format: 'positve-number', default: 1 } }),
+      RegistrationError,
+      `definePlugin: prior.laplace.scale: unknown format "positve-number". Allowed values: ${FORMAT_LIST}. Did you mean "positive-number"?`,
+    );
+    expectThrowExact(
+      declare({ bounds: { low: { doc: 'l', format: 'float', default: 0 } } }),
+      RegistrationError,
+      `definePlugin: prior.laplace.bounds.low: unknown format "float". Allowed values: ${FORMAT_LIST}`,
+    );
+  });
+
+  it('Should refuse a default that its own format refuses, and an entry that is not one', () => {
+    expectThrowExact(
+      declare({ bounds: { components: { doc: 'k', format: 'positive-int', default: 0 } } }),
+      RegistrationError,
+      'definePlugin: prior.laplace.bounds.components: default must be an integer in [1, 2147483647]; got 0',
+    );
+    expectThrowExact(
+      declare({ mode: { doc: 'm', format: ['fixed', 'learned'], default: 'learnt' } }),
+      RegistrationError,
+      'definePlugin: prior.laplace.mode: default must be one of "fixed", "learned"; got "learnt"',
+    );
+    expectThrowExact(declare({ mode: { doc: 'm', format: [], default: 'a' } }), RegistrationError, 'definePlugin: prior.laplace.mode: format must be a format name or a non-empty list of allowed strings or numbers; got []');
+    expectThrowExact(declare({ scale: { format: 'number', default: 1 } }), RegistrationError, 'definePlugin: prior.laplace.scale: an entry needs doc, format and default; doc missing');
+    expectThrowExact(declare({ scale: 1 }), RegistrationError, 'definePlugin: prior.laplace.scale: must be an entry { doc, format, default } or a group of entries; got 1');
+  });
+
+  it('Should refuse a registration not made with definePlugin whose schema has a bad format, when it is added', () => {
+    const def = { slot: 'prior', name: 'laplace', description: '', schema: { scale: { doc: 'b', format: 'postive-number', default: 1 } }, implementation: WrongWidthDecoder };
+    expectThrowExact(
+      () => builtins().addAll([def as unknown as PluginDefinition], 'hand-made.ts'),
+      RegistrationError,
+      `definePlugin: prior.laplace.scale: unknown format "postive-number". Allowed values: ${FORMAT_LIST}. Did you mean "positive-number"?`,
+    );
+  });
+
+  it('Should refuse a plugin module with a format typo when it is loaded, even if the plugin is not selected', () => {
+    const module = path.join(__dirname, 'fixtures', 'format-typo-plugin.ts');
+    const file = path.join(__dirname, 'fixtures', 'tiny.yaml');
+    let thrown: unknown;
+    try {
+      loadExperiment(file, builtins(), [`plugins=[${module}]`]);
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).to.be.instanceOf(ConfigError);
+    // The loader puts the module's file and line before the registration's message.
+    const message = (thrown as Error).message;
+    expect(message.startsWith(`${file}: plugins[0]: module ${JSON.stringify(module)} failed to load: `), message).to.equal(true);
+    expect(message.endsWith(`definePlugin: prior.typo.components: unknown format "positve-int". Allowed values: ${FORMAT_LIST}. Did you mean "positive-int"?`), message).to.equal(true);
   });
 
   it('Should name the slot, plugin, expected and received shape when a decoder output does not fit', () => {
