@@ -13,7 +13,7 @@ import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
 import { openSession, type Session } from './session';
-import { loadCheckpoint, restoreVariables } from './train/checkpoint';
+import { openRun } from './train/open-run';
 import { finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
 import { writeGrid } from './tracking/images';
@@ -43,26 +43,8 @@ function portableConfig(exp: Experiment): Record<string, unknown> {
   return cfg;
 }
 
-/** Opens the session of an existing run directory, its weights restored from a checkpoint. */
-function openRun(dir: string, registry: PluginRegistry, which: string): { run: RunDir; session: Session; checkpoint: string; step: number } {
-  const run = RunDir.open(dir);
-  const exp = experimentFromObject(run.readConfig(), registry, run.file('config.json'));
-  const session = openSession(exp);
-  let checkpoint: string | undefined;
-  if (which === 'best' || which === 'latest') {
-    const best = path.join(run.checkpoints, 'best.ckpt');
-    checkpoint = which === 'best' && fs.existsSync(best) ? best : run.latestCheckpoint();
-  } else {
-    checkpoint = path.resolve(which);
-  }
-  if (!checkpoint || !fs.existsSync(checkpoint)) {
-    throw new ConfigError(`--checkpoint: no ${which} checkpoint in ${dir}/checkpoints`);
-  }
-  const vars = trainableVariables(session.parts.model, session.parts.objective);
-  const ck = loadCheckpoint(checkpoint);
-  restoreVariables(ck, 'model/', vars, checkpoint);
-  return { run, session, checkpoint, step: ck.meta.step };
-}
+const CHECKPOINT_HELP =
+  'best (chosen on the validation split; only runs with data.validationSize > 0 have one), latest, final (of a run that has ended), or a checkpoint file (default: best when the run has one, else latest)';
 
 function countParams(session: Session): number {
   let n = 0;
@@ -135,12 +117,12 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .description('evaluate a run on the test split (ELBO terms, importance-weighted log-likelihood, active units)')
     .argument('<runDir>', 'run directory')
     .option('--k <n>', 'importance samples per example', positiveInt('--k'))
-    .option('--checkpoint <which>', 'best, latest, or a checkpoint file', 'best')
+    .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--limit <n>', 'evaluate the log-likelihood on the first N test examples', positiveInt('--limit'))
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { k?: number; checkpoint: string; limit?: number; backend?: string }) => {
+    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; backend?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
-      const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint);
+      const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint, err);
       if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
       const ctx = {
         info: session.dataset,
@@ -164,11 +146,11 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--n <n>', 'number of samples', positiveInt('--n'), 64)
     .requiredOption('--out <file>', 'PNG file to write')
     .option('--seed <n>', 'seed of the draw', (v) => Number(v), 0)
-    .option('--checkpoint <which>', 'best, latest, or a checkpoint file', 'best')
+    .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint: string; backend?: string }) => {
+    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint?: string; backend?: string }) => {
       await selectBackend(o.backend, { log: err });
-      const { session } = openRun(dir, registry, o.checkpoint);
+      const { session } = openRun(dir, registry, o.checkpoint, err);
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
       const imgs = tf.tidy(() => {
