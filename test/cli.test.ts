@@ -13,8 +13,8 @@ const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
 const env = { ...process.env, VAELAB_BACKEND: 'cpu' };
 
-function vaelab(args: string[], cwd = process.cwd()) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env, encoding: 'utf8', timeout: 120000 });
+function vaelab(args: string[], cwd = process.cwd(), extraEnv: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 120000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -54,6 +54,44 @@ describe('cli', () => {
     const r = vaelab(['train', TINY, '--backend', 'wsam']);
     expect(r.code).to.equal(2);
     expect(r.err.trim().split('\n').pop()).to.equal('--backend: unknown backend "wsam". Allowed values: "auto", "node-gpu", "node", "wasm", "cpu". Did you mean "wasm"?');
+  });
+
+  it('Should exit 2 with one line naming the file for a YAML alias bomb', () => {
+    const lol = (x: string) => `[${Array(10).fill(x).join(', ')}]`;
+    // a = [0 x 10] is 11 values, b = [a x 10] 111, ..., f 1111111; with the mapping and its 6 keys
+    // 11 + 111 + 1111 + 11111 + 111111 + 1111111 = 1234566, + 7 = 1234573.
+    const f = tempFile('bomb.yaml', `a: &a ${lol('0')}\nb: &b ${lol('*a')}\nc: &c ${lol('*b')}\nd: &d ${lol('*c')}\ne: &e ${lol('*d')}\nf: &f ${lol('*e')}\n`);
+    const r = vaelab(['validate', f]);
+    expect(r.code).to.equal(2);
+    expect(r.err).to.equal(`${f}: the YAML document holds 1234573 values with its aliases (*name) expanded; at most 100000 are allowed\n`);
+  });
+
+  it('Should exit 2 with one line naming the plugin, the weight and the key for vae-mnist with encoder.mlp.hiddenSizes: [10000000]', () => {
+    const text = fs.readFileSync(path.join(__dirname, '..', 'experiments', 'vae-mnist.yaml'), 'utf8');
+    const f = tempFile('vae-mnist.yaml', text.replace('hiddenSizes: [400]', 'hiddenSizes: [10000000]'));
+    const r = vaelab(['validate', f]);
+    expect(r.code).to.equal(2);
+    // 784 MNIST pixels x 10000000 hidden units in the first weight.
+    expect(r.err).to.equal(
+      `${f}: encoder "mlp" (plugins/index.ts): too large: a [784, 10000000] weight would hold 7840000000 values; one tensor holds at most 2147483647; its sizes: encoder.mlp.hiddenSizes = [10000000]\n`,
+    );
+  });
+
+  it('Should exit 2 with the parameter count and bytes of a model over VAELAB_MAX_PARAMETERS', () => {
+    const r = vaelab(['validate', TINY], process.cwd(), { VAELAB_MAX_PARAMETERS: '1000' });
+    expect(r.code).to.equal(2);
+    // tiny.yaml's first weight: 196 pixels of the 14x14 shapes x 32 hidden units, 4 bytes each.
+    expect(r.err).to.equal(
+      `${TINY}: encoder "mlp" (plugins/index.ts): too large: a [196, 32] weight would bring the model to 6272 parameters (25.09 kB as float32); the limit is 1000 (VAELAB_MAX_PARAMETERS); its sizes: encoder.mlp.hiddenSizes = [32]\n`,
+    );
+  });
+
+  it('Should exit 2 naming the module of a plugin that cannot be built', () => {
+    const broken = path.join(__dirname, 'fixtures', 'broken-plugins.ts');
+    const f = tempFile('broken.yaml', `plugins: [${broken}]\n${fs.readFileSync(TINY, 'utf8').replace('encoder: { use: mlp, mlp: { hiddenSizes: [32] } }', 'encoder: { use: throws-on-build }')}`);
+    const r = vaelab(['validate', f]);
+    expect(r.code).to.equal(2);
+    expect(r.err).to.equal(`encoder "throws-on-build" (${broken}): cannot be built: cannot read properties of undefined (reading "width")\n`);
   });
 
   describe('train, Ctrl-C, resume, eval, sample @slow', () => {
