@@ -14,7 +14,7 @@ import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError 
 import { PluginRegistry, type PluginDefinition } from './plugin';
 import { openSession, type Session } from './session';
 import { openRun } from './train/open-run';
-import { finalEvaluation, train, trainableVariables } from './train/trainer';
+import { checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
@@ -89,6 +89,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       } else {
         if (!file) throw new ConfigError('train: give an experiment file, e.g. vaelab train experiments/vae-mnist.yaml, or --resume RUN_DIR');
         session = openSession(loadExperiment(file, registry, o.set));
+        checkModelSelection(session.config);
         run = RunDir.create(o.out ?? session.config.tracking.dir, session.config.name, session.config.seed);
         run.writeConfig(portableConfig(session.experiment));
         run.writeSource({

@@ -4,9 +4,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { experimentFromObject } from '../core/config/experiment';
-import { TrainingError } from '../core/errors';
+import { ConfigError, TrainingError } from '../core/errors';
 import { openSession } from '../core/session';
 import { loadCheckpoint } from '../core/train/checkpoint';
+import { chooseCheckpoint } from '../core/train/open-run';
 import { train, trainableVariables, type TrainOptions } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
@@ -47,9 +48,12 @@ describe('trainer @slow', () => {
     expect(result.steps).to.equal(24);
     const epochs = run.readMetrics().filter((r) => r.kind === 'epoch');
     expect(epochs.map((r) => r.epoch)).to.deep.equal([1, 2, 3]);
+    // no validation split: each epoch is evaluated on test, for monitoring, and named so
+    expect(epochs.map((r) => [r.evalSplit, typeof r['test/loss'], 'val/loss' in r])).to.deep.equal(Array(3).fill(['test', 'number', false]));
     expect(epochs[2]['train/loss'] as number).to.be.below(0.8 * (epochs[0]['train/loss'] as number));
     const summary = JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8'));
     expect(summary.status).to.equal('completed');
+    expect([summary.evaluationSplit, summary.best]).to.deep.equal(['test', null]);
     expect(summary.backend).to.equal('cpu');
     expect(summary.seed).to.equal(4);
     for (const k of ['test/loss', 'test/elbo', 'test/reconstruction', 'test/kl', 'test/iw-log-likelihood', 'test/active-units']) {
@@ -141,6 +145,42 @@ describe('trainer @slow', () => {
     const summary = JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8'));
     expect(summary.best.epoch).to.equal(1);
     expect(summary.testedCheckpoint).to.equal('best.ckpt');
+  });
+
+  it('Should choose best.ckpt on a validation split, with val/... metrics, and open it by default for eval and sample', async () => {
+    const { run } = await runTiny(tiny({ data: { use: 'synthetic', validationSize: 64, synthetic: { kind: 'shapes', size: 256 } } }, { epochs: 2 }), root());
+    const epochs = run.readMetrics().filter((r) => r.kind === 'epoch');
+    expect(epochs.map((r) => [r.evalSplit, typeof r['val/loss'], 'test/loss' in r])).to.deep.equal(Array(2).fill(['validation', 'number', false]));
+    const summary = JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8'));
+    expect(summary.best.epoch).to.be.oneOf([1, 2]);
+    expect(loadCheckpoint(path.join(run.checkpoints, 'best.ckpt')).meta.best.epoch).to.equal(summary.best.epoch);
+    expect(chooseCheckpoint(run, undefined, 'r')).to.equal(path.join(run.checkpoints, 'best.ckpt'));
+    expect(chooseCheckpoint(run, 'final', 'r')).to.equal(path.join(run.checkpoints, 'epoch-0002.ckpt'));
+  });
+
+  it('Should select nothing on the test split: no best checkpoint for eval and sample, and early stopping refused', async () => {
+    const { run } = await runTiny(tiny({}, { epochs: 1 }), root());
+    expect(chooseCheckpoint(run, undefined, 'r')).to.equal(path.join(run.checkpoints, 'epoch-0001.ckpt'));
+    let best: unknown;
+    try {
+      chooseCheckpoint(run, 'best', '"runs/tiny/x"');
+    } catch (e) {
+      best = e;
+    }
+    expect(best).to.be.instanceOf(ConfigError);
+    expect((best as Error).message).to.equal(
+      '--checkpoint best: run "runs/tiny/x" has no validation split (data.validationSize = 0), so no best checkpoint was chosen; use --checkpoint latest',
+    );
+    let msg = '';
+    try {
+      await runTiny(tiny({}, { earlyStopping: { metric: 'val/loss', patience: 2 } }), root());
+    } catch (e) {
+      expect(e).to.be.instanceOf(ConfigError);
+      msg = (e as Error).message;
+    }
+    expect(msg).to.equal(
+      'train.earlyStopping.patience: early stopping selects a checkpoint on a validation split, and data.validationSize is 0 (the test split is never used for selection); set data.validationSize above 0 or train.earlyStopping.patience to 0',
+    );
   });
 
   it('Should refuse an early-stopping metric the objective does not report', async () => {
