@@ -128,8 +128,6 @@ function formatDiagnostic(d: TS.Diagnostic): string {
   return `${shownPath(d.file.fileName)}:${line + 1}:${character + 1}: ${text} (TS${d.code})`;
 }
 
-let lastProgram: TS.Program | undefined;
-
 /**
  * The compiler's errors for a TypeScript module and the TypeScript files it imports from its own
  * folder (declaration files and node_modules are not checked), one line each.
@@ -138,8 +136,8 @@ export function typeCheck(file: string): string[] {
   const t = ts();
   const project = projectOf(file);
   if (project.problems.length > 0) return project.problems;
-  const program = t.createProgram({ rootNames: [file], options: { ...project.options, noEmit: true }, oldProgram: lastProgram });
-  lastProgram = program;
+  // Not kept for the next module: a program holds some 60 MB that training needs more.
+  const program = t.createProgram({ rootNames: [file], options: { ...project.options, noEmit: true } });
   const dir = path.dirname(path.resolve(file)) + path.sep;
   const own = program
     .getSourceFiles()
