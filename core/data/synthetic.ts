@@ -34,6 +34,9 @@ export const SHAPES_CLASSES = ['horizontal bar', 'vertical bar', 'square', 'cros
 /** Side of a shapes image. */
 export const SHAPES_SIZE = 14;
 
+/** Most training examples of a synthetic data set. */
+export const MAX_SYNTHETIC_SIZE = 1_000_000;
+
 /** Test examples generated for `size` training examples: round(size / 5), at least 1. */
 export function syntheticTestSize(size: number): number {
   return Math.max(1, Math.round(size / 5));
@@ -105,8 +108,10 @@ export function makeSynthetic(opts: SyntheticOptions, seed: number): Dataset {
   if (!(SYNTHETIC_KINDS as readonly string[]).includes(opts.kind)) {
     throw new ConfigError(unknownValueMessage('data.synthetic.kind', 'synthetic data set', opts.kind, SYNTHETIC_KINDS));
   }
-  if (!Number.isInteger(opts.size) || opts.size < 1) {
-    throw new ConfigError(`data.synthetic.size: must be a positive integer; got ${opts.size}`);
+  // A million 14x14 shapes take 784 MB as float32; far more cannot be allocated at all (a
+  // size of 2^31 - 1, which the format allows, failed with "Invalid typed array length").
+  if (!Number.isInteger(opts.size) || opts.size < 1 || opts.size > MAX_SYNTHETIC_SIZE) {
+    throw new ConfigError(`data.synthetic.size: must be an integer in [1, ${MAX_SYNTHETIC_SIZE}]; got ${opts.size}`);
   }
   const root = Rng.derive(seed, 'synthetic');
   const trainRng = root.fork('train');

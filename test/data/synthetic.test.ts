@@ -82,7 +82,7 @@ describe('Synthetic data', () => {
     }
   });
 
-  it('Should reject an unknown kind and a non-positive size', () => {
+  it('Should reject an unknown kind, and a size that is not positive or too large to allocate', () => {
     expectThrowExact(
       () => makeSynthetic({ kind: 'shape' as 'shapes', size: 10 }, 0),
       ConfigError,
@@ -91,7 +91,13 @@ describe('Synthetic data', () => {
     expectThrowExact(
       () => makeSynthetic({ kind: 'shapes', size: 0 }, 0),
       ConfigError,
-      'data.synthetic.size: must be a positive integer; got 0',
+      'data.synthetic.size: must be an integer in [1, 1000000]; got 0',
+    );
+    // 2^31 - 1 passes the positive-int format; its 14x14 shapes would be 420906794812 values.
+    expectThrowExact(
+      () => makeSynthetic({ kind: 'shapes', size: 2 ** 31 - 1 }, 0),
+      ConfigError,
+      'data.synthetic.size: must be an integer in [1, 1000000]; got 2147483647',
     );
   });
 });
