@@ -41,7 +41,12 @@ function allFinite(t: tf.Tensor): boolean {
 /** Throws a ShapeError naming the first slot method whose output has the wrong shape. */
 export function checkShapes(model: VaeModel, objective: Objective, info: DataInfo, config: ExperimentConfig, registry?: PluginRegistry): void {
   const n = 2;
-  const use = (slot: string) => `${slot} "${(config as unknown as Record<string, { use: string }>)[slot].use}"`;
+  // `slot "name"`, and with the registry the module the plugin came from: `slot "name" (module)`.
+  const use = (slot: string) => {
+    const name = (config as unknown as Record<string, { use: string }>)[slot].use;
+    const source = registry?.get(slot as Slot, name)?.source;
+    return `${slot} "${name}"${source ? ` (${source})` : ''}`;
+  };
   let stage = use('encoder');
   const expect = (ok: boolean, message: () => string) => {
     if (!ok) throw new ShapeError(message());
@@ -160,10 +165,7 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
     });
   } catch (e) {
     if (e instanceof VaelabError) throw e;
-    // Name the module the failing plugin came from (stage is `slot "name"`), when the registry is given.
-    const slot = stage.slice(0, stage.indexOf(' ')) as Slot;
-    const source = registry?.get(slot, config[slot].use)?.source;
-    throw new ShapeError(`${stage}${source ? ` (${source})` : ''}: dry run on 2 examples of shape [${info.shape.join(', ')}] failed: ${(e as Error).message.split('\n')[0]}`);
+    throw new ShapeError(`${stage}: dry run on 2 examples of shape [${info.shape.join(', ')}] failed: ${(e as Error).message.split('\n')[0]}`);
   } finally {
     for (const [v, saved] of state) {
       v.assign(saved);

@@ -142,6 +142,12 @@ describe('container', () => {
       ShapeError,
       'decoder "wrong-width".decode: must return [N, 64] (data dim 64 x likelihood "bernoulli" paramsPerDim 1); got [2, 5]',
     );
+    // Given the registry (as a session does), the message names the module the plugin came from.
+    expectThrowExact(
+      () => checkShapes(parts.model, parts.objective, TINY_IMAGE_INFO, exp.config, reg),
+      ShapeError,
+      'decoder "wrong-width" (test).decode: must return [N, 64] (data dim 64 x likelihood "bernoulli" (plugins/index.ts) paramsPerDim 1); got [2, 5]',
+    );
   });
 
   // A plugin module's own defects are named with the module, so its author knows which file to open.
