@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { fusedBernoulliLogProb, fusedKlStdNormal, fusedReparam, fusedReparamLogProb } from './fused';
+import type { Rng } from './rng';
 
 /** log(2 pi) */
 export const LOG_2PI = Math.log(2 * Math.PI);
@@ -66,6 +67,20 @@ export function reparameterize(loc: tf.Tensor2D, logVar: tf.Tensor2D, eps: tf.Te
   const fused = fusedReparam(loc, logVar, eps);
   if (fused !== null) return fused;
   return tf.tidy(() => tf.add(loc, tf.mul(tf.exp(tf.mul(logVar, 0.5)), eps)) as tf.Tensor2D);
+}
+
+/**
+ * `samples` reparameterised draws per row of N(loc, exp(logVar)) with noise from `rng`, stacked
+ * sample-major, and log q of each draw (from the noise: reparamLogProb). The draw of every
+ * Gaussian latent. Shapes: loc, logVar [B, D] -> z [S*B, D], logQ [S*B].
+ */
+export function drawDiagGaussian(loc: tf.Tensor2D, logVar: tf.Tensor2D, samples: number, rng: Rng): { z: tf.Tensor2D; logQ: tf.Tensor1D } {
+  return tf.tidy(() => {
+    const locS = tileSamples(loc, samples);
+    const logVarS = tileSamples(logVar, samples);
+    const eps = rng.normalTensor(locS.shape) as tf.Tensor2D;
+    return { z: reparameterize(locS, logVarS, eps), logQ: reparamLogProb(logVarS, eps) } as unknown as tf.TensorContainer;
+  }) as unknown as { z: tf.Tensor2D; logQ: tf.Tensor1D };
 }
 
 /**

@@ -11,11 +11,9 @@ import {
   Module,
   TOKENS,
   definePlugin,
-  reparamLogProb,
-  reparameterize,
+  drawDiagGaussian,
   initRng,
   pluginConfig,
-  tileSamples,
   type ConfigOf,
   type DiagGaussianParams,
   type Encoder,
@@ -64,14 +62,8 @@ export class GaussianLatent extends Module implements Latent {
 
   sample(h: tf.Tensor2D, samples: number, opts: PassOptions): LatentSample {
     const { loc, logVar } = this.posterior(h);
-    return tf.tidy(() => {
-      const locS = tileSamples(loc, samples);
-      const logVarS = tileSamples(logVar, samples);
-      const eps = opts.rng.normalTensor([locS.shape[0], this.dim]);
-      const z = reparameterize(locS, logVarS, eps as tf.Tensor2D);
-      const logQ = reparamLogProb(logVarS, eps as tf.Tensor2D);
-      return { z, logQ, samples, posterior: { loc, logVar } };
-    });
+    const { z, logQ } = drawDiagGaussian(loc, logVar, samples, opts.rng);
+    return { z, logQ, samples, posterior: { loc, logVar } };
   }
 
   mode(h: tf.Tensor2D, _opts: PassOptions): tf.Tensor2D {
