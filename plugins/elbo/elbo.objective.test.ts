@@ -8,15 +8,13 @@ import { loadDataset } from '../../core/data';
 import { Batcher } from '../../core/data/batcher';
 import { DEFAULT_DATA_OPTIONS } from '../../core/data';
 import { buildParts, builtins, experimentObject, greyBatch, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../test/kits/conformance';
+import { describeConformance } from '../../testing';
+import { elboObjective } from './elbo.objective';
 import { exactLogP, exactPosteriorMean, linearGaussianParts, LG_B, LG_POSTERIOR_VARIANCE, LG_S, LG_W } from '../../test/fixtures/linear-gaussian';
 import { expectThrowExact } from '../../test/data/helpers';
 
 describe('elbo objective', () => {
-  describeConformance([
-    { title: 'elbo, 1 sample', over: {}, info: TINY_IMAGE_INFO },
-    { title: 'elbo, 4 samples', over: { objective: { use: 'elbo', elbo: { samples: 4 } } }, info: TINY_IMAGE_INFO },
-  ]);
+  describeConformance(elboObjective, [{ config: { samples: 1 } }, { config: { samples: 4 } }]);
 
   describe('against a linear-Gaussian model with exact log p(x) (test/fixtures/linear-gaussian.ts)', () => {
     const points: Array<[number, number]> = [

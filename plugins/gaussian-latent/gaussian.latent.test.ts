@@ -2,16 +2,13 @@ import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, Rng, diagGaussianLogProb } from '../../core';
 import { experimentFromObject } from '../../core/config/experiment';
-import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../test/kits/conformance';
+import { buildParts, builtins, experimentObject } from '../../test/kits/build';
+import { describeConformance } from '../../testing';
 import { expectThrowExact } from '../../test/data/helpers';
-import type { GaussianLatent } from './gaussian.latent';
+import { gaussianLatent, type GaussianLatent } from './gaussian.latent';
 
 describe('gaussian latent', () => {
-  describeConformance([
-    { title: 'gaussian latent, dim 1', over: { latent: { use: 'gaussian', gaussian: { dim: 1 } } }, info: TINY_IMAGE_INFO },
-    { title: 'gaussian latent, dim 8', over: { latent: { use: 'gaussian', gaussian: { dim: 8 } } }, info: TINY_IMAGE_INFO },
-  ]);
+  describeConformance(gaussianLatent, [{ config: { dim: 1 } }, { config: { dim: 8 } }]);
 
   const latentOf = (dim: number) => buildParts({ latent: { use: 'gaussian', gaussian: { dim } } }).model.latent as GaussianLatent;
   const opts = (seed: number) => ({ training: true, rng: Rng.derive(seed, 'latent-test') });

@@ -2,17 +2,20 @@ import { expect } from 'chai';
 import { ConfigError } from '../../core';
 import { experimentFromObject } from '../../core/config/experiment';
 import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../test/kits/conformance';
+import { describeConformance } from '../../testing';
+import { mlpDecoder } from './mlp.decoder';
+import { mlpEncoder } from './mlp.encoder';
 import { expectThrowExact } from '../../test/data/helpers';
 
 describe('mlp encoder and decoder', () => {
-  describeConformance([
-    { title: 'mlp, one hidden layer', over: {}, info: TINY_IMAGE_INFO },
-    {
-      title: 'mlp, two hidden layers, tanh, conditioned on labels',
-      over: { encoder: { use: 'mlp', mlp: { hiddenSizes: [12, 8], activation: 'tanh' } }, decoder: { use: 'mlp', mlp: { hiddenSizes: [8, 12], activation: 'elu' } } },
-      info: { ...TINY_IMAGE_INFO, condDim: 4 },
-    },
+  const conditioned = { ...TINY_IMAGE_INFO, condDim: 4 };
+  describeConformance(mlpEncoder, [
+    { config: { hiddenSizes: [16] } },
+    { title: 'two hidden layers, tanh, conditioned on labels', config: { hiddenSizes: [12, 8], activation: 'tanh' }, info: conditioned },
+  ]);
+  describeConformance(mlpDecoder, [
+    { config: { hiddenSizes: [16] } },
+    { title: 'two hidden layers, elu, conditioned on labels', config: { hiddenSizes: [8, 12], activation: 'elu' }, info: conditioned },
   ]);
 
   it('Should size its layers from the data, the latent and the likelihood', () => {

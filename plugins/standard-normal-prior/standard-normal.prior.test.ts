@@ -1,13 +1,14 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, ShapeError, diagGaussianLogProb } from '../../core';
-import { buildParts, MNIST_INFO, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../test/kits/conformance';
+import { buildParts, MNIST_INFO } from '../../test/kits/build';
+import { describeConformance } from '../../testing';
+import { standardNormalPrior } from './standard-normal.prior';
 
 describe('standard-normal prior', () => {
-  describeConformance([
-    { title: 'standard-normal, latent dim 2', over: { latent: { use: 'gaussian', gaussian: { dim: 2 } } }, info: TINY_IMAGE_INFO },
-    { title: 'standard-normal, latent dim 16', over: { latent: { use: 'gaussian', gaussian: { dim: 16 } } }, info: TINY_IMAGE_INFO },
+  describeConformance(standardNormalPrior, [
+    { title: 'latent dim 2', slots: { latent: { use: 'gaussian', gaussian: { dim: 2 } } } },
+    { title: 'latent dim 16', slots: { latent: { use: 'gaussian', gaussian: { dim: 16 } } } },
   ]);
 
   const prior = (dim: number) => buildParts({ latent: { use: 'gaussian', gaussian: { dim } } }, MNIST_INFO).model.prior;
