@@ -7,13 +7,15 @@ import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackends, selectBackend } from './backend/select';
-import { experimentFromObject, loadExperiment, describeSchema, type Experiment } from './config/experiment';
+import { applyOverrides, experimentFromObject, loadExperiment, readExperimentFile, describeSchema, type Experiment } from './config/experiment';
+import { hasStages, planStages, portableRaw, type StagePlan } from './config/stages';
 import { coreSchema } from './config/core-schema';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
 import { openSession, type Session } from './session';
 import { openRun } from './train/open-run';
+import { trainStages } from './train/run-stages';
 import { checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
 import { writeGrid } from './tracking/images';
@@ -71,27 +73,55 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--resume <runDir>', 'continue a run from its last checkpoint')
     .action(async (file: string | undefined, o: { set: string[]; backend?: string; out?: string; resume?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
-      let session: Session;
-      let run: RunDir;
-      let resumeFrom: string | undefined;
+      const describe = (session: Session, run: RunDir) => {
+        const c = session.config;
+        const d = session.dataset;
+        err(`experiment: ${c.name} | data: ${d.name} (${d.train.n} train, ${d.validation?.n ?? 0} validation, ${d.test.n} test) | parameters: ${countParams(session)}`);
+        err(`slots: ${SLOTS.map((s) => `${s}=${c[s].use}`).join(' ')}`);
+        err(`run directory: ${path.relative(process.cwd(), run.dir) || run.dir}`);
+      };
+      const finish = (status: string, steps: number, run: RunDir) => {
+        if (status === 'interrupted') {
+          err(`interrupted at step ${steps}; continue with: npx vaelab train --resume ${path.relative(process.cwd(), run.dir)}`);
+          state.code = 130;
+        } else {
+          err(`done (${status}): ${path.relative(process.cwd(), run.file('summary.json'))}`);
+        }
+      };
+      const trainPlan = async (plan: StagePlan, run: RunDir, resume: boolean) => {
+        err(`experiment: ${plan.stages[0].experiment.config.name} | ${plan.stages.length} stages: ${plan.stages.map((st) => st.name).join(', ')}`);
+        err(`run directory: ${path.relative(process.cwd(), run.dir) || run.dir}`);
+        let steps = 0;
+        const result = await trainStages(plan, { run, registry, backend: backend.name, log: err, resume, onStep: (s) => (steps = s) });
+        finish(result.status, steps, run);
+      };
       if (o.resume) {
         if (file || o.set.length > 0) throw new ConfigError('--resume: continues a run with its saved config; give no experiment file or --set with it');
-        run = RunDir.open(o.resume, '--resume');
+        const run = RunDir.open(o.resume, '--resume');
         const summary = fs.existsSync(run.file('summary.json')) ? (JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8')) as { status?: string }) : {};
         if (summary.status && summary.status !== 'interrupted') {
           throw new ConfigError(`--resume: run ${o.resume} has already ended (status "${summary.status}")`);
         }
-        resumeFrom = run.latestCheckpoint();
-        if (!resumeFrom) throw new ConfigError(`--resume: run ${o.resume} has no checkpoint yet (checkpoints/latest.json is missing); start it again instead`);
-        session = openSession(experimentFromObject(run.readConfig(), registry, run.file('config.json')));
+        const saved = run.readConfig();
         const src = run.readSource();
+        if (hasStages(saved)) {
+          const plan = planStages(saved, registry, run.file('config.json'));
+          if (src) run.writeSource({ ...src, resumedAt: [...(src.resumedAt ?? []), new Date().toISOString()] });
+          await trainPlan(plan, run, true);
+          return;
+        }
+        const resumeFrom = run.latestCheckpoint();
+        if (!resumeFrom) throw new ConfigError(`--resume: run ${o.resume} has no checkpoint yet (checkpoints/latest.json is missing); start it again instead`);
+        const session = openSession(experimentFromObject(saved, registry, run.file('config.json')));
         if (src) run.writeSource({ ...src, resumedAt: [...(src.resumedAt ?? []), new Date().toISOString()] });
-      } else {
-        if (!file) throw new ConfigError('train: give an experiment file, e.g. vaelab train experiments/vae-mnist.yaml, or --resume RUN_DIR');
-        session = openSession(loadExperiment(file, registry, o.set));
-        checkModelSelection(session.config);
-        run = RunDir.create(o.out ?? session.config.tracking.dir, session.config.name, session.config.seed);
-        run.writeConfig(portableConfig(session.experiment));
+        describe(session, run);
+        const result = await train(session, { run, backend: backend.name, resumeFrom, log: err });
+        finish(result.status, result.steps, run);
+        return;
+      }
+      if (!file) throw new ConfigError('train: give an experiment file, e.g. vaelab train experiments/vae-mnist.yaml, or --resume RUN_DIR');
+      const raw = applyOverrides(readExperimentFile(file), o.set);
+      const source = (run: RunDir) =>
         run.writeSource({
           experimentFile: path.resolve(file),
           overrides: o.set,
@@ -99,18 +129,24 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
           backend: backend.name,
           startedAt: new Date().toISOString(),
         });
+      if (hasStages(raw)) {
+        // Every stage is validated before the first starts.
+        const plan = planStages(raw, registry, file);
+        const first = plan.stages[0].experiment.config;
+        const run = RunDir.create(o.out ?? first.tracking.dir, first.name, first.seed);
+        run.writeConfig(portableRaw(raw, file));
+        source(run);
+        await trainPlan(plan, run, false);
+        return;
       }
-      const c = session.config;
-      err(`experiment: ${c.name} | data: ${session.dataset.name} (${session.dataset.train.n} train, ${session.dataset.validation?.n ?? 0} validation, ${session.dataset.test.n} test) | parameters: ${countParams(session)}`);
-      err(`slots: ${SLOTS.map((s) => `${s}=${c[s].use}`).join(' ')}`);
-      err(`run directory: ${path.relative(process.cwd(), run.dir) || run.dir}`);
-      const result = await train(session, { run, backend: backend.name, resumeFrom, log: err });
-      if (result.status === 'interrupted') {
-        err(`interrupted at step ${result.steps}; continue with: npx vaelab train --resume ${path.relative(process.cwd(), run.dir)}`);
-        state.code = 130;
-      } else {
-        err(`done (${result.status}): ${path.relative(process.cwd(), run.file('summary.json'))}`);
-      }
+      const session = openSession(experimentFromObject(raw, registry, file));
+      checkModelSelection(session.config);
+      const run = RunDir.create(o.out ?? session.config.tracking.dir, session.config.name, session.config.seed);
+      run.writeConfig(portableConfig(session.experiment));
+      source(run);
+      describe(session, run);
+      const result = await train(session, { run, backend: backend.name, log: err });
+      finish(result.status, result.steps, run);
     });
 
   prog

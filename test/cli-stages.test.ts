@@ -1,0 +1,61 @@
+/**
+ * A staged experiment through the command line (test/fixtures/two-stage.yaml): `vaelab train`
+ * runs the stages in one run directory, `vaelab eval` evaluates its last stage, and a mistake in
+ * any stage is refused before training starts.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
+const STAGED = path.join(__dirname, 'fixtures', 'two-stage.yaml');
+const env = { ...process.env, VAELAB_BACKEND: 'cpu' };
+
+function vaelab(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', timeout: 180000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('cli: stages @slow', () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-'));
+  let runDir = '';
+
+  it('Should train every stage of an experiment file in one run directory', () => {
+    const r = vaelab(['train', STAGED, '--out', out]);
+    expect(r.code, r.err).to.equal(0);
+    runDir = path.join(out, 'two-stage', fs.readdirSync(path.join(out, 'two-stage'))[0]);
+    expect(r.err).to.contain(`stage 1/2 "vae": ${path.relative(process.cwd(), path.join(runDir, 'stages', '0-vae'))}`);
+    expect(r.err).to.contain(`stage 2/2 "prior": ${path.relative(process.cwd(), path.join(runDir, 'stages', '1-prior'))}`);
+    expect(fs.readdirSync(path.join(runDir, 'stages'))).to.deep.equal(['0-vae', '1-prior']);
+    const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+    expect([summary.status, summary.stages.map((s: { status: string }) => s.status)]).to.deep.equal(['completed', ['completed', 'completed']]);
+    // the saved config is the staged experiment, with the plugin module's path made absolute
+    const saved = JSON.parse(fs.readFileSync(path.join(runDir, 'config.json'), 'utf8'));
+    expect(saved.plugins).to.deep.equal([path.join(__dirname, 'fixtures', 'learned-prior.ts')]);
+    expect(saved.stages.map((s: { name: string }) => s.name)).to.deep.equal(['vae', 'prior']);
+  });
+
+  it('Should evaluate the last stage of a staged run, and refuse to resume it once ended', () => {
+    const r = vaelab(['eval', runDir, '--k', '2']);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.err).to.contain(`staged run: using its last stage, ${path.relative(process.cwd(), path.join(runDir, 'stages', '1-prior'))}`);
+    expect(JSON.parse(r.out)['test/log-prior']).to.be.a('number');
+    const again = vaelab(['train', '--resume', runDir]);
+    expect(again.code).to.equal(2);
+    expect(again.err.trim().split('\n').pop()).to.equal(`--resume: run ${runDir} has already ended (status "completed")`);
+  });
+
+  it('Should refuse a staged experiment with a mistake in its last stage before any run directory is made', () => {
+    const bad = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-bad-')), 'bad.yaml');
+    fs.writeFileSync(bad, fs.readFileSync(STAGED, 'utf8').replace('./learned-prior.ts', path.join(__dirname, 'fixtures', 'learned-prior.ts')).replace('use: prior-fit', 'use: prior-fitt'));
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-none-'));
+    const r = vaelab(['train', bad, '--out', root]);
+    expect(r.code).to.equal(2);
+    expect(r.err.trim().split('\n').pop()).to.equal(
+      `${bad}: stages[1] "prior": objective.use: unknown plugin "prior-fitt". Allowed values: "elbo", "prior-fit". Did you mean "prior-fit"?`,
+    );
+    expect(fs.readdirSync(root)).to.deep.equal([]);
+  });
+});
