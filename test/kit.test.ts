@@ -3,9 +3,12 @@
  * each (test/fixtures/kit-plugins.ts) with the exact message, in the check that names the defect
  * and in no other; it passes the fixture plugins of core v2 (several feature depths, grid
  * latents, a flow posterior, a conditioned latent, a labelled objective); its options and its
- * describe/it adapter. Written with node:assert only, as a third-party plugin's tests can be.
+ * describe/it adapter, and a run under node:test. Written with node:assert only, as a third-party
+ * plugin's tests can be.
  */
 import assert, { AssertionError } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '../core';
 import type { PluginDefinition } from '../core/plugin';
@@ -229,6 +232,26 @@ describe('conformance kit (vaelab/testing)', () => {
       r.tree.forEach((t, i) => assert.ok(t.startsWith(expected[i]), `${t} should start with ${expected[i]}`));
       const mode = [...r.tests.keys()].find((k) => k.startsWith(`${top} > Latent.mode`))!;
       assert.throws(r.tests.get(mode)!, { name: 'AssertionError' });
+    });
+
+    it('Should run under node:test in a process without mocha or chai, reporting the failing check with its message', () => {
+      // test/fixtures/kit-node-test.ts: a passing prior (6 checks), the too-wide prior (6 checks, of
+      // which build and Prior.sample fail) and a check that neither mocha nor chai was loaded.
+      const root = path.join(__dirname, '..');
+      const run = spawnSync(
+        process.execPath,
+        ['--require', 'ts-node/register/transpile-only', '--test', '--test-reporter', 'tap', 'test/fixtures/kit-node-test.ts'],
+        { cwd: root, encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.strictEqual(run.status, 1, run.stderr);
+      assert.match(run.stdout, /^# pass 11$/m);
+      assert.match(run.stdout, /^# fail 2$/m);
+      assert.ok(
+        run.stdout.includes(
+          `error: 'prior "too-wide".sample in training: must be [5, 3] ([n, ...priorShape] for n = 5; latent "gaussian" priorShape [3]); got [5, 4]'`,
+        ),
+        run.stdout,
+      );
     });
 
     it('Should say how to pass describe and it when there are no globals', () => {
