@@ -16,7 +16,7 @@ import { PluginRegistry, type PluginDefinition } from './plugin';
 import { openSession, type Session } from './session';
 import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
-import { checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
+import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
@@ -141,6 +141,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       }
       const session = openSession(experimentFromObject(raw, registry, file));
       checkModelSelection(session.config);
+      checkInit(session);
       const run = RunDir.create(o.out ?? session.config.tracking.dir, session.config.name, session.config.seed);
       run.writeConfig(portableConfig(session.experiment));
       source(run);

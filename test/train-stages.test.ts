@@ -14,7 +14,7 @@ import { ConfigError } from '../core/errors';
 import { openSession } from '../core/session';
 import { loadCheckpoint, type LoadedCheckpoint } from '../core/train/checkpoint';
 import { trainStages, type StagedTrainOptions } from '../core/train/run-stages';
-import { train } from '../core/train/trainer';
+import { checkInit, train } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 
@@ -148,20 +148,23 @@ describe('stages @slow', () => {
     const { stageDir } = await runStages(twoStages([{ name: 'vae' }]));
     const from = stageDir(0).dir;
     const file = stageDir(0).latestCheckpoint()!;
-    const start = async (init: Record<string, unknown>, over: Record<string, unknown> = {}) => {
+    const session = (init: Record<string, unknown>, over: Record<string, unknown> = {}) => {
       const raw = twoStages(undefined, { latent: { use: 'gaussian', gaussian: { dim: 3 } }, init: { from, ...init }, ...over });
       delete raw.stages;
-      const session = openSession(experimentFromObject(raw, registry()));
-      const run = RunDir.create(tmp(), 'init', 7);
-      await train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+      return openSession(experimentFromObject(raw, registry()));
     };
-    expect(await messageOf(() => start({ include: ['latent/loc/'] }))).to.equal(
-      [
-        '2 problems',
-        `  - init.from: model/latent/loc/kernel is [16, 2] in ${file} but [16, 3] in this experiment`,
-        `  - init.from: model/latent/loc/bias is [2] in ${file} but [3] in this experiment`,
-      ].join('\n'),
-    );
+    const start = async (init: Record<string, unknown>, over: Record<string, unknown> = {}) => {
+      const run = RunDir.create(tmp(), 'init', 7);
+      await train(session(init, over), { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+    };
+    const shapes = [
+      '2 problems',
+      `  - init.from: model/latent/loc/kernel is [16, 2] in ${file} but [16, 3] in this experiment`,
+      `  - init.from: model/latent/loc/bias is [2] in ${file} but [3] in this experiment`,
+    ].join('\n');
+    expect(await messageOf(() => start({ include: ['latent/loc/'] }))).to.equal(shapes);
+    // the same check, without a run: what vaelab train does before it makes the run directory
+    expect(await messageOf(() => checkInit(session({ include: ['latent/loc/'] })))).to.equal(shapes);
     expect(await messageOf(() => start({ include: ['priors/'] }))).to.equal('init.include: "priors/" matches no variable or state of this experiment');
     expect(await messageOf(() => start({ checkpoint: 'best' }))).to.equal(
       `init.checkpoint: run ${JSON.stringify(from)} has no best checkpoint (one is chosen only on a validation split, data.validationSize > 0); use "final" or "latest"`,

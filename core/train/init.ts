@@ -52,10 +52,7 @@ export function hasEnded(run: RunDir): { ended: boolean; status: string | null }
   return { ended: status !== null && status !== 'interrupted', status };
 }
 
-/**
- * The checkpoint file `init.from` / `init.checkpoint` name. `key` is the config key that
- * messages name (init.from).
- */
+/** The checkpoint file that `init.from` and `init.checkpoint` name. */
 export function resolveInitCheckpoint(from: string, which: InitOptions['checkpoint']): string {
   const abs = path.resolve(from);
   if (!fs.existsSync(abs)) throw new ConfigError(`init.from: ${JSON.stringify(from)}: no such run directory or checkpoint file`);
@@ -106,9 +103,15 @@ export interface InitReport {
  * `model/`) and `state` (`state/`). With `include` empty, every tensor the checkpoint holds is
  * copied and the others are left as initialised; with `include`, every selected variable must be
  * in the checkpoint. Shapes must agree. Errors are ConfigErrors naming the key, both shapes and
- * the file.
+ * the file. With `check`, nothing is assigned (the check made before a run directory is).
  */
-export function applyInit(file: string, include: readonly string[], vars: Map<string, tf.Variable>, state: Map<string, tf.Variable>): InitReport {
+export function applyInit(
+  file: string,
+  include: readonly string[],
+  vars: Map<string, tf.Variable>,
+  state: Map<string, tf.Variable>,
+  opts: { check?: boolean } = {},
+): InitReport {
   const ck: LoadedCheckpoint = loadCheckpoint(file);
   const targets: Array<[string, tf.Variable]> = [
     ...[...vars].map(([k, v]) => [`model/${k}`, v] as [string, tf.Variable]),
@@ -138,6 +141,7 @@ export function applyInit(file: string, include: readonly string[], vars: Map<st
     report.copied.push(key);
   }
   if (problems.length > 0) throw new ConfigError(problems);
+  if (opts.check) return report;
   for (const [v, entry] of copies) tf.tidy(() => v.assign(tf.tensor(entry.data, entry.shape, 'float32')));
   return report;
 }

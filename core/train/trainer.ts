@@ -103,6 +103,18 @@ export function checkModelSelection(config: ExperimentConfig): void {
   }
 }
 
+/**
+ * Checks `init.*` before anything is written: the checkpoint exists, and every tensor it would
+ * copy fits this session's variables (the same ConfigErrors the run would give at its start).
+ */
+export function checkInit(session: Session): void {
+  const init = session.config.init;
+  if (!init.from) return;
+  const file = resolveInitCheckpoint(init.from, init.checkpoint);
+  const { model, objective } = session.parts;
+  applyInit(file, init.include, trainableVariables(model, objective), stateVariables(model, objective), { check: true });
+}
+
 /** Restores the weights and state saved in a checkpoint (evaluation, sampling, the best checkpoint). */
 export function restoreModel(session: Session, file: string): CheckpointMeta {
   const ck = loadCheckpoint(file);
