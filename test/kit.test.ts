@@ -100,6 +100,14 @@ describe('conformance kit (vaelab/testing)', () => {
         'prior "doubled-kl".analyticKl: must agree with the Monte-Carlo mean of log q(z) - log p(z) over 2000 draws z ~ q (within 5 standard errors); the estimate for example 0 is 0.3621 with standard error 0.0174; got 0.6678627729415894',
         [],
       ],
+      [
+        'an objective whose parameter group loss is [B], not a scalar',
+        kit.vectorGroupLossObjective,
+        'Objective.groups',
+        'objective "vector-group-loss".groups: group "critic" loss in training: must be [] (a scalar); got [4]',
+        // the dry run refuses it, and tf.variableGrads cannot differentiate it
+        ['build', 'gradients', 'leaks'],
+      ],
     ];
     for (const [defect, def, id, message, alsoFails] of cases) {
       it(`Should fail ${defect} in ${id}, and pass its other fast checks`, () => {
@@ -111,6 +119,13 @@ describe('conformance kit (vaelab/testing)', () => {
         }
       });
     }
+
+    it('Should name the plugin and the check when tfjs throws inside one', () => {
+      failsWith(
+        check(kit.vectorGroupLossObjective, 'gradients').run,
+        'objective "vector-group-loss": gradients: threw Error: The f passed in variableGrads(f) must return a scalar, but it returned a rank-1 tensor',
+      );
+    });
 
     it('Should fail an objective whose loss training cannot lower, with the numbers', () => {
       failsWith(
@@ -134,6 +149,13 @@ describe('conformance kit (vaelab/testing)', () => {
       ['a flow latent with posteriorStats only', v2plugin('latent', 'affine-flow'), {}, true],
       ['an objective that uses labels', v2plugin('objective', 'masked-classifier'), {}, true],
     ];
+    it('Should pass an objective with a parameter group of its own (stepped every 2nd step), training included', () => {
+      const ids = conformanceChecks(kit.criticObjective, [{}]).map((c) => {
+        c.run();
+        return c.id;
+      });
+      assert.ok(ids.includes('Objective.groups'));
+    });
     for (const [what, def, slots, training] of passing) {
       it(`Should pass ${what} (${def.slot} "${def.name}")${training ? ', training included' : ''}`, () => {
         const checks = conformanceChecks(def, [{ slots, training }], { plugins: v2.plugins });
@@ -234,6 +256,24 @@ describe('conformance kit (vaelab/testing)', () => {
       assert.throws(r.tests.get(mode)!, { name: 'AssertionError' });
     });
 
+    it('Should say how to pass describe and it when there are no globals', () => {
+      const g = globalThis as Record<string, unknown>;
+      const saved = { describe: g.describe, it: g.it };
+      delete g.describe;
+      try {
+        assert.throws(() => describeConformance(kit.plainNormalPrior, [{}]), {
+          name: 'TypeError',
+          message:
+            "describeConformance: no global describe/it (mocha, jasmine); pass them as options.api, e.g. import { describe, it } from 'node:test', or run conformanceChecks(...) yourself",
+        });
+      } finally {
+        g.describe = saved.describe;
+      }
+    });
+  });
+
+  // A child process compiling the kit afresh: seconds, not milliseconds.
+  describe('under node:test @slow', () => {
     it('Should run under node:test in a process without mocha or chai, reporting the failing check with its message', () => {
       // test/fixtures/kit-node-test.ts: a passing prior (6 checks), the too-wide prior (6 checks, of
       // which build and Prior.sample fail) and a check that neither mocha nor chai was loaded.
@@ -252,21 +292,6 @@ describe('conformance kit (vaelab/testing)', () => {
         ),
         run.stdout,
       );
-    });
-
-    it('Should say how to pass describe and it when there are no globals', () => {
-      const g = globalThis as Record<string, unknown>;
-      const saved = { describe: g.describe, it: g.it };
-      delete g.describe;
-      try {
-        assert.throws(() => describeConformance(kit.plainNormalPrior, [{}]), {
-          name: 'TypeError',
-          message:
-            "describeConformance: no global describe/it (mocha, jasmine); pass them as options.api, e.g. import { describe, it } from 'node:test', or run conformanceChecks(...) yourself",
-        });
-      } finally {
-        g.describe = saved.describe;
-      }
     });
   });
 });

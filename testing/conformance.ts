@@ -36,6 +36,7 @@ import type {
   Slot,
   Trainable,
 } from '../core/contracts';
+import { VaelabError } from '../core/errors';
 import { diagGaussianLogProb, tileSamples } from '../core/math';
 import type { PluginDefinition } from '../core/plugin';
 import { Rng } from '../core/rng';
@@ -1149,6 +1150,22 @@ function withoutRepeatedKlWarnings(run: () => void): void {
   }
 }
 
+/**
+ * Runs a check; an error from inside tfjs or the plugin (neither an assertion nor one of vaelab's
+ * own errors, whose messages say where already) becomes an AssertionError naming the plugin and
+ * the check, with the original as `cause`.
+ */
+function runNamed(where: string, id: string, run: () => void): void {
+  try {
+    run();
+  } catch (e) {
+    if (e instanceof AssertionError || e instanceof VaelabError || !(e instanceof Error)) throw e;
+    const err = new AssertionError({ message: `${where}: ${id}: threw ${e.name}: ${e.message.split('\n')[0]}` });
+    (err as { cause?: unknown }).cause = e;
+    throw err;
+  }
+}
+
 function caseTitle(c: ConformanceCase): string {
   if (c.title) return c.title;
   const cfg = c.config && Object.keys(c.config).length > 0 ? JSON.stringify(c.config) : 'default config';
@@ -1181,7 +1198,7 @@ export function conformanceChecks(plugin: PluginDefinition, cases: readonly Conf
       plugin: where,
       case: title,
       title: `${where} ${title}: ${k.name}`,
-      run: () => withoutRepeatedKlWarnings(k.run),
+      run: () => withoutRepeatedKlWarnings(() => runNamed(where, k.id, k.run)),
     }));
   });
 }
