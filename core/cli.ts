@@ -239,9 +239,29 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--print', 'print the resolved config')
     .action(async (file: string, o: { set: string[]; print?: boolean }) => {
       await selectBackend('cpu', { quiet: true });
-      const session = openSession(loadExperiment(file, registry, o.set));
+      const slots = (session: Session) => `${SLOTS.map((s) => `${s}=${session.config[s].use}`).join(' ')}; ${countParams(session)} parameters`;
+      // The same checks as train, before any run directory: every stage of a staged file.
+      const raw = applyOverrides(readExperimentFile(file), o.set);
+      if (hasStages(raw)) {
+        const plan = planStages(raw, registry, file);
+        const lines: string[] = [];
+        for (const stage of plan.stages) {
+          const session = openSession(stage.experiment);
+          checkModelSelection(session.config);
+          // A later stage starts from its predecessor's weights, which do not exist yet.
+          if (stage.index === 0) checkInit(session);
+          if (o.print) out(JSON.stringify({ stage: stage.name, config: session.config }, null, 2));
+          lines.push(`  stage ${stage.index + 1} "${stage.name}": ${slots(session)}`);
+        }
+        out(`${file}: valid (${plan.stages.length} stages)`);
+        for (const l of lines) out(l);
+        return;
+      }
+      const session = openSession(experimentFromObject(raw, registry, file));
+      checkModelSelection(session.config);
+      checkInit(session);
       if (o.print) out(JSON.stringify(session.config, null, 2));
-      out(`${file}: valid (${SLOTS.map((s) => `${s}=${session.config[s].use}`).join(' ')}; ${countParams(session)} parameters)`);
+      out(`${file}: valid (${slots(session)})`);
     });
 
   prog

@@ -22,6 +22,19 @@ describe('cli: stages @slow', () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-'));
   let runDir = '';
 
+  it('Should validate every stage of a staged file, one line each, and refuse a mistake in any stage', () => {
+    const r = vaelab(['validate', STAGED]);
+    expect(r.code, r.err).to.equal(0);
+    // One line per stage with its own slot selection (stage 2 swaps the objective).
+    const lines = r.out.trim().split('\n');
+    expect(lines[0]).to.equal(`${STAGED}: valid (2 stages)`);
+    expect(lines[1]).to.match(/^  stage 1 "vae": encoder=mlp latent=gaussian decoder=mlp prior=learned-loc likelihood=bernoulli objective=elbo; \d+ parameters$/);
+    expect(lines[2]).to.match(/^  stage 2 "prior": encoder=mlp latent=gaussian decoder=mlp prior=learned-loc likelihood=bernoulli objective=prior-fit; \d+ parameters$/);
+    const bad = vaelab(['validate', STAGED, '--set', 'train.earlyStopping.patience=2']);
+    expect(bad.code).to.equal(2);
+    expect(bad.err).to.contain('data.validationSize');
+  });
+
   it('Should train every stage of an experiment file in one run directory', () => {
     const r = vaelab(['train', STAGED, '--out', out]);
     expect(r.code, r.err).to.equal(0);
