@@ -12,7 +12,20 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError } from '../core';
 import type { PluginDefinition } from '../core/plugin';
-import { conformanceChecks, describeConformance, type ConformanceCheck, type ConformanceOptions, type TestApi } from '../testing';
+import {
+  TINY_IMAGE_INFO,
+  buildParts,
+  conformanceChecks,
+  describeConformance,
+  disposeParts,
+  greyBatch,
+  pluginGrads,
+  syntheticData,
+  trainSteps,
+  type ConformanceCheck,
+  type ConformanceOptions,
+  type TestApi,
+} from '../testing';
 import * as v2 from './fixtures/core-v2';
 import * as kit from './fixtures/kit-plugins';
 
@@ -207,6 +220,44 @@ describe('conformance kit (vaelab/testing)', () => {
         assert.ok(e.problems[0].startsWith('encoder.use: unknown plugin "mlp"'), e.message);
         return true;
       });
+    });
+  });
+
+  describe('helpers for a plugin\'s own tests', () => {
+    it('Should build parts with extra plugins and give gradients over one slot\'s own variables only', () => {
+      const parts = buildParts({ decoder: { use: 'dead-weight' } }, TINY_IMAGE_INFO, { plugins: [kit.deadWeightDecoder] });
+      const grads = pluginGrads(parts, 'decoder', greyBatch(4, TINY_IMAGE_INFO));
+      // the decoder's own keys (no "decoder/" prefix); "unused" has no gradient, so no entry
+      assert.deepStrictEqual([...grads.keys()].sort(), ['mlp/dense0/bias', 'mlp/dense0/kernel', 'mlp/dense1/bias', 'mlp/dense1/kernel']);
+      // kernel of the first layer: latent dim 3 x hidden 8
+      assert.strictEqual(grads.get('mlp/dense0/kernel')!.length, 3 * 8);
+      disposeParts(parts);
+    });
+
+    it('Should give seeded batches with one-hot cond and labels, and a synthetic set of 4 noisy patterns', () => {
+      const info = { ...TINY_IMAGE_INFO, condDim: 3 };
+      const b = greyBatch(5, info, 1, true);
+      // row i: cond one-hot of i % 3, labels one-hot of i % 4
+      assert.deepStrictEqual(b.cond!.arraySync()[4], [0, 1, 0]);
+      assert.deepStrictEqual(b.labels!.arraySync()[4], [1, 0, 0, 0]);
+      assert.deepStrictEqual(Array.from(greyBatch(5, info, 1).x.dataSync()), Array.from(b.x.dataSync()));
+      const d = syntheticData(TINY_IMAGE_INFO, 8);
+      const x = d.x.arraySync();
+      // every value is a level 0.1 or 0.9 plus noise in [-0.05, 0.05]; rows i and i + 4 show the same pattern
+      for (const row of x) for (const v of row) assert.ok(Math.abs(v - 0.1) <= 0.05 + 1e-6 || Math.abs(v - 0.9) <= 0.05 + 1e-6, `${v}`);
+      for (let i = 0; i < 4; i++) x[i].forEach((v, j) => assert.ok(Math.abs(v - x[i + 4][j]) <= 0.1 + 1e-6));
+      assert.notDeepStrictEqual(x[0].map((v) => v > 0.5), x[1].map((v) => v > 0.5));
+      assert.deepStrictEqual(d.labels!.arraySync()[6], [0, 0, 1, 0]);
+    });
+
+    it('Should train with Adam and return one finite loss per step', () => {
+      const parts = buildParts();
+      const data = syntheticData(TINY_IMAGE_INFO, 32);
+      const losses = trainSteps(parts, data, { steps: 12, batchSize: 16 });
+      assert.strictEqual(losses.length, 12);
+      assert.ok(losses.every(Number.isFinite));
+      assert.throws(() => trainSteps(parts, data, { batchSize: 64 }), { name: 'RangeError', message: 'trainSteps: the data has 32 rows, fewer than batchSize = 64' });
+      disposeParts(parts);
     });
   });
 
