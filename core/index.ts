@@ -10,3 +10,23 @@ export * from './rng';
 export * from './nn';
 export * from './math';
 export { VaeModel, disposeLatentSample, type ForwardPass, type KlKind } from './model';
+
+// Running experiments from code, and listening to a run (progress, tracking, sweeps).
+export { experimentFromObject, loadExperiment, type Experiment, type ExperimentConfig } from './config/experiment';
+export { openSession, type Session } from './session';
+export { train, type TrainOptions, type TrainResult } from './train/trainer';
+export type {
+  CheckpointEvent,
+  EpochEndEvent,
+  EpochStartEvent,
+  EvaluationEvent,
+  RunControl,
+  RunEndEvent,
+  RunStartEvent,
+  StepEndEvent,
+  StopRequest,
+  StopStatus,
+  TrainStatus,
+  TrainerCallback,
+} from './train/events';
+export { RunDir } from './tracking/run-dir';

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
+import * as path from 'node:path';
 import { checkShapes } from '../core/check';
 import { experimentFromObject } from '../core/config/experiment';
 import { resolveParts, type Parts } from '../core/container';
@@ -329,5 +330,32 @@ describe('core v2: stopGradient', () => {
     const st = (a: tf.Tensor) => tf.add(a, stopGradient(tf.sub(tf.round(a), a)));
     expect(Array.from(st(x).dataSync())).to.deep.equal([0, 1, -1]);
     expect(Array.from(tf.grad((a: tf.Tensor) => tf.sum(st(a)))(x).dataSync())).to.deep.equal([1, 1, 1]);
+  });
+});
+
+describe('core v2: running an experiment from the public entry point', () => {
+  it('Should train an inline experiment through vaelab\'s exports with a listener that sees every step and can stop the run', async () => {
+    const api = await import('../core');
+    const exp = api.experimentFromObject(
+      experimentObject({ data: { use: 'synthetic', synthetic: { kind: 'shapes', size: 64 } }, train: { epochs: 3, batchSize: 16, progress: 'none' }, eval: { iwSamples: 2, images: false } }),
+      registry(),
+    );
+    const session = api.openSession(exp);
+    const root = (await import('node:fs')).mkdtempSync(path.join((await import('node:os')).tmpdir(), 'vaelab-api-'));
+    const run = api.RunDir.create(root, session.config.name, session.config.seed);
+    const seen: number[] = [];
+    const listener: import('../core').TrainerCallback = {
+      name: 'test-listener',
+      onStepEnd: (e, ctl) => {
+        seen.push(e.step);
+        expect(Number.isFinite(e.values['train/loss'])).to.equal(true);
+        if (e.step === 6) ctl.stop({ status: 'pruned', reason: 'test: six steps are enough' });
+      },
+    };
+    const result = await api.train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false, callbacks: [listener] });
+    // 64 examples in batches of 16: 4 steps per epoch; the stop asked at step 6 ends the run before step 7.
+    expect(result.status).to.equal('pruned');
+    expect(seen.slice(0, 6)).to.deep.equal([1, 2, 3, 4, 5, 6]);
+    expect(result.steps).to.be.within(6, 6 + session.config.train.syncEvery);
   });
 });

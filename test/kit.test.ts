@@ -161,6 +161,7 @@ describe('conformance kit (vaelab/testing)', () => {
       ['an encoder of two feature depths', v2plugin('encoder', 'two-depth'), { latent: { use: 'two-layer' } }, false],
       ['a flow latent with posteriorStats only', v2plugin('latent', 'affine-flow'), {}, true],
       ['an objective that uses labels', v2plugin('objective', 'masked-classifier'), {}, true],
+      ['a prior that encodes its pseudo-inputs with the pass options', v2plugin('prior', 'pseudo-input'), {}, true],
     ];
     it('Should pass an objective with a parameter group of its own (stepped every 2nd step), training included', () => {
       const ids = conformanceChecks(kit.criticObjective, [{}]).map((c) => {
