@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { loadExperiment } from '../core/config/experiment';
 import { ConfigError } from '../core/errors';
 import { builtins } from './kits/build';
-import { expectThrowExact, makeTempDir } from './data/helpers';
+import { expectThrowExact, makeTempDir, removeDir } from './data/helpers';
 
 const SLOTS_YAML = `encoder: { use: mlp }
 latent: { use: gaussian }
@@ -20,9 +20,12 @@ likelihood: { use: bernoulli }
 objective: { use: elbo }
 `;
 
+const made: string[] = [];
+
 /** A temp folder (under the OS temp folder: no tsconfig.json above it) holding `files` and e.yaml naming `spec`. */
 function project(spec: string, files: Record<string, string>): { dir: string; exp: string } {
   const dir = makeTempDir('modules');
+  made.push(dir);
   for (const [name, text] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), text);
@@ -33,6 +36,8 @@ function project(spec: string, files: Record<string, string>): { dir: string; ex
 }
 
 describe('plugin modules', () => {
+  after(() => made.forEach(removeDir));
+
   it('Should name the file and line of a JavaScript syntax error', () => {
     const { dir, exp } = project('./bad.js', { 'bad.js': 'module.exports = {\n  plugins: [],\n  scale 2,\n};\n' });
     expectThrowExact(
