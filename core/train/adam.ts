@@ -27,9 +27,11 @@ export class Adam {
     private readonly vars: Map<string, tf.Variable>,
     private readonly opts: AdamOptions,
   ) {
+    // In a tidy: tf.variable keeps the zeros' data but not the zeros tensor, which would outlive
+    // dispose() (two tensors per variable left behind by every run of a process).
     for (const [name, p] of vars) {
-      this.m.set(name, tf.variable(tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(tf.zerosLike(p), false));
+      this.m.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
+      this.v.set(name, tf.tidy(() => tf.variable(tf.zerosLike(p), false)));
     }
   }
 

@@ -38,7 +38,7 @@ export class GaussianLikelihood extends Module implements Likelihood {
     super();
     this.paramsPerDim = cfg.scale === 'learned' ? 2 : 1;
     this.sharedLogScale =
-      cfg.scale === 'shared' ? this.track('logScale', tf.variable(tf.zeros([data.dim]), true)) : null;
+      cfg.scale === 'shared' ? this.track('logScale', tf.tidy(() => tf.variable(tf.zeros([data.dim]), true))) : null;
   }
 
   /** Splits params into loc [N, D] and logScale [N, D] (or broadcastable). */
