@@ -10,6 +10,7 @@ import { describeBackends, selectBackend } from './backend/select';
 import { applyOverrides, experimentFromObject, loadExperiment, readExperimentFile, describeSchema, type Experiment } from './config/experiment';
 import { hasStages, planStages, portableRaw, type StagePlan } from './config/stages';
 import { coreSchema } from './config/core-schema';
+import { generationCondition, type ConditionOptions } from './data/condition';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -165,7 +166,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       const ctx = {
         info: session.dataset,
         seed: session.config.seed,
-        conditionOnLabels: session.config.data.conditionOnLabels,
+        condition: session.config.data.condition as ConditionOptions,
         stream: 'eval/cli',
         batchSize: session.config.eval.batchSize,
         step,
@@ -192,10 +193,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
       const imgs = tf.tidy(() => {
-        const cond =
-          info.condDim > 0
-            ? (tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: o.n }, (_, i) => i % info.condDim), 'int32'), info.condDim), 'float32') as tf.Tensor2D)
-            : null;
+        const cond = generationCondition(o.n, session.config.data.condition as ConditionOptions, session.dataset, session.dataset.test);
         return session.parts.model.generate(o.n, cond, { training: false, rng: Rng.derive(o.seed, 'cli-sample') });
       });
       writeGrid(path.resolve(o.out), imgs.dataSync() as Float32Array, o.n, info.shape, Math.ceil(Math.sqrt(o.n)));

@@ -7,6 +7,7 @@ import { checkShapes, objectiveTermNames } from './check';
 import { resolveParts, type Parts } from './container';
 import type { DataInfo } from './contracts';
 import { loadDataset } from './data';
+import { conditionDim, type ConditionOptions } from './data/condition';
 import type { Dataset } from './data/types';
 import { ConfigError, DataError, unknownValueMessage } from './errors';
 import { Rng } from './rng';
@@ -20,17 +21,14 @@ export interface Session {
   parts: Parts;
 }
 
-/** Data info as the model sees it; condDim comes from data.conditionOnLabels. */
+/** Data info as the model sees it; condDim comes from data.condition. */
 export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
-  if (config.data.conditionOnLabels && ds.numClasses === 0) {
-    throw new ConfigError(`data.conditionOnLabels: data set "${ds.name}" has no labels to condition on; set it to false`);
-  }
   return {
     name: ds.name,
     shape: ds.shape,
     dim: ds.dim,
     numClasses: ds.numClasses,
-    condDim: config.data.conditionOnLabels ? ds.numClasses : 0,
+    condDim: conditionDim(config.data.condition as ConditionOptions, ds),
     trainSize: ds.train.n,
   };
 }

@@ -47,11 +47,11 @@ describe('experiment config', () => {
   });
 
   it('Should apply --set overrides as YAML values on dotted paths', () => {
-    const raw = applyOverrides(experimentObject(), ['train.optimizer.learningRate=3e-4', 'encoder.mlp.hiddenSizes=[32, 8]', 'data.conditionOnLabels=true', 'name=x']);
+    const raw = applyOverrides(experimentObject(), ['train.optimizer.learningRate=3e-4', 'encoder.mlp.hiddenSizes=[32, 8]', 'data.condition.use=labels', 'name=x']);
     const { config } = experimentFromObject(raw, builtins());
     expect(config.train.optimizer.learningRate).to.equal(3e-4);
     expect((config.encoder.mlp as { hiddenSizes: number[] }).hiddenSizes).to.deep.equal([32, 8]);
-    expect(config.data.conditionOnLabels).to.equal(true);
+    expect(config.data.condition.use).to.equal('labels');
     expect(config.name).to.equal('x');
   });
 

@@ -359,3 +359,30 @@ describe('core v2: running an experiment from the public entry point', () => {
     expect(result.steps).to.be.within(6, 6 + session.config.train.syncEvery);
   });
 });
+
+describe('core v2: a conditioning input other than labels (data.condition: visible-quadrants)', () => {
+  it('Should condition on the visible quadrant: condDim is the image size, and a run trains, evaluates and draws its grids from test images', async () => {
+    const api = await import('../core');
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const exp = api.experimentFromObject(
+      experimentObject({
+        data: { use: 'synthetic', synthetic: { kind: 'shapes', size: 64 }, condition: { use: 'visible-quadrants', visibleQuadrants: [0, 3] } },
+        train: { epochs: 2, batchSize: 16, progress: 'none' },
+        eval: { iwSamples: 2, gridSize: 2 },
+      }),
+      registry(),
+    );
+    const session = api.openSession(exp);
+    // 14x14 shapes: the conditioning input is the whole image with two quadrants hidden.
+    expect(session.info.condDim).to.equal(196);
+    const run = api.RunDir.create(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cond-')), session.config.name, session.config.seed);
+    const before = tf.memory().numTensors;
+    const result = await api.train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+    expect(result.status).to.equal('completed');
+    expect(Number.isFinite((result.summary.test as Record<string, number>)['test/loss'])).to.equal(true);
+    expect(fs.readdirSync(run.images)).to.include('samples.png');
+    // Every conditioning input made from a batch was disposed with it.
+    expect(tf.memory().numTensors).to.equal(before);
+  });
+});

@@ -18,18 +18,20 @@ function batch(labels: number[]): Batch {
 }
 
 const vectorInfo = { name: 'points', dim: 1, numClasses: 0, kind: 'vector' as const };
-const ctx = { info: vectorInfo, seed: 0, conditionOnLabels: false, stream: 'test', batchSize: 2, step: 0 };
+const NONE = { use: 'none' as const, visibleQuadrants: [0], hiddenValue: -1 };
+const LABELS = { ...NONE, use: 'labels' as const };
+const ctx = { info: vectorInfo, seed: 0, condition: NONE, stream: 'test', batchSize: 2, step: 0 };
 
 describe('evaluation inputs and averages', () => {
   it('Should give the model one-hot labels and a mask that is 1 where the label is known', () => {
     const b = batch([0, -1, 2]);
-    const mb = toModelBatch(b, false);
+    const mb = toModelBatch(b, NONE, [1, 1, 1]);
     expect(mb.cond).to.equal(null);
     expect(mb.labels!.arraySync()).to.deep.equal([[1, 0, 0], [0, 0, 0], [0, 0, 1]]);
     expect(Array.from(mb.labelMask!.dataSync())).to.deep.equal([1, 0, 1]);
     disposeModelBatch(mb);
     // every label known: no mask; conditioning on labels gives them as cond as well
-    const all = toModelBatch(batch([1, 1, 0]), true);
+    const all = toModelBatch(batch([1, 1, 0]), LABELS, [1, 1, 1]);
     expect(all.labelMask).to.equal(null);
     expect(all.cond!.arraySync()).to.deep.equal([[0, 1, 0], [0, 1, 0], [1, 0, 0]]);
     expect(all.labels).to.equal(all.cond);

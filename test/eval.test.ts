@@ -35,7 +35,7 @@ describe('evaluation', () => {
     [-1.0, 0.8],
   ];
   const split = { x: Float32Array.from(points.flat()), labels: new Int32Array(3).fill(-1), n: 3 };
-  const ctx = { info: { ...info, kind: 'vector' as const }, seed: 0, conditionOnLabels: false, stream: 'test', batchSize: 3, step: 0 };
+  const ctx = { info: { ...info, kind: 'vector' as const }, seed: 0, condition: { use: 'none' as const, visibleQuadrants: [0], hiddenValue: -1 }, stream: 'test', batchSize: 3, step: 0 };
 
   it('Should approach the exact log-likelihood of a linear Gaussian model with k = 20 000 (within 0.02 nats)', () => {
     const parts = linearGaussian();

@@ -23,7 +23,7 @@ describe('session', () => {
   });
 
   it('Should give the model the label count as conditioning size when conditioning on labels', () => {
-    const s = openSession(experimentFromObject({ ...raw('none'), data: { use: 'synthetic', conditionOnLabels: true, synthetic: { kind: 'shapes', size: 64 } } }, builtins()));
+    const s = openSession(experimentFromObject({ ...raw('none'), data: { use: 'synthetic', condition: { use: 'labels' }, synthetic: { kind: 'shapes', size: 64 } } }, builtins()));
     expect(s.info.condDim).to.equal(4);
     expect(s.info.shape).to.deep.equal([14, 14, 1]);
   });

@@ -37,10 +37,18 @@ export const coreSchema = {
       default: 0,
     },
     testLimit: { doc: 'use only the first N test examples (0 = all)', format: 'nat', default: 0 },
-    conditionOnLabels: {
-      doc: 'give one-hot labels as the conditioning input to encoder, decoder and prior (CVAE)',
-      format: 'boolean',
-      default: false,
+    condition: {
+      use: {
+        doc: 'the conditioning input given to encoder, latent, decoder and prior: none; labels (one-hot, a class-conditional VAE); visible-quadrants (the image with the other quadrants hidden, the CVAE quadrant task)',
+        format: ['none', 'labels', 'visible-quadrants'],
+        default: 'none',
+      },
+      visibleQuadrants: {
+        doc: 'visible-quadrants: the quadrants shown, 0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right (1 to 3 of them)',
+        format: 'nat-list',
+        default: [0],
+      },
+      hiddenValue: { doc: 'visible-quadrants: the value of hidden pixels in the conditioning input', format: 'number', default: -1 },
     },
     synthetic: {
       kind: { doc: 'synthetic data: mixture2d (2-D points) or shapes (14x14 images)', format: ['mixture2d', 'shapes'], default: 'shapes' },

@@ -78,6 +78,36 @@ export function visibleMask(shape: readonly number[], visibleQuadrants: readonly
 }
 
 /**
+ * The conditioning input of n rows to generate from, or null: labels -> one-hot classes
+ * 0, 1, ..., numClasses - 1, 0, ... (row i gets class i mod numClasses, so a grid shows a row or
+ * column per class); visible-quadrants -> the visible parts of the first n examples of `split`
+ * (cycled). Shapes: [n, condDim]. The caller disposes it.
+ */
+export function generationCondition(
+  n: number,
+  opts: ConditionOptions,
+  info: { numClasses: number; dim: number; shape: readonly number[] },
+  split: { x: Float32Array; n: number },
+): tf.Tensor2D | null {
+  switch (opts.use) {
+    case 'none':
+      return null;
+    case 'labels':
+      return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % info.numClasses), 'int32'), info.numClasses), 'float32') as tf.Tensor2D);
+    case 'visible-quadrants': {
+      const x = new Float32Array(n * info.dim);
+      for (let i = 0; i < n; i++) {
+        const r = i % split.n;
+        x.set(split.x.subarray(r * info.dim, (r + 1) * info.dim), i * info.dim);
+      }
+      const mask = visibleMask(info.shape, opts.visibleQuadrants);
+      for (let i = 0; i < x.length; i++) if (mask[i % info.dim] === 0) x[i] = opts.hiddenValue;
+      return tf.tensor2d(x, [n, info.dim]);
+    }
+  }
+}
+
+/**
  * The conditioning input of a batch, or null. Shapes: labels -> [B, numClasses];
  * visible-quadrants -> [B, dim] (x where visible, hiddenValue elsewhere). The caller owns the
  * result (for `labels` it is the batch's own one-hot tensor, disposed with the batch).

@@ -41,7 +41,7 @@ export interface Dataset {
 }
 
 /** What a `Batcher` needs to know of the data set a split comes from. */
-export type DatasetInfo = Pick<Dataset, 'name' | 'dim' | 'numClasses' | 'kind'>;
+export type DatasetInfo = Pick<Dataset, 'name' | 'dim' | 'numClasses' | 'kind'> & Partial<Pick<Dataset, 'shape'>>;
 
 /** One minibatch. The caller owns `x` and `y` and must dispose them. */
 export interface Batch {

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { DiagGaussianParams, Features, LatentSample, ModelBatch, Objective, PassOptions } from '../contracts';
 import { Batcher } from '../data/batcher';
+import { conditionOf, type ConditionOptions } from '../data/condition';
 import type { Batch, DataSplit, DatasetInfo } from '../data/types';
 import { disposeLatentSample, type VaeModel } from '../model';
 import { Rng } from '../rng';
@@ -23,17 +24,21 @@ export const IW_ROW_BUDGET = 10000;
  * >= 0) and 0 where it is hidden, or null when every label of the batch is known. Shapes: labels
  * [B, numClasses], labelMask [B]. The mask is a new tensor: dispose it with disposeModelBatch.
  */
-export function toModelBatch(b: Batch, conditionOnLabels: boolean): ModelBatch {
+export function toModelBatch(b: Batch, condition: ConditionOptions, shape: readonly number[]): ModelBatch {
   let labelMask: tf.Tensor1D | null = null;
   if (b.y && b.labels.some((l) => l < 0)) {
     labelMask = tf.tensor1d(Float32Array.from(b.labels, (l) => (l >= 0 ? 1 : 0)), 'float32');
   }
-  return { x: b.x, cond: conditionOnLabels ? b.y : null, labels: b.y, labelMask };
+  return { x: b.x, cond: conditionOf(b, condition, shape), labels: b.y, labelMask };
 }
 
-/** Disposes what toModelBatch made (the label mask); x, cond and labels belong to the data batch. */
+/**
+ * Disposes what toModelBatch made (the label mask, a conditioning input made from the batch);
+ * x and labels (and cond when it is the labels) belong to the data batch.
+ */
 export function disposeModelBatch(mb: ModelBatch): void {
   mb.labelMask?.dispose();
+  if (mb.cond && mb.cond !== mb.labels && mb.cond !== mb.x) mb.cond.dispose();
 }
 
 /** Disposes a data batch's tensors. */
@@ -46,7 +51,8 @@ export function disposeBatch(b: Batch): void {
 export interface EvalContext {
   info: DatasetInfo;
   seed: number;
-  conditionOnLabels: boolean;
+  /** How each batch's conditioning input is made (data.condition). */
+  condition: ConditionOptions;
   /** Name of the evaluation's random stream (e.g. "eval/val/3"), so evaluations are reproducible. */
   stream: string;
   batchSize: number;
@@ -70,7 +76,7 @@ export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalC
   let i = 0;
   for (const b of batcher.epoch(0)) {
     const rng = Rng.derive(ctx.seed, ctx.stream, i++);
-    const mb = toModelBatch(b, ctx.conditionOnLabels);
+    const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
     const { names, values } = tf.tidy(() => {
       const t = objective.terms(mb, { training: false, rng, step: ctx.step, cond: mb.cond });
       const keys = Object.keys(t);
@@ -108,7 +114,7 @@ export function iwLogLikelihood(
   let row = 0;
   let bi = 0;
   for (const b of batcher.epoch(0)) {
-    const mb = toModelBatch(b, ctx.conditionOnLabels);
+    const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
     // Running log-sum-exp over chunks, per example, in float64 on the host.
     const m = new Float64Array(b.size).fill(-Infinity);
     const s = new Float64Array(b.size);
@@ -185,7 +191,7 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
   let count = 0;
   let i = 0;
   for (const b of batcher.epoch(0)) {
-    const mb = toModelBatch(b, ctx.conditionOnLabels);
+    const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
     const rng = Rng.derive(ctx.seed, `${ctx.stream}/latent`, i++);
     let noPosterior = false;
     const out = tf.tidy(() => {

@@ -22,6 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../config/experiment';
 import type { ModelBatch, Objective } from '../contracts';
 import { Batcher } from '../data/batcher';
+import { generationCondition, type ConditionOptions } from '../data/condition';
 import type { DataSplit } from '../data/types';
 import { ConfigError, TrainingError } from '../errors';
 import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
@@ -398,7 +399,7 @@ class Trainer {
 
   /** The steps of one epoch from meta.batchInEpoch on; returns a status when the run ends inside it. */
   private async runEpoch(epoch: number): Promise<TrainStatus | null> {
-    const cond = this.config.data.conditionOnLabels;
+    const shape = this.session.dataset.shape;
     this.meta.epoch = epoch;
     this.bus.emit('onEpochStart', { epoch, epochs: this.T.epochs, batches: this.perEpoch, startBatch: this.meta.batchInEpoch });
     this.epochStartedAt = Date.now();
@@ -415,7 +416,7 @@ class Trainer {
         return end;
       }
       const b = next!;
-      const mb = toModelBatch(b, cond);
+      const mb = toModelBatch(b, this.config.data.condition as ConditionOptions, shape);
       const s = this.meta.step;
       const { names, losses, values, lr } = this.step(mb, s);
       // The next batch is gathered while this step's values are still unread.
@@ -479,7 +480,7 @@ class Trainer {
     return {
       info: this.session.dataset,
       seed: this.seed,
-      conditionOnLabels: this.config.data.conditionOnLabels,
+      condition: this.config.data.condition as ConditionOptions,
       stream,
       batchSize: this.config.eval.batchSize,
       step: this.meta.step,
@@ -567,7 +568,7 @@ class Trainer {
     const rows: Float32Array[] = [];
     for (let r = 0; r < pairs && r < evalB.batchesPerEpoch(); r++) {
       const b = evalB.batch(0, r);
-      const mb = toModelBatch(b, config.data.conditionOnLabels);
+      const mb = toModelBatch(b, config.data.condition as ConditionOptions, dataset.shape);
       const rec = parts.model.reconstruct(mb, { training: false, rng: Rng.derive(seed, 'images', r) });
       rows.push(b.x.dataSync() as Float32Array, rec.dataSync() as Float32Array);
       rec.dispose();
@@ -584,7 +585,7 @@ class Trainer {
     writeGrid(path.join(images, `reconstructions${tag}.png`), recImgs, Math.min(nRec * 2, recImgs.length / info.dim), info.shape, g);
     const nS = g * g;
     const samples = tf.tidy(() => {
-      const c = info.condDim > 0 ? (tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: nS }, (_, i) => i % info.condDim), 'int32'), info.condDim), 'float32') as tf.Tensor2D) : null;
+      const c = generationCondition(nS, config.data.condition as ConditionOptions, dataset, dataset.test);
       return parts.model.generate(nS, c, { training: false, rng: Rng.derive(seed, 'sample-grid') });
     });
     writeGrid(path.join(images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);
