@@ -41,11 +41,22 @@ describe('gaussian latent', () => {
     }
   });
 
-  it('Should give the mode as the posterior mean', () => {
-    const latent = latentOf(3);
-    const h = tf.randomUniform([2, 16], -1, 1, 'float32', 4) as tf.Tensor2D;
-    const s = latent.sample(h, 1, opts(3));
-    expect(Array.from(latent.mode(h, opts(3)).dataSync())).to.deep.equal(Array.from(s.posterior!.loc.dataSync()));
+  it('Should give the mode as the posterior mean h W_loc + b_loc, with weights set by hand', () => {
+    const latent = latentOf(2);
+    const vars = latent.variables();
+    // h [1, 16] = e_0 + 2 e_1 (0 elsewhere); W_loc column 0 = [1, 3, 0...], column 1 = [-1, 0.5, 0...]; b_loc = [0.25, -1].
+    const w = new Float32Array(16 * 2);
+    w.set([1, -1], 0); // row 0
+    w.set([3, 0.5], 2); // row 1
+    vars.get('loc/kernel')!.assign(tf.tensor2d(w, [16, 2]));
+    vars.get('loc/bias')!.assign(tf.tensor1d([0.25, -1]));
+    const h = tf.tensor2d([[1, 2, ...new Array(14).fill(0)]]);
+    // loc_0 = 1*1 + 2*3 + 0.25 = 7.25; loc_1 = 1*(-1) + 2*0.5 - 1 = -1
+    const mode = Array.from(latent.mode(h, opts(3)).dataSync());
+    expect(mode[0]).to.be.closeTo(7.25, 1e-6);
+    expect(mode[1]).to.be.closeTo(-1, 1e-6);
+    // and it does not depend on the noise: another seed, the same code
+    expect(Array.from(latent.mode(h, opts(4)).dataSync())).to.deep.equal(mode);
   });
 
   it('Should match a central finite difference of d sum(z^2) / d(logVar bias) (eps 1e-3, rtol 0.02)', () => {
