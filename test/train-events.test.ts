@@ -98,12 +98,20 @@ describe('trainer events @slow', () => {
         (e.values as Record<string, number>)['train/loss'] = 0;
       },
     };
-    const noisy = await run(small(), { callbacks: [thrower, rejecter, slow, mutator] });
+    const configMutator: TrainerCallback = {
+      name: 'config-mutator',
+      onRunStart: (e) => {
+        (e.config.train as { maxSteps: number }).maxSteps = 3;
+      },
+    };
+    const noisy = await run(small(), { callbacks: [thrower, rejecter, slow, mutator, configMutator] });
     await new Promise((r) => setImmediate(r));
     expect(noisy.steps).to.deep.equal(plain.steps);
     expect(noisy.weights).to.deep.equal(plain.weights);
     expect(noisy.lines.filter((l) => l.startsWith('callback'))).to.deep.equal([
       'callback "thrower" failed in onRunStart: no tracking server (its later failures are not reported; the run goes on)',
+      // the run's config reaches listeners as a deep-frozen copy: a write is refused, the run keeps its own
+      'callback "config-mutator" failed in onRunStart: Cannot assign to read only property \'maxSteps\' of object \'#<Object>\' (its later failures are not reported; the run goes on)',
       // the frozen values refuse the write (strict mode): reported, and nobody sees the change
       'callback "mutator" failed in onStepEnd: Cannot assign to read only property \'train/loss\' of object \'#<Object>\' (its later failures are not reported; the run goes on)',
       'callback "rejecter" failed in onEpochEnd: upload failed (its later failures are not reported; the run goes on)',

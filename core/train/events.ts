@@ -160,10 +160,24 @@ type Hook = Exclude<keyof TrainerCallback, 'name' | 'state' | 'loadState'>;
 const isPlain = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 
-/** A frozen copy of an event and of the plain records in it (values, metrics, summary). */
+/** Freezes a plain value and everything plain inside it. */
+function deepFreeze<T>(v: T): T {
+  if (Array.isArray(v) || isPlain(v)) {
+    for (const x of Object.values(v as object)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+/**
+ * A frozen copy of an event and of the plain records in it (values, metrics, summary); the
+ * experiment's config (in onRunStart) is a deep-frozen clone, since the trainer reads its own.
+ */
 function freezeCopy(event: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(event)) out[k] = isPlain(v) && k !== 'config' ? Object.freeze({ ...v }) : v;
+  for (const [k, v] of Object.entries(event)) {
+    out[k] = k === 'config' && isPlain(v) ? deepFreeze(structuredClone(v)) : isPlain(v) ? Object.freeze({ ...v }) : v;
+  }
   return Object.freeze(out);
 }
 
