@@ -7,8 +7,9 @@ import { closest, distance } from 'fastest-levenshtein';
 
 /** Base class: keeps `name` right after transpilation so `instanceof` and logs agree. */
 export class VaelabError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** options.cause keeps the error this one explains (a plugin's or tfjs's), for debugging. */
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
   }
 }

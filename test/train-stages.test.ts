@@ -174,3 +174,24 @@ describe('stages @slow', () => {
     );
   });
 });
+
+describe('trainer: a loss that reaches none of the variables it trains', () => {
+  it('Should refuse, in one line naming train.trainable and the objective, a stage whose objective does not use the variables it trains', async () => {
+    // prior-fit's loss is -log p(z), z ~ q(z|x): it depends on encoder, latent and prior, not on the decoder.
+    const raw = twoStages(undefined, {});
+    delete raw.stages;
+    const exp = experimentFromObject({ ...raw, objective: { use: 'prior-fit' }, train: { ...(raw.train as object), trainable: ['decoder/'] } }, registry());
+    const session = openSession(exp);
+    const run = RunDir.create(tmp(), 'no-connection', 7);
+    let thrown: unknown;
+    try {
+      await train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).to.be.instanceOf(ConfigError);
+    expect((thrown as Error).message).to.equal(
+      'train.trainable = ["decoder/"]: the loss of objective "prior-fit" reaches none of the variables it trains (decoder/mlp/dense0/kernel, decoder/mlp/dense0/bias, decoder/mlp/dense1/kernel, decoder/mlp/dense1/bias); train variables the loss depends on',
+    );
+  });
+});

@@ -24,7 +24,7 @@ import type { ModelBatch, Objective } from '../contracts';
 import { Batcher } from '../data/batcher';
 import { generationCondition, type ConditionOptions } from '../data/condition';
 import type { DataSplit } from '../data/types';
-import { ConfigError, TrainingError } from '../errors';
+import { ConfigError, TrainingError, VaelabError } from '../errors';
 import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
 import { Rng } from '../rng';
 import type { Session } from '../session';
@@ -272,6 +272,29 @@ class Trainer {
 
   // ----- one step ----------------------------------------------------------------------------
 
+  /**
+   * tf.variableGrads of one group's loss, with its failures said in one line: a loss that reaches
+   * none of the group's variables (say, train.trainable keeps only variables the objective does
+   * not use) is bad input; anything else thrown by a plugin or tfjs is a failed step, named.
+   */
+  private gradsOf(g: OptimizerGroup, s: number, f: () => tf.Scalar): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    try {
+      return tf.variableGrads(f, g.list);
+    } catch (e) {
+      if (e instanceof VaelabError) throw e;
+      const first = String((e as Error)?.message ?? e).split('\n')[0];
+      const objective = `objective "${this.config.objective.use}"`;
+      const what = g.def ? `the loss of parameter group "${g.name}" of ${objective}` : `the loss of ${objective}`;
+      if (/Cannot find a connection between any variable and the result of the loss function/.test(first)) {
+        const keys = [...g.keyOf.values()];
+        const shown = keys.slice(0, 4).join(', ') + (keys.length > 4 ? `, ... (${keys.length} in all)` : '');
+        const trainable = this.T.trainable.length > 0 ? `train.trainable = ${JSON.stringify(this.T.trainable)}` : 'train.trainable = [] (all)';
+        throw new ConfigError(`${trainable}: ${what} reaches none of the variables it trains (${shown}); train variables the loss depends on`);
+      }
+      throw new TrainingError(`step ${s + 1}: ${what} failed: ${first}`, { cause: e });
+    }
+  }
+
   /** Gradients of one group's loss applied with its Adam (clipped per group). Returns the gradient norm [scalar]. */
   private update(g: OptimizerGroup, grads: tf.NamedTensorMap, lr: number): tf.Scalar {
     const byKey = new Map<string, tf.Tensor>();
@@ -308,14 +331,14 @@ class Trainer {
     const [main, ...others] = this.groups;
     const names: string[] = [];
     let stacked: tf.Tensor | null = null;
-    const { value, grads } = tf.variableGrads(() => {
+    const { value, grads } = this.gradsOf(main, s, () => {
       const t = objective.terms(mb, { training: true, rng: Rng.derive(this.seed, 'step', s), step: s });
       // The terms are whatever this call returns: some exist only in training.
       const keys = ['loss', ...Object.keys(t).filter((k) => k !== 'loss')];
       names.push(...keys);
       stacked = tf.keep(tf.stack(keys.map((k) => tf.mean(t[k]))));
       return tf.mean(t.loss) as tf.Scalar;
-    }, main.list);
+    });
     const lr = lrOf(main);
     const parts: tf.Tensor[] = [stacked!, this.update(main, grads, lr)];
     names.push('grad-norm');
@@ -323,7 +346,7 @@ class Trainer {
     const losses = [0];
     for (const g of others) {
       if (s % g.every !== 0) continue;
-      const r = tf.variableGrads(() => g.def!.loss(mb, { training: true, rng: Rng.derive(this.seed, `group/${g.name}`, s), step: s }), g.list);
+      const r = this.gradsOf(g, s, () => g.def!.loss(mb, { training: true, rng: Rng.derive(this.seed, `group/${g.name}`, s), step: s }));
       parts.push(r.value, this.update(g, r.grads, lrOf(g)));
       losses.push(names.length);
       names.push(`${g.name}-loss`, `${g.name}-grad-norm`);
