@@ -294,6 +294,17 @@ export class Rng {
     return tf.tensor(v, shape, 'float32');
   }
 
+  /**
+   * A float32 tensor of uniforms strictly inside (lo, hi): as `uniformTensor`, with a value that
+   * lands on lo moved to the next float32 above it. For inverse-CDF samplers whose transform is
+   * infinite at both ends (Laplace: -b sign(u) log(1 - 2|u|) on (-1/2, 1/2)). Shape: `shape`.
+   */
+  openUniformTensor(shape: number[], lo = 0, hi = 1): tf.Tensor {
+    const n = shape.reduce((p, s) => p * s, 1);
+    const v = uniformToRange(this.fillUniform(new Float32Array(n)), lo, hi, true);
+    return tf.tensor(v, shape, 'float32');
+  }
+
   /** The generator state, for checkpoints. */
   getState(): RngState {
     return { s: [this.a, this.b, this.c, this.d], spare: this.spare };
@@ -340,10 +351,14 @@ function floatAtOrAbove(x: number): number {
  * +-inf), and a v < lo (lo not a float32) becomes the smallest float32 >= lo. Values inside are
  * unchanged. Throws when [lo, hi) holds no float32 (lo >= hi included).
  */
-export function uniformToRange(v: Float32Array, lo: number, hi: number): Float32Array {
+export function uniformToRange(v: Float32Array, lo: number, hi: number, open = false): Float32Array {
   const top = floatBelow(hi);
-  const bottom = floatAtOrAbove(lo);
-  if (!(bottom <= top)) throw new Error(`Rng.uniformTensor: [lo, hi) must hold a float32 value; got lo = ${lo}, hi = ${hi}`);
+  // With `open`, lo itself is excluded too: the smallest float32 strictly above lo.
+  const atOrAbove = floatAtOrAbove(lo);
+  const bottom = open && atOrAbove === lo ? stepF32(atOrAbove, true) : atOrAbove;
+  if (!(bottom <= top)) {
+    throw new Error(`Rng.${open ? 'openUniformTensor' : 'uniformTensor'}: ${open ? '(lo, hi)' : '[lo, hi)'} must hold a float32 value; got lo = ${lo}, hi = ${hi}`);
+  }
   const width = hi - lo;
   for (let i = 0; i < v.length; i++) {
     const x = Math.fround(lo + width * v[i]);

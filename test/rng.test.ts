@@ -164,6 +164,19 @@ describe('Rng', () => {
       expect(nextWordIs(0).uniformTensor([1], -0.5, 0.5).dataSync()[0]).to.equal(-0.5);
     });
 
+    it('Should keep openUniformTensor(-0.5, 0.5) strictly inside, so a Laplace sample is finite at both ends', () => {
+      // The word 0 gives u = 0, i.e. -0.5 itself: the open version moves it to the next float32
+      // above -0.5, which is -0.5 + 2^-25 (floats in [0.25, 0.5) are 2^-25 apart).
+      const low = nextWordIs(0).openUniformTensor([1], -0.5, 0.5).dataSync()[0];
+      expect(low).to.equal(-0.5 + 2 ** -25);
+      const high = nextWordIs(0xffffffff).openUniformTensor([1], -0.5, 0.5).dataSync()[0];
+      expect(high).to.equal(0.5 - 2 ** -24);
+      for (const u of [low, high]) expect(Number.isFinite(-Math.sign(u) * Math.log(1 - 2 * Math.fround(Math.abs(u))))).to.equal(true);
+      // Values inside are the same as uniformTensor's.
+      expect(Array.from(Rng.derive(3, 'open').openUniformTensor([64], -0.5, 0.5).dataSync())).to.deep.equal(Array.from(Rng.derive(3, 'open').uniformTensor([64], -0.5, 0.5).dataSync()));
+      expect(() => uniformToRange(new Float32Array(1), 1, 1 + 2 ** -23, true)).to.throw('Rng.openUniformTensor: (lo, hi) must hold a float32 value; got lo = 1, hi = 1.0000001192092896');
+    });
+
     it('Should move values that float32 rounding puts at hi or below lo inside [lo, hi)', () => {
       const u = new Float32Array([0, 1 - 2 ** -24, 0.5]);
       // [1, 3): 1 + 2 (1 - 2^-24) = 3 - 2^-23 is a tie between 3 - 2^-22 and 3, and rounds to 3

@@ -34,7 +34,7 @@ export class LaplacePrior extends Module implements Prior {
   /** n draws by the inverse CDF: z = -b sign(u) log(1 - 2|u|), u ~ U(-1/2, 1/2). Returns [n, D] */
   sample(n: number, rng: Rng): tf.Tensor2D {
     return tf.tidy(() => {
-      const u = rng.uniformTensor([n, this.dim], -0.5, 0.5);
+      const u = rng.openUniformTensor([n, this.dim], -0.5, 0.5);
       return tf.mul(tf.mul(tf.sign(u), -this.cfg.scale), tf.log1p(tf.mul(tf.abs(u), -2))) as tf.Tensor2D;
     });
   }
