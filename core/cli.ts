@@ -14,7 +14,7 @@ import { generationCondition, type ConditionOptions } from './data/condition';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
-import { openSession, type Session } from './session';
+import { closeSession, openSession, type Session } from './session';
 import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
 import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
@@ -53,6 +53,29 @@ function countParams(session: Session): number {
   let n = 0;
   for (const v of trainableVariables(session.parts.model, session.parts.objective).values()) n += v.size;
   return n;
+}
+
+/** The slot selection and size of a session, for validate's lines. */
+function slotsLine(session: Session): string {
+  return `${SLOTS.map((s) => `${s}=${session.config[s].use}`).join(' ')}; ${countParams(session)} parameters`;
+}
+
+/**
+ * Opens every stage of a plan as train would (data, model, dry run, model selection; init.from
+ * of the first stage, since later ones start from weights not trained yet), then frees it, so a
+ * mistake in the last stage is reported before the first trains.
+ */
+function checkStages(plan: StagePlan): Array<{ index: number; stage: string; slots: string; config: Session['config'] }> {
+  return plan.stages.map((stage) => {
+    const session = openSession(stage.experiment);
+    try {
+      checkModelSelection(session.config);
+      if (stage.index === 0) checkInit(session);
+      return { index: stage.index, stage: stage.name, slots: slotsLine(session), config: session.config };
+    } finally {
+      closeSession(session);
+    }
+  });
 }
 
 /** Builds the commander program; actions set `code`. */
@@ -133,6 +156,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       if (hasStages(raw)) {
         // Every stage is validated before the first starts.
         const plan = planStages(raw, registry, file);
+        checkStages(plan);
         const first = plan.stages[0].experiment.config;
         const run = RunDir.create(o.out ?? first.tracking.dir, first.name, first.seed);
         run.writeConfig(portableRaw(raw, file));
@@ -237,29 +261,21 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--print', 'print the resolved config')
     .action(async (file: string, o: { set: string[]; print?: boolean }) => {
       await selectBackend('cpu', { quiet: true });
-      const slots = (session: Session) => `${SLOTS.map((s) => `${s}=${session.config[s].use}`).join(' ')}; ${countParams(session)} parameters`;
       // The same checks as train, before any run directory: every stage of a staged file.
       const raw = applyOverrides(readExperimentFile(file), o.set);
       if (hasStages(raw)) {
         const plan = planStages(raw, registry, file);
-        const lines: string[] = [];
-        for (const stage of plan.stages) {
-          const session = openSession(stage.experiment);
-          checkModelSelection(session.config);
-          // A later stage starts from its predecessor's weights, which do not exist yet.
-          if (stage.index === 0) checkInit(session);
-          if (o.print) out(JSON.stringify({ stage: stage.name, config: session.config }, null, 2));
-          lines.push(`  stage ${stage.index + 1} "${stage.name}": ${slots(session)}`);
-        }
+        const checked = checkStages(plan);
+        if (o.print) for (const c of checked) out(JSON.stringify({ stage: c.stage, config: c.config }, null, 2));
         out(`${file}: valid (${plan.stages.length} stages)`);
-        for (const l of lines) out(l);
+        for (const c of checked) out(`  stage ${c.index + 1} "${c.stage}": ${c.slots}`);
         return;
       }
       const session = openSession(experimentFromObject(raw, registry, file));
       checkModelSelection(session.config);
       checkInit(session);
       if (o.print) out(JSON.stringify(session.config, null, 2));
-      out(`${file}: valid (${slots(session)})`);
+      out(`${file}: valid (${slotsLine(session)})`);
     });
 
   prog

@@ -75,3 +75,10 @@ export function openSession(experiment: Experiment): Session {
     throw e;
   }
 }
+
+/** Frees the weights and state of a session's model and objective (after a check, a finished stage). */
+export function closeSession(session: Session): void {
+  const { model, objective } = session.parts;
+  const all = new Set([...model.variables().values(), ...model.state().values(), ...objective.variables().values(), ...(objective.state?.().values() ?? [])]);
+  for (const v of all) v.dispose();
+}

@@ -70,5 +70,12 @@ describe('cli: stages @slow', () => {
       `${bad}: stages[1] "prior": objective.use: unknown plugin "prior-fitt". Allowed values: "elbo", "prior-fit". Did you mean "prior-fit"?`,
     );
     expect(fs.readdirSync(root)).to.deep.equal([]);
+    // A mistake only opening the stage finds (its data split cannot be made) is refused before training too.
+    const late = bad.replace('bad.yaml', 'late.yaml');
+    fs.writeFileSync(late, fs.readFileSync(bad, 'utf8').replace('use: prior-fitt }', 'use: prior-fit }\n    data: { validationSize: 64 }'));
+    const r2 = vaelab(['train', late, '--out', root]);
+    expect(r2.code, r2.err).to.equal(2);
+    expect(r2.err.trim().split('\n').pop()).to.equal(`${late}: data.validationSize: must be less than the number of training examples of synthetic/shapes (64); got 64`);
+    expect(fs.readdirSync(root)).to.deep.equal([]);
   });
 });
