@@ -12,7 +12,8 @@ import { experimentFromObject } from '../core/config/experiment';
 import { planStages } from '../core/config/stages';
 import { ConfigError } from '../core/errors';
 import { openSession } from '../core/session';
-import { loadCheckpoint, type LoadedCheckpoint } from '../core/train/checkpoint';
+import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from '../core/train/checkpoint';
+import * as tf from '@tensorflow/tfjs-core';
 import { trainStages, type StagedTrainOptions } from '../core/train/run-stages';
 import { checkInit, train } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
@@ -171,6 +172,16 @@ describe('stages @slow', () => {
     );
     expect(await messageOf(() => start({}, { init: {}, train: { trainable: ['prior/x'] } }))).to.equal(
       'train.trainable: "prior/x" matches no trainable variable of this experiment (their keys start with "encoder/", "latent/", "decoder/", "prior/")',
+    );
+    // A checkpoint that holds none of this model's tensors (another experiment's) copies nothing: refused.
+    const foreign = path.join(tmp(), 'foreign.ckpt');
+    const meta = { ...loadCheckpoint(file).meta };
+    saveCheckpoint(foreign, meta, new Map([['model/encoder/other/kernel', tf.zeros([2, 2])]]));
+    const raw = twoStages(undefined, { init: { from: foreign } });
+    delete raw.stages;
+    // 11 tensors: encoder dense0 (2), latent loc and logVar heads (4), decoder dense0, dense1 (4), the prior's loc (1).
+    expect(await messageOf(() => checkInit(openSession(experimentFromObject(raw, registry()))))).to.equal(
+      `init.from: ${foreign} has none of this experiment's 11 tensors (it holds model/encoder/other/kernel, ...); is it a run of another experiment?`,
     );
   });
 });

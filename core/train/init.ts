@@ -140,6 +140,14 @@ export function applyInit(
     copies.push([v, entry]);
     report.copied.push(key);
   }
+  if (problems.length === 0 && copies.length === 0) {
+    // Without init.include nothing is demanded, but a checkpoint with no tensor of this model (another
+    // experiment, other plugin names) must not pass for an initialisation.
+    const sample = [...ck.tensors.keys()].filter((k) => k.startsWith('model/')).slice(0, 3);
+    problems.push(
+      `init.from: ${file} has none of this experiment's ${targets.length} tensors (it holds ${sample.length ? `${sample.join(', ')}, ...` : 'no model tensors'}); is it a run of another experiment?`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   if (opts.check) return report;
   for (const [v, entry] of copies) tf.tidy(() => v.assign(tf.tensor(entry.data, entry.shape, 'float32')));
