@@ -58,6 +58,9 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
     tf.tidy(() => {
       const x = tf.fill([n, info.dim], 0.5) as tf.Tensor2D;
       const cond = info.condDim > 0 ? (tf.cast(tf.oneHot(tf.tensor1d([0, 1 % info.condDim], 'int32'), info.condDim), 'float32') as tf.Tensor2D) : null;
+      // With labels, one labelled example and one whose label is hidden (a semi-supervised batch).
+      const labels = info.numClasses > 0 ? (tf.cast(tf.oneHot(tf.tensor1d([0, 1 % info.numClasses], 'int32'), info.numClasses), 'float32') as tf.Tensor2D) : null;
+      const labelMask = labels ? tf.tensor1d([1, 0]) : null;
       const opts: PassOptions = { training: false, rng: Rng.derive(config.seed, 'shape-check'), cond };
       const enc = model.encoder;
       const h: Features = enc.encode(x, cond, opts);
@@ -152,14 +155,14 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
 
       stage = use('objective');
       for (const training of [true, false]) {
-        const terms = objective.terms({ x, cond }, { ...opts, training, step: 0 });
+        const terms = objective.terms({ x, cond, labels, labelMask }, { ...opts, training, step: 0 });
         expect(terms.loss !== undefined, () => `${stage}.terms: must return a "loss" term`);
         for (const [k, t] of Object.entries(terms)) {
           expect(sameShape(t, [n]), () => `${stage}.terms: term "${k}" must be [B]; got ${shapeOf(t)}`);
         }
       }
       for (const g of objective.groups?.() ?? []) {
-        const l = g.loss({ x, cond }, { ...opts, training: true, step: 0 });
+        const l = g.loss({ x, cond, labels, labelMask }, { ...opts, training: true, step: 0 });
         expect(l.rank === 0, () => `${stage}.groups: the loss of group "${g.name}" must be a scalar; got ${shapeOf(l)}`);
       }
     });

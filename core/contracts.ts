@@ -286,7 +286,12 @@ export interface ParamGroup {
   readonly optimizer?: GroupOptimizer;
   /** Update this group on steps where step % every === 0 (default 1: every step). */
   readonly every?: number;
-  /** The scalar this group minimises on the step's batch; its gradient reaches only the group's variables. */
+  /**
+   * The scalar this group minimises on the step's batch; its gradient reaches only the group's
+   * variables. It is a pass of its own with ctx.training true: state that plugins update in
+   * training (EMA codebooks, running statistics) moves again on it, unless the group's loss
+   * reuses codes it holds from the main pass or runs the model with training false.
+   */
   loss(batch: ModelBatch, ctx: ObjectiveContext): tf.Scalar;
 }
 

@@ -241,6 +241,8 @@ describe('conformance kit (vaelab/testing)', () => {
       // row i: cond one-hot of i % 3, labels one-hot of i % 4
       assert.deepStrictEqual(b.cond!.arraySync()[4], [0, 1, 0]);
       assert.deepStrictEqual(b.labels!.arraySync()[4], [1, 0, 0, 0]);
+      // labelled rows 0, 2, 4; hidden labels on rows 1 and 3
+      assert.deepStrictEqual(Array.from(b.labelMask!.dataSync()), [1, 0, 1, 0, 1]);
       assert.deepStrictEqual(Array.from(greyBatch(5, info, 1).x.dataSync()), Array.from(b.x.dataSync()));
       const d = syntheticData(TINY_IMAGE_INFO, 8);
       const x = d.x.arraySync();

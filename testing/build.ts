@@ -96,7 +96,11 @@ export function greyBatch(n: number, info: DataInfo, seed = 1, labels = false): 
   const index = (k: number) => Array.from({ length: n }, (_, i) => i % k);
   const cond = info.condDim > 0 ? oneHot(index(info.condDim), info.condDim) : null;
   const batch: ModelBatch = { x, cond };
-  if (labels && info.numClasses > 0) batch.labels = oneHot(index(info.numClasses), info.numClasses);
+  if (labels && info.numClasses > 0) {
+    batch.labels = oneHot(index(info.numClasses), info.numClasses);
+    // Semi-supervised batches mix both kinds: the label of every odd row is hidden.
+    batch.labelMask = tf.tensor1d(index(2).map((r) => 1 - r));
+  }
   return batch;
 }
 

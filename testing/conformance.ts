@@ -970,9 +970,9 @@ class CaseChecks {
             method: 'Objective.terms',
             modes: [true, false],
             call: (seed, training) => {
-              const batch = cloneAll([b.x, b.cond, b.labels ?? null]);
-              const [x, cond, labels] = batch as [tf.Tensor2D, tf.Tensor2D | null, tf.Tensor2D | null];
-              return { out: parts.objective.terms({ x, cond, labels }, { training, rng: rngOf(seed, 'terms'), step: 0 }), inputs: batch };
+              const batch = cloneAll([b.x, b.cond, b.labels ?? null, b.labelMask ?? null]);
+              const [x, cond, labels, labelMask] = batch as [tf.Tensor2D, tf.Tensor2D | null, tf.Tensor2D | null, tf.Tensor1D | null];
+              return { out: parts.objective.terms({ x, cond, labels, labelMask }, { training, rng: rngOf(seed, 'terms'), step: 0 }), inputs: batch };
             },
             validate: (t, l) => {
               const terms = t as Record<string, unknown>;
@@ -1013,9 +1013,9 @@ class CaseChecks {
                 method: 'ParamGroup.loss',
                 modes: [true],
                 call: (seed, training) => {
-                  const batch = cloneAll([b.x, b.cond, b.labels ?? null]);
-                  const [x, cond, labels] = batch as [tf.Tensor2D, tf.Tensor2D | null, tf.Tensor2D | null];
-                  return { out: def.loss({ x, cond, labels }, { training, rng: rngOf(seed, `group/${g.name}`), step: 0 }), inputs: batch };
+                  const batch = cloneAll([b.x, b.cond, b.labels ?? null, b.labelMask ?? null]);
+                  const [x, cond, labels, labelMask] = batch as [tf.Tensor2D, tf.Tensor2D | null, tf.Tensor2D | null, tf.Tensor1D | null];
+                  return { out: def.loss({ x, cond, labels, labelMask }, { training, rng: rngOf(seed, `group/${g.name}`), step: 0 }), inputs: batch };
                 },
                 validate: (l, label) => expectTensor(label, '', l, [], 'a scalar'),
               },
