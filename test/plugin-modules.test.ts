@@ -127,3 +127,22 @@ describe('plugin modules', () => {
     });
   });
 });
+
+describe('plugin modules: one copy of tfjs-core and inversify', () => {
+  it('Should refuse a plugin folder that would load its own copy of @tensorflow/tfjs-core, before loading it', () => {
+    const { dir, exp } = project('./p.js', {
+      'p.js': "require('@tensorflow/tfjs-core'); exports.plugins = [];\n",
+      // A second copy, as `npm install` inside a plugin folder with tfjs-core as a dependency gives.
+      'node_modules/@tensorflow/tfjs-core/package.json': '{ "name": "@tensorflow/tfjs-core", "version": "4.22.0", "main": "index.js" }\n',
+      'node_modules/@tensorflow/tfjs-core/index.js': "throw new Error('the second copy must not be loaded');\n",
+    });
+    const theirs = fs.realpathSync(path.join(dir, 'node_modules/@tensorflow/tfjs-core/index.js'));
+    const ours = fs.realpathSync(require.resolve('@tensorflow/tfjs-core'));
+    const shown = (f: string) => (path.relative(process.cwd(), f).startsWith('..') ? f : path.relative(process.cwd(), f));
+    expectThrowExact(
+      () => loadExperiment(exp, builtins()),
+      ConfigError,
+      `${exp}: plugins[0]: module "./p.js" failed to load: it would load its own copy of @tensorflow/tfjs-core (${shown(theirs)}) besides vaelab's (${shown(ours)}); list @tensorflow/tfjs-core under peerDependencies of the plugin's package.json and remove its own copy`,
+    );
+  });
+});

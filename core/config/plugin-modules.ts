@@ -9,6 +9,7 @@
  * of the module and of the TypeScript files it imports from its own folder; it costs about one
  * second for a plugin importing vaelab and tfjs-core. `VAELAB_TYPECHECK=0` skips it.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as TS from 'typescript';
 
@@ -60,11 +61,43 @@ export function resolvePluginModule(spec: string, base: string): string {
   return require.resolve(spec, { paths: [base, process.cwd()] });
 }
 
+/** Packages vaelab and every plugin must share: one tensor engine, one DI container library. */
+export const SHARED_PACKAGES = ['@tensorflow/tfjs-core', 'inversify'] as const;
+
+/**
+ * The shared packages a module would load a copy of its own of (resolved from its folder to
+ * another file than vaelab's): a second tfjs-core has its own kernels and engine state, a second
+ * inversify its own metadata, and either breaks the plugin in ways no message explains later.
+ */
+export function duplicatePackages(file: string): Array<{ name: string; theirs: string; ours: string }> {
+  const out: Array<{ name: string; theirs: string; ours: string }> = [];
+  for (const name of SHARED_PACKAGES) {
+    let theirs: string;
+    try {
+      theirs = fs.realpathSync(require.resolve(name, { paths: [path.dirname(file)] }));
+    } catch {
+      continue; // not resolvable from the module: it does not import it, or its own load will say so
+    }
+    const ours = fs.realpathSync(require.resolve(name));
+    if (theirs !== ours) out.push({ name, theirs, ours });
+  }
+  return out;
+}
+
 /**
  * Loads one plugin module. TypeScript is type-checked (unless VAELAB_TYPECHECK=0) and compiled
  * on the fly. Throws ModuleLoadError naming the file, line and column of what went wrong.
  */
 export function loadModule(file: string): unknown {
+  const twice = duplicatePackages(file);
+  if (twice.length > 0) {
+    throw new ModuleLoadError(
+      twice.map(
+        (d) =>
+          `it would load its own copy of ${d.name} (${shownPath(d.theirs)}) besides vaelab's (${shownPath(d.ours)}); list ${d.name} under peerDependencies of the plugin's package.json and remove its own copy`,
+      ),
+    );
+  }
   if (isTypeScriptFile(file)) {
     if (process.env.VAELAB_TYPECHECK !== '0') {
       const problems = typeCheck(file);
