@@ -110,6 +110,9 @@ describe('Same path, same seed: the same numbers bit for bit @slow', function ()
       train: { epochs: 3, batchSize: 32, logEvery: 1, progress: 'none', optimizer: { learningRate: 3e-3 } },
       eval: { iwSamples: 10, iwChunk: 5, batchSize: 64, gridSize: 4 },
     });
+    // On the path the title names, whatever backend an earlier test left selected.
+    await selectBackend('wasm', { quiet: true });
+    expect(tf.getBackend()).to.equal('wasm');
     const once = async () => {
       const session = openSession(experimentFromObject(raw, builtins()));
       const run = RunDir.create(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-same-path-')), session.config.name, session.config.seed);
