@@ -284,8 +284,10 @@ export interface ParamGroup {
   variables(): Map<string, tf.Variable>;
   /** Adam settings of this group (overrides of train.optimizer). */
   readonly optimizer?: GroupOptimizer;
-  /** Update this group on steps where step % every === 0 (default 1: every step). */
+  /** Update this group on steps where step % every === phase (default every 1, phase 0: every step). */
   readonly every?: number;
+  /** See `every`: an integer in [0, every). Groups and the main group with the same `every` and other phases alternate. */
+  readonly phase?: number;
   /**
    * The scalar this group minimises on the step's batch; its gradient reaches only the group's
    * variables. It is a pass of its own with ctx.training true: state that plugins update in
@@ -304,4 +306,11 @@ export interface Objective extends Trainable {
   terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms;
   /** Extra parameter groups with their own loss and optimizer (see ParamGroup). */
   groups?(): ParamGroup[];
+  /**
+   * When the main group (every trainable variable outside the groups) is updated: on steps
+   * where step % every === phase (default: every step). On other steps the terms are still
+   * computed and logged, without a gradient. With a group of the same `every` and another phase,
+   * the two alternate (a GAN-style schedule).
+   */
+  readonly mainUpdate?: { readonly every?: number; readonly phase?: number };
 }

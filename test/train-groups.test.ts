@@ -147,6 +147,48 @@ describe('parameter groups @slow', () => {
     expect(norm(CRITIC.map((k) => `adam/critic/m/${k}`)) / (1 - 0.5)).to.be.closeTo(1e-3, 1e-7);
   });
 
+  it('Should alternate the main group (steps 1, 3, ...) and the critic (steps 0, 2, ...) when the objective declares mainUpdate and the group a phase', async () => {
+    // Snapshots after each step (syncEvery 1: the listener runs right after its step): which weights moved?
+    const snaps: Array<{ step: number; main: number[]; critic: number[]; values: Record<string, number> }> = [];
+    const raw = tiny({ every: 2, phase: 0, mainEvery: 2, mainPhase: 1 }, { epochs: 1, syncEvery: 1 });
+    const session = openSession(experimentFromObject(raw, registry()));
+    const vars = trainableVariables(session.parts.model, session.parts.objective);
+    const read = (k: string) => Array.from(vars.get(k)!.dataSync());
+    const before = { main: read('encoder/mlp/dense0/bias'), critic: read(CRITIC[0]) };
+    const watcher = { name: 'watcher', onStepEnd: (e: { step: number; values: Readonly<Record<string, number>> }) => snaps.push({ step: e.step, main: read('encoder/mlp/dense0/bias'), critic: read(CRITIC[0]), values: { ...e.values } }) };
+    const dir = RunDir.create(root(), 'groups', 5);
+    await train(session, { run: dir, backend: 'cpu', log: () => undefined, handleSignals: false, callbacks: [watcher] });
+    expect(snaps.map((x) => x.step)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
+    let prev = before;
+    snaps.forEach((x, i) => {
+      // Event step i + 1 is optimisation step s = i: the critic moves when s is even, the main group when s is odd.
+      const s = i;
+      if (s % 2 === 1) {
+        expect(x.main, `main moves at step ${s}`).to.not.deep.equal(prev.main);
+        expect(x.critic, `critic frozen at step ${s}`).to.deep.equal(prev.critic);
+      } else {
+        expect(x.main, `main frozen at step ${s}`).to.deep.equal(prev.main);
+        expect(x.critic, `critic moves at step ${s}`).to.not.deep.equal(prev.critic);
+      }
+      // Every step logs the main terms; the gradient norm only where the main group stepped.
+      expect(Number.isFinite(x.values['train/loss'])).to.equal(true);
+      expect('train/grad-norm' in x.values).to.equal(s % 2 === 1);
+      expect('train/critic-loss' in x.values).to.equal(s % 2 === 0);
+      prev = x;
+    });
+  });
+
+  it('Should refuse a phase outside [0, every)', async () => {
+    let caught: unknown;
+    try {
+      await run(tiny({ every: 2, phase: 2 }));
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).to.be.instanceOf(RegistrationError);
+    expect((caught as Error).message).to.equal('objective "critic".groups: group "critic" phase must be an integer in [0, 1] (every = 2); got 2');
+  });
+
   it('Should refuse a group whose variable the objective does not own', async () => {
     let caught: unknown;
     try {

@@ -10,7 +10,7 @@ import type { DataInfo, ModelBatch, Objective, Slot, Trainable } from '../core/c
 import type { PluginDefinition } from '../core/plugin';
 import { PluginRegistry } from '../core/plugin';
 import { Rng } from '../core/rng';
-import { buildGroups } from '../core/train/groups';
+import { buildGroups, isDue } from '../core/train/groups';
 import { trainableVariables as coreTrainableVariables } from '../core/train/trainer';
 import { plugins as builtinPlugins } from '../plugins';
 
@@ -201,7 +201,8 @@ export interface TrainSettings {
 
 /**
  * Trains the parts with Adam as the trainer does (the main group on mean(terms().loss), then each
- * parameter group the objective declares on its own loss, on its `every` steps) and returns the
+ * parameter group the objective declares on its own loss, on the steps its `every` and `phase`
+ * select; the main group on those of objective.mainUpdate) and returns the
  * main loss of every step, computed before that step's update. Stops early, returning the
  * losses so far, at the first non-finite loss.
  */
@@ -223,8 +224,12 @@ export function trainSteps(parts: Parts, data: ModelBatch, settings: TrainSettin
     for (let step = 0; step < steps; step++) {
       const batch = batches[step % perEpoch];
       for (const g of groups) {
-        if (step % g.every !== 0) continue;
         const ctx = { training: true, rng: Rng.derive(seed, `train/${g.name}`, step), step };
+        if (!isDue(g, step)) {
+          // The main group off its schedule (objective.mainUpdate): its loss is still recorded.
+          if (!g.def) losses.push(tf.tidy(() => tf.mean(parts.objective.terms(batch, ctx).loss).dataSync()[0]));
+          continue;
+        }
         const { value, grads } = tf.variableGrads(
           () => (g.def ? g.def.loss(batch, ctx) : (tf.mean(parts.objective.terms(batch, ctx).loss) as tf.Scalar)),
           g.list,

@@ -28,8 +28,9 @@ export interface OptimizerGroup {
   readonly adam: Adam;
   /** Base learning rate (the schedule scales it). */
   readonly learningRate: number;
-  /** Steps where step % every === 0 update the group (1 for the main group). */
+  /** Steps where step % every === phase update the group. */
   readonly every: number;
+  readonly phase: number;
   /** The objective's declaration (null for the main group). */
   readonly def: ParamGroup | null;
   /** Checkpoint prefix of the Adam moments: "adam/" for the main group, "adam/<name>/" for the others. */
@@ -43,7 +44,7 @@ export interface OptimizerSettings extends AdamOptions {
 
 const KEBAB = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
-function makeGroup(name: string, vars: Map<string, tf.Variable>, settings: OptimizerSettings, every: number, def: ParamGroup | null): OptimizerGroup {
+function makeGroup(name: string, vars: Map<string, tf.Variable>, settings: OptimizerSettings, every: number, phase: number, def: ParamGroup | null): OptimizerGroup {
   const { learningRate, beta1, beta2, epsilon, weightDecay } = settings;
   const keyOf = new Map<string, string>();
   for (const [k, v] of vars) keyOf.set(v.name, k);
@@ -55,6 +56,7 @@ function makeGroup(name: string, vars: Map<string, tf.Variable>, settings: Optim
     adam: new Adam(vars, { beta1, beta2, epsilon, weightDecay }),
     learningRate,
     every,
+    phase,
     def,
     prefix: def ? `adam/${name}/` : 'adam/',
   };
@@ -73,6 +75,20 @@ function optimizerProblems(where: string, o: GroupOptimizer): string[] {
   check('epsilon', (v) => v > 0 && Number.isFinite(v), 'a positive number');
   check('weightDecay', (v) => v >= 0 && Number.isFinite(v), 'a non-negative number');
   return out;
+}
+
+/** Checks an update schedule (every >= 1, 0 <= phase < every); returns problems. */
+function scheduleProblems(where: string, every: number | undefined, phase: number | undefined): string[] {
+  const e = every ?? 1;
+  if (!Number.isInteger(e) || e < 1) return [`${where} every must be an integer >= 1; got ${JSON.stringify(every)}`];
+  const p = phase ?? 0;
+  if (!Number.isInteger(p) || p < 0 || p >= e) return [`${where} phase must be an integer in [0, ${e - 1}] (every = ${e}); got ${JSON.stringify(phase)}`];
+  return [];
+}
+
+/** True when `group` updates at step s. */
+export function isDue(group: Pick<OptimizerGroup, 'every' | 'phase'>, s: number): boolean {
+  return s % group.every === group.phase;
 }
 
 /**
@@ -113,8 +129,7 @@ export function buildGroups(
       problems.push(`${where}: group "${g.name}" is declared twice`);
     }
     names.add(g.name);
-    const every = g.every ?? 1;
-    if (!Number.isInteger(every) || every < 1) problems.push(`${where}: group "${g.name}" every must be an integer >= 1; got ${JSON.stringify(g.every)}`);
+    problems.push(...scheduleProblems(`${where}: group "${g.name}"`, g.every, g.phase));
     problems.push(...optimizerProblems(`${where}: group "${g.name}"`, g.optimizer ?? {}));
     const vars = new Map<string, tf.Variable>();
     for (const [name, v] of g.variables()) {
@@ -133,6 +148,8 @@ export function buildGroups(
     }
     groupVars.push(vars);
   }
+  const mainUpdate = objective.mainUpdate ?? {};
+  problems.push(...scheduleProblems(`objective "${objectiveName}".mainUpdate:`, mainUpdate.every, mainUpdate.phase));
   if (problems.length > 0) throw new RegistrationError(problems.join('; '));
 
   const main = new Map<string, tf.Variable>();
@@ -142,12 +159,12 @@ export function buildGroups(
       `train.trainable: ${JSON.stringify(trainable)} leaves the main group no variable to train (the objective's loss would update nothing)`,
     );
   }
-  const groups = [makeGroup('main', main, settings, 1, null)];
+  const groups = [makeGroup('main', main, settings, mainUpdate.every ?? 1, mainUpdate.phase ?? 0, null)];
   defs.forEach((g, i) => {
     // A group whose variables are all frozen in this stage does not step.
     if (groupVars[i].size === 0) return;
     const overrides = Object.fromEntries(Object.entries(g.optimizer ?? {}).filter(([, v]) => v !== undefined));
-    groups.push(makeGroup(g.name, groupVars[i], { ...settings, ...overrides }, g.every ?? 1, g));
+    groups.push(makeGroup(g.name, groupVars[i], { ...settings, ...overrides }, g.every ?? 1, g.phase ?? 0, g));
   });
   return groups;
 }

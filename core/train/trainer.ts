@@ -33,7 +33,7 @@ import type { RunDir } from '../tracking/run-dir';
 import { clipByGlobalNorm } from './adam';
 import { loadCheckpoint, restoreVariables, saveCheckpoint, type CheckpointMeta } from './checkpoint';
 import { EventBus, type TrainStatus, type TrainerCallback } from './events';
-import { buildGroups, type OptimizerGroup } from './groups';
+import { buildGroups, isDue, type OptimizerGroup } from './groups';
 import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
@@ -331,21 +331,29 @@ class Trainer {
     const [main, ...others] = this.groups;
     const names: string[] = [];
     let stacked: tf.Tensor | null = null;
-    const { value, grads } = this.gradsOf(main, s, () => {
+    const mainTerms = () => {
       const t = objective.terms(mb, { training: true, rng: Rng.derive(this.seed, 'step', s), step: s });
       // The terms are whatever this call returns: some exist only in training.
       const keys = ['loss', ...Object.keys(t).filter((k) => k !== 'loss')];
       names.push(...keys);
       stacked = tf.keep(tf.stack(keys.map((k) => tf.mean(t[k]))));
       return tf.mean(t.loss) as tf.Scalar;
-    });
+    };
     const lr = lrOf(main);
-    const parts: tf.Tensor[] = [stacked!, this.update(main, grads, lr)];
-    names.push('grad-norm');
-    value.dispose();
+    const parts: tf.Tensor[] = [];
+    if (isDue(main, s)) {
+      const { value, grads } = this.gradsOf(main, s, mainTerms);
+      parts.push(stacked!, this.update(main, grads, lr));
+      names.push('grad-norm');
+      value.dispose();
+    } else {
+      // Not the main group's step (objective.mainUpdate): its terms are logged, nothing moves.
+      tf.tidy(mainTerms).dispose();
+      parts.push(stacked!);
+    }
     const losses = [0];
     for (const g of others) {
-      if (s % g.every !== 0) continue;
+      if (!isDue(g, s)) continue;
       const r = this.gradsOf(g, s, () => g.def!.loss(mb, { training: true, rng: Rng.derive(this.seed, `group/${g.name}`, s), step: s }));
       parts.push(r.value, this.update(g, r.grads, lrOf(g)));
       losses.push(names.length);
