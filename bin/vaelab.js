@@ -17,7 +17,10 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const SOURCE_DIRS = ['core', 'plugins', 'testing'];
 
-/** Whether any non-test .ts file under `dir` was modified after `time` (ms). */
+/**
+ * Whether any .ts file under `dir` was modified after `time` (ms), tests (*.test.ts) and test
+ * fixtures (*.fixture.ts) aside: the build does not compile them.
+ */
 function newerSource(dir, time) {
   let entries;
   try {
@@ -28,7 +31,7 @@ function newerSource(dir, time) {
   return entries.some((e) => {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) return newerSource(p, time);
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && fs.statSync(p).mtimeMs > time;
+    return e.name.endsWith('.ts') && !/\.(test|fixture)\.ts$/.test(e.name) && fs.statSync(p).mtimeMs > time;
   });
 }
 

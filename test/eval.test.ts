@@ -1,14 +1,14 @@
 /**
  * The importance-weighted log-likelihood against the exact log-likelihood of a linear Gaussian
  * model: with a linear decoder x = W z + b + e, z ~ N(0, 1), e ~ N(0, s^2 I), the marginal is
- * p(x) = N(x; b, W W^T + s^2 I), known in closed form (test/fixtures/linear-gaussian.ts, the
- * same w, b and s).
+ * p(x) = N(x; b, W W^T + s^2 I), known in closed form (plugins/elbo/linear-gaussian.fixture.ts,
+ * the same w, b and s).
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { evaluateTerms, iwLogLikelihood, latentStats } from '../core/eval/evaluate';
 import { buildParts } from './kits/build';
-import { exactLogP, linearGaussianParts } from './fixtures/linear-gaussian';
+import { exactLogP, linearGaussianParts } from '../plugins/elbo/linear-gaussian.fixture';
 
 const info = { name: 'points', shape: [1, 1, 2] as [number, number, number], dim: 2, numClasses: 0, condDim: 0 };
 

@@ -18,6 +18,7 @@ import {
   conformanceChecks,
   describeConformance,
   disposeParts,
+  expectThrowExact,
   greyBatch,
   pluginGrads,
   syntheticData,
@@ -261,6 +262,22 @@ describe('conformance kit (vaelab/testing)', () => {
       assert.ok(losses.every(Number.isFinite));
       assert.throws(() => trainSteps(parts, data, { batchSize: 64 }), { name: 'RangeError', message: 'trainSteps: the data has 32 rows, fewer than batchSize = 64' });
       disposeParts(parts);
+    });
+
+    it('Should pass an error of the class and exact message, and fail nothing thrown, another class or another message', () => {
+      const throwing = (e: unknown) => () => {
+        throw e;
+      };
+      expectThrowExact(throwing(new ConfigError('a.b: must be 1; got 2')), ConfigError, 'a.b: must be 1; got 2');
+      failsWith(() => expectThrowExact(() => 0, ConfigError, 'm'), 'expected a ConfigError with message "m"; nothing was thrown');
+      failsWith(() => expectThrowExact(throwing(new RangeError('m')), ConfigError, 'm'), 'expected a ConfigError with message "m"; got RangeError: m');
+      failsWith(() => expectThrowExact(throwing(new ConfigError('m.')), ConfigError, 'm'), 'expected ConfigError message\n  m\ngot\n  m.');
+      assert.throws(() => expectThrowExact(throwing(new ConfigError('m.')), ConfigError, 'm'), (e: unknown) => {
+        // both messages as actual and expected, so that a runner shows the difference
+        assert.ok(e instanceof AssertionError);
+        assert.deepStrictEqual([e.actual, e.expected], ['m.', 'm']);
+        return true;
+      });
     });
   });
 

@@ -1,8 +1,8 @@
 /**
  * vaelab/testing: the public conformance kit for plugins, and the helpers a plugin's own tests
  * need (building parts from an inline experiment, seeded batches, gradients over a plugin's own
- * variables, a short training run). No test runner is required: checks throw node:assert's
- * AssertionError. See testing/README.md.
+ * variables, a short training run, an assertion of an exact error). No test runner is required:
+ * checks throw node:assert's AssertionError. See testing/README.md.
  */
 import 'reflect-metadata';
 
@@ -14,6 +14,7 @@ export {
   type SamplingMethod,
 } from './conformance';
 export { describeConformance, type DescribeConformanceOptions, type TestApi } from './describe';
+export { expectThrowExact } from './expect-throw';
 export {
   DEFAULT_EXPERIMENT,
   MNIST_INFO,

@@ -1,11 +1,9 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, Rng } from '../../core';
-import { buildParts, MNIST_INFO, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
+import { buildParts, describeConformance, expectThrowExact, MNIST_INFO, TINY_IMAGE_INFO } from '../../testing';
 import { convDecoder } from './conv.decoder';
 import { convEncoder } from './conv.encoder';
-import { expectThrowExact } from '../../test/data/helpers';
 
 const small = { encoder: { use: 'conv', conv: { channels: [4, 8] } }, decoder: { use: 'conv', conv: { channels: [8, 4] } } };
 

@@ -1,22 +1,24 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, Rng } from '../../core';
-import { experimentFromObject } from '../../core/config/experiment';
-import { Adam } from '../../core/train/adam';
-import { trainableVariables } from '../../core/train/trainer';
-import { loadDataset } from '../../core/data';
-import { Batcher } from '../../core/data/batcher';
-import { DEFAULT_DATA_OPTIONS } from '../../core/data';
-import { buildParts, builtins, experimentObject, greyBatch, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
+import { ConfigError, Rng, experimentFromObject, openSession } from '../../core';
+import {
+  buildParts,
+  describeConformance,
+  disposeParts,
+  experimentObject,
+  expectThrowExact,
+  greyBatch,
+  registryOf,
+  TINY_IMAGE_INFO,
+  trainSteps,
+} from '../../testing';
 import { elboObjective } from './elbo.objective';
-import { exactLogP, exactPosteriorMean, linearGaussianParts, LG_B, LG_POSTERIOR_VARIANCE, LG_S, LG_W } from '../../test/fixtures/linear-gaussian';
-import { expectThrowExact } from '../../test/data/helpers';
+import { exactLogP, exactPosteriorMean, linearGaussianParts, LG_B, LG_POSTERIOR_VARIANCE, LG_S, LG_W } from './linear-gaussian.fixture';
 
 describe('elbo objective', () => {
   describeConformance(elboObjective, [{ config: { samples: 1 } }, { config: { samples: 4 } }]);
 
-  describe('against a linear-Gaussian model with exact log p(x) (test/fixtures/linear-gaussian.ts)', () => {
+  describe('against a linear-Gaussian model with exact log p(x) (linear-gaussian.fixture.ts)', () => {
     const points: Array<[number, number]> = [
       [0.5, -0.2],
       [2.0, -1.0],
@@ -98,7 +100,7 @@ describe('elbo objective', () => {
 
   it('Should reject zero samples with the exact message', () => {
     expectThrowExact(
-      () => experimentFromObject(experimentObject({ objective: { use: 'elbo', elbo: { samples: 0 } } }), builtins()),
+      () => experimentFromObject(experimentObject({ objective: { use: 'elbo', elbo: { samples: 0 } } }), registryOf()),
       ConfigError,
       'objective.elbo.samples: must be an integer in [1, 2147483647]; got 0',
     );
@@ -106,35 +108,29 @@ describe('elbo objective', () => {
 
   describe('training @slow', () => {
     it('Should lower the loss on a 2-D mixture of 4 Gaussians in 200 Adam steps (last 20 < 0.8 x first 20)', () => {
-      const info = { name: 'synthetic/mixture2d', shape: [1, 1, 2] as [number, number, number], dim: 2, numClasses: 4, condDim: 0 };
-      const parts = buildParts(
-        {
+      // The synthetic mixture2d data set (256 points, seed 0), loaded as a run loads it.
+      const experiment = experimentFromObject(
+        experimentObject({
+          data: { use: 'synthetic', synthetic: { kind: 'mixture2d', size: 256 } },
           encoder: { use: 'mlp', mlp: { hiddenSizes: [32, 32], activation: 'tanh' } },
           decoder: { use: 'mlp', mlp: { hiddenSizes: [32, 32], activation: 'tanh' } },
           latent: { use: 'gaussian', gaussian: { dim: 2 } },
           likelihood: { use: 'gaussian', gaussian: { scale: 'shared' } },
-        },
-        info,
+        }),
+        registryOf(),
       );
-      const ds = loadDataset({ ...DEFAULT_DATA_OPTIONS, use: 'synthetic', synthetic: { kind: 'mixture2d', size: 256 } }, 0);
-      const batcher = new Batcher(ds.train, ds, { batchSize: 64, shuffle: true, seed: 0, dynamicBinarize: false, dropLast: true });
-      const vars = trainableVariables(parts.model, parts.objective);
-      const adam = new Adam(vars, { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 });
-      const keyOf = new Map([...vars].map(([k, v]) => [v.name, k]));
-      const losses: number[] = [];
-      for (let step = 0; step < 200; step++) {
-        const b = batcher.batch(Math.floor(step / 4), step % 4);
-        const { value, grads } = tf.variableGrads(
-          () => tf.mean(parts.objective.terms({ x: b.x, cond: null }, { training: true, rng: Rng.derive(0, 'step', step), step }).loss) as tf.Scalar,
-          [...vars.values()],
-        );
-        adam.apply(new Map(Object.entries(grads).map(([n, g]) => [keyOf.get(n)!, g])), 1e-2);
-        losses.push(value.dataSync()[0]);
-        tf.dispose([value, ...Object.values(grads), b.x, b.y ?? []].flat());
+      const { parts, dataset } = openSession(experiment);
+      const data = { x: tf.tensor2d(dataset.train.x, [dataset.train.n, dataset.dim]), cond: null };
+      try {
+        const losses = trainSteps(parts, data, { steps: 200, learningRate: 1e-2, batchSize: 64, seed: 0 });
+        const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+        expect(losses).to.have.length(200);
+        expect(losses.every(Number.isFinite)).to.equal(true);
+        expect(mean(losses.slice(-20))).to.be.below(0.8 * mean(losses.slice(0, 20)));
+      } finally {
+        data.x.dispose();
+        disposeParts(parts);
       }
-      const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
-      expect(losses.every(Number.isFinite)).to.equal(true);
-      expect(mean(losses.slice(-20))).to.be.below(0.8 * mean(losses.slice(0, 20)));
     });
   });
 });

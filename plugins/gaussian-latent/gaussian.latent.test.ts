@@ -1,10 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, Rng, diagGaussianLogProb } from '../../core';
-import { experimentFromObject } from '../../core/config/experiment';
-import { buildParts, builtins, experimentObject } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
-import { expectThrowExact } from '../../test/data/helpers';
+import { ConfigError, Rng, diagGaussianLogProb, experimentFromObject } from '../../core';
+import { buildParts, describeConformance, experimentObject, expectThrowExact, registryOf } from '../../testing';
 import { gaussianLatent, type GaussianLatent } from './gaussian.latent';
 
 describe('gaussian latent', () => {
@@ -81,12 +78,12 @@ describe('gaussian latent', () => {
 
   it('Should reject a zero latent dimension with the exact message', () => {
     expectThrowExact(
-      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 0 } } }), builtins()),
+      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 0 } } }), registryOf()),
       ConfigError,
       'latent.gaussian.dim: must be an integer in [1, 2147483647]; got 0',
     );
     expectThrowExact(
-      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dims: 4 } } }), builtins()),
+      () => experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dims: 4 } } }), registryOf()),
       ConfigError,
       'latent.gaussian.dims: not declared in the schema of plugin "gaussian" (keys: dim, minLogVar). Did you mean "dim"?',
     );

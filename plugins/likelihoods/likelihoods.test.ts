@@ -1,12 +1,9 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, Rng } from '../../core';
-import { experimentFromObject } from '../../core/config/experiment';
-import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
+import { ConfigError, Rng, experimentFromObject } from '../../core';
+import { buildParts, describeConformance, experimentObject, expectThrowExact, registryOf, TINY_IMAGE_INFO } from '../../testing';
 import { bernoulliLikelihood } from './bernoulli.likelihood';
 import { gaussianLikelihood } from './gaussian.likelihood';
-import { expectThrowExact } from '../../test/data/helpers';
 
 const softplus = (l: number) => Math.log1p(Math.exp(l));
 
@@ -70,7 +67,7 @@ describe('gaussian likelihood', () => {
 
   it('Should reject an unknown scale mode with the allowed values', () => {
     expectThrowExact(
-      () => experimentFromObject(experimentObject(over({ scale: 'learnt' })), builtins()),
+      () => experimentFromObject(experimentObject(over({ scale: 'learnt' })), registryOf()),
       ConfigError,
       'likelihood.gaussian.scale: must be one of "fixed", "shared", "learned"; got "learnt". Did you mean "learned"?',
     );

@@ -1,11 +1,8 @@
 import { expect } from 'chai';
-import { ConfigError } from '../../core';
-import { experimentFromObject } from '../../core/config/experiment';
-import { buildParts, builtins, experimentObject, TINY_IMAGE_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
+import { ConfigError, experimentFromObject } from '../../core';
+import { buildParts, describeConformance, experimentObject, expectThrowExact, registryOf, TINY_IMAGE_INFO } from '../../testing';
 import { mlpDecoder } from './mlp.decoder';
 import { mlpEncoder } from './mlp.encoder';
-import { expectThrowExact } from '../../test/data/helpers';
 
 describe('mlp encoder and decoder', () => {
   const conditioned = { ...TINY_IMAGE_INFO, condDim: 4 };
@@ -29,7 +26,7 @@ describe('mlp encoder and decoder', () => {
 
   it('Should reject a bad activation and an empty hidden list with exact messages', () => {
     expectThrowExact(
-      () => experimentFromObject(experimentObject({ encoder: { use: 'mlp', mlp: { activation: 'rellu' } } }), builtins()),
+      () => experimentFromObject(experimentObject({ encoder: { use: 'mlp', mlp: { activation: 'rellu' } } }), registryOf()),
       ConfigError,
       'encoder.mlp.activation: must be one of "relu", "elu", "leaky-relu", "tanh", "sigmoid", "softplus", "selu", "swish", "linear"; got "rellu". Did you mean "relu"?',
     );

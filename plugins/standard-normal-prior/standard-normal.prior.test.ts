@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng, ShapeError, diagGaussianLogProb } from '../../core';
-import { buildParts, MNIST_INFO } from '../../test/kits/build';
-import { describeConformance } from '../../testing';
+import { buildParts, describeConformance, MNIST_INFO } from '../../testing';
 import { standardNormalPrior } from './standard-normal.prior';
 
 describe('standard-normal prior', () => {

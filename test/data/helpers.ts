@@ -21,21 +21,8 @@ export function removeDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-/** Asserts that `fn` throws an instance of `cls` whose message is exactly `message`. */
-export function expectThrowExact(fn: () => unknown, cls: new (...args: never[]) => Error, message: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (e) {
-    thrown = e;
-  }
-  if (!(thrown instanceof cls)) {
-    throw new Error(`expected a ${cls.name} with message ${JSON.stringify(message)}; got ${String(thrown)}`);
-  }
-  if (thrown.message !== message) {
-    throw new Error(`expected message\n  ${message}\ngot\n  ${thrown.message}`);
-  }
-}
+/** Asserts that `fn` throws an instance of `cls` whose message is exactly `message` (the public kit's). */
+export { expectThrowExact } from '../../testing/expect-throw';
 
 /** Skips the running test and shows why in its title (mocha's `skip()` takes no reason). */
 export function skipBecause(ctx: Mocha.Context, reason: string): never {
