@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { checkShapes } from '../core/check';
 import { experimentFromObject, loadExperiment } from '../core/config/experiment';
 import { buildContainer, resolveParts } from '../core/container';
-import { SLOTS, TOKENS, type Decoder, type Latent } from '../core/contracts';
+import { TOKENS, type Decoder, type Latent } from '../core/contracts';
 import { ConfigError, RegistrationError, ShapeError } from '../core/errors';
 import { Module } from '../core/nn';
 import { PluginRegistry, definePlugin, pluginConfig, type ConfigOf, type PluginDefinition, type PluginSchema } from '../core/plugin';
@@ -59,10 +59,8 @@ describe('container', () => {
     expect(reg.names('prior')).to.include.members(['standard-normal']);
     expect(reg.names('likelihood')).to.include.members(['bernoulli', 'gaussian']);
     expect(reg.names('objective')).to.include.members(['elbo']);
-    // ... each once (a name registered twice in a slot would have thrown), and the index lists
-    // exactly what plugins/index.ts exports, sorted within each slot.
+    // ... and the registry holds every registration plugins/index.ts exports, none lost.
     expect(reg.all().length).to.equal(plugins.length);
-    for (const slot of SLOTS) expect(reg.names(slot)).to.deep.equal([...reg.names(slot)].sort());
   });
 
   it('Should refuse a registration with a bad slot or a name that is not kebab-case', () => {
