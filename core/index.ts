@@ -30,3 +30,6 @@ export type {
   TrainerCallback,
 } from './train/events';
 export { RunDir } from './tracking/run-dir';
+
+// The KL-weight schedule and capacity target shared by objectives that weight a KL.
+export { KL_SCHEDULES, capacityAt, klScheduleProblems, klScheduleSchema, weightAt, type KlScheduleConfig } from './kl-schedule';
