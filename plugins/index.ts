@@ -6,6 +6,7 @@ import { plugins as conv } from './conv';
 import { plugins as elbo } from './elbo';
 import { plugins as gaussianLatent } from './gaussian-latent';
 import { plugins as likelihoods } from './likelihoods';
+import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
 
@@ -14,6 +15,7 @@ export const plugins: PluginDefinition[] = [
   ...elbo,
   ...gaussianLatent,
   ...likelihoods,
+  ...mixturePrior,
   ...mlp,
   ...standardNormalPrior,
 ];
