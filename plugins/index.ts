@@ -3,6 +3,7 @@
  */
 import type { PluginDefinition } from '../core';
 import { plugins as conv } from './conv';
+import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
 import { plugins as gaussianLatent } from './gaussian-latent';
 import { plugins as likelihoods } from './likelihoods';
@@ -12,6 +13,7 @@ import { plugins as standardNormalPrior } from './standard-normal-prior';
 
 export const plugins: PluginDefinition[] = [
   ...conv,
+  ...discreteLikelihoods,
   ...elbo,
   ...gaussianLatent,
   ...likelihoods,
