@@ -6,6 +6,7 @@ import { plugins as conv } from './conv';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
 import { plugins as gaussianLatent } from './gaussian-latent';
+import { plugins as iwae } from './iwae';
 import { plugins as likelihoods } from './likelihoods';
 import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
@@ -16,6 +17,7 @@ export const plugins: PluginDefinition[] = [
   ...discreteLikelihoods,
   ...elbo,
   ...gaussianLatent,
+  ...iwae,
   ...likelihoods,
   ...mixturePrior,
   ...mlp,
