@@ -10,6 +10,7 @@ import { plugins as iwae } from './iwae';
 import { plugins as likelihoods } from './likelihoods';
 import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
+import { plugins as mmdVae } from './mmd-vae';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
 
 export const plugins: PluginDefinition[] = [
@@ -21,5 +22,6 @@ export const plugins: PluginDefinition[] = [
   ...likelihoods,
   ...mixturePrior,
   ...mlp,
+  ...mmdVae,
   ...standardNormalPrior,
 ];
