@@ -12,6 +12,7 @@ import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
 import { plugins as mmdVae } from './mmd-vae';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
+import { plugins as vampPrior } from './vamp-prior';
 
 export const plugins: PluginDefinition[] = [
   ...conv,
@@ -24,4 +25,5 @@ export const plugins: PluginDefinition[] = [
   ...mlp,
   ...mmdVae,
   ...standardNormalPrior,
+  ...vampPrior,
 ];
