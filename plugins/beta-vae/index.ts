@@ -1,0 +1,4 @@
+export { BetaVaeObjective, betaVaeObjective, betaVaeObjectiveSchema } from './beta-vae.objective';
+import { betaVaeObjective } from './beta-vae.objective';
+
+export const plugins = [betaVaeObjective];
