@@ -2,6 +2,7 @@
  * The built-in plugins, one import per variant folder. Adding a variant adds one line here.
  */
 import type { PluginDefinition } from '../core';
+import { plugins as betaVae } from './beta-vae';
 import { plugins as conv } from './conv';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
@@ -15,6 +16,7 @@ import { plugins as standardNormalPrior } from './standard-normal-prior';
 import { plugins as vampPrior } from './vamp-prior';
 
 export const plugins: PluginDefinition[] = [
+  ...betaVae,
   ...conv,
   ...discreteLikelihoods,
   ...elbo,
