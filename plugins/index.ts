@@ -13,6 +13,7 @@ import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
 import { plugins as mmdVae } from './mmd-vae';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
+import { plugins as tcVae } from './tc-vae';
 import { plugins as vampPrior } from './vamp-prior';
 
 export const plugins: PluginDefinition[] = [
@@ -27,5 +28,6 @@ export const plugins: PluginDefinition[] = [
   ...mlp,
   ...mmdVae,
   ...standardNormalPrior,
+  ...tcVae,
   ...vampPrior,
 ];
