@@ -4,7 +4,8 @@
  *
  * - latent "pixel-scaled": q(z_j | x) = N(loc_j * x_0, exp(logVar_j)), x_0 the first data value,
  *   loc and logVar learnable vectors set from the config. With x_0 = 1 every row has the
- *   posterior N(loc, exp(logVar)); with x_0 = 0, N(0, exp(logVar)). So the KL per dimension
+ *   posterior N(loc, exp(logVar)); with x_0 = 0, N(0, exp(logVar)). With exact: false it
+ *   reports that Gaussian as posteriorStats only, as a latent with no exact posterior does. So the KL per dimension
  *   against N(0, 1) is known by hand: 0.5 * ((loc_j x_0)^2 + exp(logVar_j) - logVar_j - 1).
  * - decoder "zero-logits": every parameter 0 whatever z is. With the Bernoulli likelihood,
  *   log p(x|z) = sum_d x_d log sigmoid(0) + (1 - x_d) log sigmoid(0) = -dataDim * ln 2 for any
@@ -33,6 +34,7 @@ import {
 const pixelScaledSchema = {
   loc: { doc: 'posterior mean of each dimension when the first data value is 1', format: 'number-list', default: [0] },
   logVar: { doc: 'posterior log-variance of each dimension', format: 'number-list', default: [0] },
+  exact: { doc: 'set LatentSample.posterior (else only posteriorStats, as a flow posterior would)', format: 'boolean', default: true },
 } as const;
 
 /** q(z | x) = N(loc * x[:, 0], exp(logVar)). Shapes: x [B, dataDim] as features -> z [S*B, dim]. */
@@ -42,7 +44,7 @@ class PixelScaledLatent extends Module implements Latent {
   readonly priorDim: number;
   private readonly loc: tf.Variable;
   private readonly logVar: tf.Variable;
-  constructor(@inject(pluginConfig('latent', 'pixel-scaled')) cfg: ConfigOf<typeof pixelScaledSchema>) {
+  constructor(@inject(pluginConfig('latent', 'pixel-scaled')) private readonly cfg: ConfigOf<typeof pixelScaledSchema>) {
     super();
     this.dim = cfg.loc.length;
     this.priorDim = cfg.loc.length;
@@ -62,7 +64,7 @@ class PixelScaledLatent extends Module implements Latent {
   sample(h: tf.Tensor2D, samples: number, opts: PassOptions): LatentSample {
     const posterior = this.posterior(h);
     const { z, logQ } = drawDiagGaussian(posterior.loc, posterior.logVar, samples, opts.rng);
-    return { z, logQ, samples, posterior };
+    return this.cfg.exact ? { z, logQ, samples, posterior } : { z, logQ, samples, posteriorStats: posterior };
   }
 
   mode(h: tf.Tensor2D): tf.Tensor2D {

@@ -32,7 +32,7 @@ const KL_DIMS = [0.5, 0, 2, 0.5 * (1 - Math.LN2)];
 const KL = KL_DIMS.reduce((a, b) => a + b, 0); // 2.6534264
 
 /** The hand-computable model of beta-vae.fixture.ts with the objective's settings `config`. */
-function fixedParts(config: Record<string, unknown>, latent = { loc: [1, 0, 2, 0], logVar: [0, 0, 0, Math.LN2] }, prior = 'standard-normal'): Parts {
+function fixedParts(config: Record<string, unknown>, latent: Record<string, unknown> = { loc: [1, 0, 2, 0], logVar: [0, 0, 0, Math.LN2] }, prior = 'standard-normal'): Parts {
   return buildParts(
     {
       encoder: { use: 'identity' },
@@ -264,6 +264,21 @@ describe('beta-vae objective', () => {
         ].join('\n'),
       ],
     ];
+    it('Should refuse free bits on a latent without an exact Gaussian posterior when the objective first runs (the dry run, before training)', () => {
+      const parts = fixedParts({ freeBits: { natsPerGroup: 0.5 } }, { loc: [1, 0, 2, 0], logVar: [0, 0, 0, 0], exact: false });
+      const batch = batchOf([1, 1]);
+      try {
+        expectThrowExact(
+          () => termsAt(parts, batch, 0),
+          ConfigError,
+          'objective.beta-vae.freeBits.natsPerGroup: free bits need the KL per latent dimension in closed form; latent "PixelScaledLatent" gives no exact diagonal-Gaussian posterior. Set objective.beta-vae.freeBits.natsPerGroup = 0, or use a Gaussian latent such as "gaussian"',
+        );
+      } finally {
+        batch.x.dispose();
+        disposeParts(parts);
+      }
+    });
+
     for (const [what, build, message] of atConstruction) {
       it(`Should refuse ${what} when the model is built, with the exact message`, () => expectThrowExact(build, ConfigError, message));
     }
