@@ -4,6 +4,7 @@
 import type { PluginDefinition } from '../core';
 import { plugins as betaVae } from './beta-vae';
 import { plugins as conv } from './conv';
+import { plugins as dipVae } from './dip-vae';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
 import { plugins as gaussianLatent } from './gaussian-latent';
@@ -19,6 +20,7 @@ import { plugins as vampPrior } from './vamp-prior';
 export const plugins: PluginDefinition[] = [
   ...betaVae,
   ...conv,
+  ...dipVae,
   ...discreteLikelihoods,
   ...elbo,
   ...gaussianLatent,
