@@ -66,7 +66,7 @@ export interface TcDecomposition {
 /**
  * log of the weight of q(z_i | x_j) in the minibatch estimate of q(z_i), [M, M] for a batch of M
  * out of N training examples:
- * - mws: 1 / (N M) for every pair (Chen et al. 2018, section 4.1 and their code);
+ * - mws: 1 / (N M) for every pair (Chen et al. 2018, and their code);
  * - mss: 1 / N for j = i (the code's own example) and (N - 1) / (N (M - 1)) for j != i (the
  *   other M - 1 examples stand for the other N - 1). With M = N every weight is 1 / N, so the
  *   estimate is the exact aggregate q(z_i) = 1/N sum_n q(z_i|x_n). With M = 1 there is only
