@@ -1,3 +1,4 @@
+export { CategoricalLikelihood, categoricalLikelihood, categoricalLikelihoodSchema } from './categorical.likelihood';
 export {
   CB_TAYLOR_WINDOW,
   ContinuousBernoulliLikelihood,
@@ -5,6 +6,7 @@ export {
   continuousBernoulliLikelihoodSchema,
   continuousBernoulliLogNorm,
 } from './continuous-bernoulli.likelihood';
+import { categoricalLikelihood } from './categorical.likelihood';
 import { continuousBernoulliLikelihood } from './continuous-bernoulli.likelihood';
 
-export const plugins = [continuousBernoulliLikelihood];
+export const plugins = [categoricalLikelihood, continuousBernoulliLikelihood];
