@@ -130,7 +130,7 @@ export class InfoVaeObjective extends Module implements Objective {
       const priorDraws = tf.reshape(this.model.prior.sample(n, ctx.rng, cond, { ...ctx, cond }), [n, -1]) as tf.Tensor2D;
       const mmd = mmdUnbiased(posteriorDraws, priorDraws, this.cfg.kernel, this.scale);
       const B = batch.x.shape[0];
-      const mmdRows = tf.fill([B], 0).add(mmd) as tf.Tensor1D;
+      const mmdRows = tf.add(tf.fill([B], 0), mmd) as tf.Tensor1D;
       let loss = tf.add(tf.add(reconstruction, tf.mul(this.klWeight, kl)), tf.mul(this.mmdWeight, mmdRows)) as tf.Tensor1D;
       const out: ObjectiveTerms = {
         loss,
