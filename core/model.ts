@@ -17,6 +17,7 @@ import {
   type LatentSample,
   type Likelihood,
   type ModelBatch,
+  type ObjectiveTerms,
   type PassOptions,
   type Prior,
   type Trainable,
@@ -145,6 +146,21 @@ export class VaeModel implements Trainable {
       return this.likelihood.mean(this.decoder.decode(z, cond, o));
     });
   }
+}
+
+/**
+ * The latent's own per-example losses (LatentSample.terms: VQ's codebook and commitment terms)
+ * added to an objective's loss and reported under their names: out.loss = loss + sum(terms).
+ * Every objective that takes a latent sample ends with it. Shapes: loss and every term [B].
+ */
+export function addLatentTerms(out: ObjectiveTerms, loss: tf.Tensor1D, latent: LatentSample): ObjectiveTerms {
+  let total = loss;
+  for (const [name, t] of Object.entries(latent.terms ?? {})) {
+    total = tf.add(total, t) as tf.Tensor1D;
+    out[name] = t;
+  }
+  out.loss = total;
+  return out;
 }
 
 /** Variables of several parts keyed "<part>/<name>", each variable once (under its first part). */

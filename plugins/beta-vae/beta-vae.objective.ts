@@ -17,6 +17,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   Module,
   TOKENS,
@@ -166,12 +167,7 @@ export class BetaVaeObjective extends Module implements Objective {
       out.klWeight = tf.fill([b], weight) as tf.Tensor1D;
       out.klPenalty = penalty;
       let loss = tf.add(reconstruction, tf.mul(penalty, weight)) as tf.Tensor1D;
-      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, pass.latent);
     });
   }
 }

@@ -10,6 +10,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   Module,
   TOKENS,
@@ -115,12 +116,7 @@ export class DipVaeObjective extends Module implements Objective {
       const negElbo = tf.add(reconstruction, kl);
       let loss = tf.add(negElbo, dip) as tf.Tensor1D;
       const out: ObjectiveTerms = { loss, reconstruction, kl, dip, elbo: tf.neg(negElbo) as tf.Tensor1D };
-      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, pass.latent);
     });
   }
 }

@@ -7,6 +7,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   Module,
   TOKENS,
   definePlugin,
@@ -40,14 +41,9 @@ export class ElboObjective extends Module implements Objective {
       const reconstruction = tf.neg(meanOverSamples(pass.logPx, pass.latent.samples));
       const { kl } = this.model.kl(pass.latent, batch.cond, ctx);
       const negElbo = tf.add(reconstruction, kl);
-      let loss = negElbo as tf.Tensor1D;
+      const loss = negElbo as tf.Tensor1D;
       const out: ObjectiveTerms = { loss, reconstruction, kl, elbo: tf.neg(negElbo) as tf.Tensor1D };
-      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, pass.latent);
     });
   }
 }

@@ -11,6 +11,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   Module,
   TOKENS,
@@ -82,12 +83,7 @@ export class IwaeObjective extends Module implements Objective {
         loss = tf.neg(bound) as tf.Tensor1D;
       }
       const out: ObjectiveTerms = { loss, bound, elbo };
-      for (const [name, t] of Object.entries(latent.terms ?? {})) {
-        loss = tf.add(loss, t) as tf.Tensor1D;
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, latent);
     });
   }
 

@@ -9,6 +9,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   Module,
   TOKENS,
@@ -139,12 +140,7 @@ export class InfoVaeObjective extends Module implements Objective {
         mmd: mmdRows,
         elbo: tf.neg(tf.add(reconstruction, kl)) as tf.Tensor1D,
       };
-      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, pass.latent);
     });
   }
 }

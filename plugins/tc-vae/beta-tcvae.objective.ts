@@ -14,6 +14,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   LOG_2PI,
   Module,
@@ -186,12 +187,7 @@ export class BetaTcvaeObjective extends Module implements Objective {
         kl,
         elbo: tf.neg(tf.add(reconstruction, kl)) as tf.Tensor1D,
       };
-      for (const [name, t] of Object.entries(latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, latent);
     });
   }
 }

@@ -13,6 +13,7 @@
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
 import {
+  addLatentTerms,
   ConfigError,
   Mlp,
   Module,
@@ -129,12 +130,7 @@ export class FactorVaeObjective extends Module implements Objective {
       const w = weightAt(this.cfg.klSchedule, ctx.step);
       let loss = tf.addN([reconstruction, tf.mul(kl, w), tf.mul(tc, this.cfg.gamma)]) as tf.Tensor1D;
       const out: ObjectiveTerms = { loss, reconstruction, kl, elbo: tf.neg(tf.add(reconstruction, kl)) as tf.Tensor1D, tc, discAccuracy };
-      for (const [name, t] of Object.entries(pass.latent.terms ?? {})) {
-        loss = tf.add(loss, t);
-        out[name] = t;
-      }
-      out.loss = loss;
-      return out;
+      return addLatentTerms(out, loss, pass.latent);
     });
   }
 
