@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { builtins } from './kits/build';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const STAGED = path.join(__dirname, 'fixtures', 'two-stage.yaml');
@@ -67,7 +68,7 @@ describe('cli: stages @slow', () => {
     const r = vaelab(['train', bad, '--out', root]);
     expect(r.code).to.equal(2);
     expect(r.err.trim().split('\n').pop()).to.equal(
-      `${bad}: stages[1] "prior": objective.use: unknown plugin "prior-fitt". Allowed values: "elbo", "prior-fit". Did you mean "prior-fit"?`,
+      `${bad}: stages[1] "prior": objective.use: unknown plugin "prior-fitt". Allowed values: ${[...builtins().names('objective'), 'prior-fit'].sort().map((n) => JSON.stringify(n)).join(', ')}. Did you mean "prior-fit"?`,
     );
     expect(fs.readdirSync(root)).to.deep.equal([]);
     // A mistake only opening the stage finds (its data split cannot be made) is refused before training too.

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
+import { builtins } from './kits/build';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
@@ -29,7 +30,8 @@ describe('cli', () => {
     const f = tempFile('bad.yaml', fs.readFileSync(TINY, 'utf8').replace('use: bernoulli', 'use: bernouli'));
     const r = vaelab(['validate', f]);
     expect(r.code).to.equal(2);
-    expect(r.err.trim()).to.equal(`${f}: likelihood.use: unknown plugin "bernouli". Allowed values: "bernoulli", "gaussian". Did you mean "bernoulli"?`);
+    // Allowed values: every built-in likelihood, sorted.
+    expect(r.err.trim()).to.equal(`${f}: likelihood.use: unknown plugin "bernouli". Allowed values: ${builtins().names('likelihood').map((n) => JSON.stringify(n)).join(', ')}. Did you mean "bernoulli"?`);
   });
 
   it('Should validate a good experiment and report its slots', () => {
@@ -42,10 +44,9 @@ describe('cli', () => {
     const r = vaelab(['plugins', '--json']);
     expect(r.code).to.equal(0);
     const list = JSON.parse(r.out) as Array<{ slot: string; name: string; keys: Array<{ key: string; default: unknown }> }>;
-    expect(list.map((p) => `${p.slot}/${p.name}`)).to.deep.equal([
-      'encoder/conv', 'encoder/mlp', 'latent/gaussian', 'decoder/conv', 'decoder/mlp',
-      'prior/standard-normal', 'likelihood/bernoulli', 'likelihood/gaussian', 'objective/elbo',
-    ]);
+    // Every registration of plugins/index.ts, slot by slot in slot order, names sorted.
+    expect(list.map((p) => `${p.slot}/${p.name}`)).to.deep.equal(builtins().all().map((d) => `${d.slot}/${d.name}`));
+    expect(list.map((p) => `${p.slot}/${p.name}`)).to.include.members(['encoder/mlp', 'latent/gaussian', 'prior/standard-normal', 'likelihood/bernoulli', 'objective/elbo']);
     const dim = list.find((p) => p.name === 'gaussian' && p.slot === 'latent')!.keys.find((k) => k.key === 'latent.gaussian.dim')!;
     expect(dim.default).to.equal(20);
   });
