@@ -1,7 +1,8 @@
 /**
  * Replacement and missing training kernels for the wasm backend of TensorFlow.js 4.22.
  *
- * Stock `@tensorflow/tfjs-backend-wasm` 4.22 has three gaps that make training slow or impossible:
+ * Stock `@tensorflow/tfjs-backend-wasm` 4.22 has four gaps that make training or evaluation slow or
+ * impossible:
  *
  * - `BatchMatMul` / `_FusedMatMul` reach XNNPACK only when neither operand is transposed and
  *   both have batch 1. Every other form (all backward products of a dense layer, batched and
@@ -13,8 +14,11 @@
  *   computed as one wasm `Conv2D` over transposed tensors (see `conv2dBackpropFilter`).
  * - `Conv2DBackpropInput` (the gradient of conv2d and the forward pass of conv2dTranspose) is a
  *   naive loop. It is computed as one fast GEMM followed by a col2im scatter-add.
+ * - `Tile` computes every output element's source index one at a time (0.27 s to tile a
+ *   [100, 784] batch 100-fold for an importance-weighted evaluation); the replacement is a few
+ *   block copies in the heap.
  *
- * A fourth costs time in every training step: `Identity` copies its input, and the engine calls
+ * A fifth costs time in every training step: `Identity` copies its input, and the engine calls
  * it (through `tf.clone`) for every tensor it saves for the backward pass, then a same-dtype
  * `Cast` (another copy) in the backward pass: 72 copies per MLP VAE step. Both now share the
  * input's buffer, as on the cpu backend.
@@ -68,6 +72,7 @@ interface StockKernels {
   slice: KernelFunc;
   cast: KernelFunc;
   identity: KernelFunc;
+  tile: KernelFunc;
 }
 
 const BACKEND = 'wasm';
@@ -291,6 +296,63 @@ function sharedIdentity(args: Parameters<KernelFunc>[0]): TensorInfo {
   if (x.dtype === 'string') return call(stockKernels().identity, backend, { x }, {});
   backend.incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
+/**
+ * `Tile` as block copies inside the wasm heap: the stock kernel computes the source index of every
+ * output element one at a time (≈ 30 M floats/s, 0.27 s to tile a [100, 784] batch 100 times for
+ * an importance-weighted evaluation), while a tile is a few contiguous copies. Axis by axis from
+ * the first: the output block of one index of an axis is written once (recursively), then copied
+ * rep - 1 more times with copyWithin, doubling what is already written. Strings go to the stock
+ * kernel. Shapes: x [d0, ..., dn] with attr reps [r0, ..., rn] -> [d0 r0, ..., dn rn].
+ */
+function tile(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const x = need(args.inputs, 'x', 'Tile');
+  const backend = args.backend as unknown as WasmBackendView;
+  const reps = (args.attrs as { reps?: number[] }).reps;
+  if (!Array.isArray(reps) || reps.length !== x.shape.length || reps.some((r) => !Number.isInteger(r) || r < 0)) {
+    throw new Error(`Error in tile: reps must be ${x.shape.length} non-negative integers, one per axis of x [${x.shape}]; got ${JSON.stringify(reps)}`);
+  }
+  if (x.dtype === 'string') return call(stockKernels().tile, backend, { x }, { reps });
+  const rank = x.shape.length;
+  const outShape = x.shape.map((d, i) => d * reps[i]);
+  const out = backend.makeOutput(outShape, x.dtype);
+  if (util.sizeFromShape(outShape) === 0) return out;
+  const bytes = x.dtype === 'bool' ? 1 : 4;
+  // Sizes in bytes of one index's block at each axis, in x and in the output.
+  const inBlock = new Array<number>(rank + 1);
+  const outBlock = new Array<number>(rank + 1);
+  inBlock[rank] = bytes;
+  outBlock[rank] = bytes;
+  for (let a = rank - 1; a >= 0; a--) {
+    inBlock[a] = inBlock[a + 1] * x.shape[a];
+    outBlock[a] = outBlock[a + 1] * outShape[a];
+  }
+  // The innermost axes that are not repeated form one contiguous run in both.
+  let plain = rank;
+  while (plain > 0 && reps[plain - 1] === 1) plain--;
+  // Offsets taken after makeOutput: the heap may have grown, so the view is taken once, here.
+  const heap = backend.wasm.HEAPU8;
+  const src = offsetOf(backend, x);
+  const dst = offsetOf(backend, out);
+  const write = (axis: number, inAt: number, outAt: number): void => {
+    if (axis >= plain) {
+      heap.copyWithin(outAt, inAt, inAt + inBlock[axis]);
+      return;
+    }
+    const d = x.shape[axis];
+    if (axis + 1 >= plain) heap.copyWithin(outAt, inAt, inAt + inBlock[axis]);
+    else for (let i = 0; i < d; i++) write(axis + 1, inAt + i * inBlock[axis + 1], outAt + i * outBlock[axis + 1]);
+    const once = d * outBlock[axis + 1];
+    let done = 1;
+    while (done < reps[axis]) {
+      const n = Math.min(done, reps[axis] - done);
+      heap.copyWithin(outAt + done * once, outAt, outAt + n * once);
+      done += n;
+    }
+  };
+  write(0, src, dst);
+  return out;
 }
 
 /**
@@ -739,6 +801,7 @@ export function installWasmKernels(): string[] {
     slice: kernelOf('Slice').kernelFunc,
     cast: kernelOf('Cast').kernelFunc,
     identity: kernelOf('Identity').kernelFunc,
+    tile: kernelOf('Tile').kernelFunc,
   };
   const replacements: Array<[string, KernelFunc, KernelConfig | undefined]> = [
     ['BatchMatMul', batchMatMul, batchMatMulStock],
@@ -746,6 +809,7 @@ export function installWasmKernels(): string[] {
     ['Identity', sharedIdentity, kernelOf('Identity')],
     ['Conv2DBackpropFilter', conv2dBackpropFilter, tf.getKernel('Conv2DBackpropFilter', BACKEND)],
     ['Conv2DBackpropInput', conv2dBackpropInput, inputStock],
+    ['Tile', tile, kernelOf('Tile')],
     ['_FusedMatMul', fusedMatMul, fusedStock],
   ];
   for (const [kernelName, kernelFunc, previous] of replacements) {

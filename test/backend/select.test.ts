@@ -103,7 +103,7 @@ describe('core/backend/select: selectBackend', () => {
     const facts = nativeFacts();
     const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const wasm = `tfjs-backend-wasm 4.22.0, ${wasmHasSimd() ? 'SIMD' : 'no SIMD'}`;
-    const project = 'project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, _FusedMatMul';
+    const project = 'project kernels: BatchMatMul, Cast, Conv2DBackpropFilter, Conv2DBackpropInput, Identity, Tile, _FusedMatMul';
     if (facts.disabled) {
       expect(lines[0]).to.equal(`backend: wasm (${wasm}, ${project})`);
     } else if (facts.built) {

@@ -22,8 +22,8 @@ describe('core/backend/wasm-kernels: wasm matMul and conv-gradient kernels', () 
     await tf.setBackend('cpu');
   });
 
-  it('Should install its six kernels once and return the same names on every call', () => {
-    const names = ['BatchMatMul', 'Cast', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Identity', '_FusedMatMul'];
+  it('Should install its seven kernels once and return the same names on every call', () => {
+    const names = ['BatchMatMul', 'Cast', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'Identity', 'Tile', '_FusedMatMul'];
     expect(installWasmKernels()).to.deep.equal(names);
     expect(installWasmKernels()).to.deep.equal(names);
     for (const name of names) expect(tf.getKernel(name, 'wasm'), name).to.not.equal(undefined);
@@ -64,6 +64,36 @@ describe('core/backend/wasm-kernels: wasm matMul and conv-gradient kernels', () 
     it('Should give the same gradients as cpu through ops that save their inputs (clone + cast in the tape)', async () => {
       const x = new Data(11, [5, 7]);
       await expectWasmMatchesCpu(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.exp(t), tf.sigmoid(t))))(x.t()), 'grad through saved tensors');
+    });
+  });
+
+  describe('Tile', () => {
+    // A tile copies values: wasm must equal cpu exactly, element for element.
+    const cases: Array<[string, number[], number[], 'float32' | 'int32' | 'bool']> = [
+      ['sample-major [3, 4] x [5, 1] (tileSamples)', [3, 4], [5, 1], 'float32'],
+      ['last axis [2, 3] x [1, 4]', [2, 3], [1, 4], 'float32'],
+      ['every axis [2, 3, 2] x [3, 2, 2]', [2, 3, 2], [3, 2, 2], 'int32'],
+      ['middle axis [2, 1, 3] x [1, 4, 1]', [2, 1, 3], [1, 4, 1], 'float32'],
+      ['rank 1 [5] x [7], bool', [5], [7], 'bool'],
+      ['a zero rep [2, 3] x [0, 2]', [2, 3], [0, 2], 'float32'],
+      ['reps of 1 only [4, 2] x [1, 1]', [4, 2], [1, 1], 'float32'],
+    ];
+    for (const [title, shape, reps, dtype] of cases) {
+      it(`Should equal cpu exactly for ${title}`, async () => {
+        const n = shape.reduce((p, d) => p * d, 1);
+        const values = Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 3 === 0 : dtype === 'int32' ? i - 7 : i * 0.5 - 1.25));
+        const run = () => tf.tile(tf.tensor(values as number[], shape, dtype), reps);
+        const plain = (r: Array<{ shape: number[]; values: ArrayLike<number> }>) => r.map((t) => ({ shape: t.shape, values: Array.from(t.values) }));
+        const cpu = plain(await on('cpu', run));
+        expect(plain(await on('wasm', run))).to.deep.equal(cpu);
+        expect(cpu[0].shape).to.deep.equal(shape.map((d, i) => d * reps[i]));
+      });
+    }
+
+    it('Should refuse reps that do not match the rank of x, naming the kernel', () => {
+      const x = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+      expect(() => tf.engine().runKernel('Tile', { x }, { reps: [2] })).to.throw('Error in tile: reps must be 2 non-negative integers, one per axis of x [2,2]; got [2]');
+      x.dispose();
     });
   });
 
