@@ -1,12 +1,18 @@
 /**
  * Training-throughput benchmark of vaelab against the PyTorch peer (../shared/peers/torch_vae.py),
  * on the same networks: the MLP VAE of experiments/vae-mnist.yaml and the conv VAE of
- * experiments/conv-vae-mnist.yaml. A benchmark, not a test: it prints figures and never fails on
+ * experiments/conv-vae-mnist.yaml; with `--models iwae,vamp` also the IWAE and VampPrior steps
+ * against their PyTorch twins (../shared/peers/torch_variants.py, found next to the peer script):
+ * iwae = experiments/iwae-mnist.yaml with objective.iwae.samples=50 against
+ * `--model iwae1 --objective iwae --k 50` (784-200-200-50 tanh, batch 20, Adam epsilon 1e-4);
+ * vamp = bench/vamp-gated-mnist.yaml (gated dense 300-300, z 40, K = 500, batch 100) against
+ * `--model vamp --prior vamp --K 500 --pseudo-param direct`. A benchmark, not a test: it prints figures and never fails on
  * speed; it exits 1 only if a measured process crashed, 2 on a bad flag.
  *
- *   npm run bench -- [--quick] [--models mlp,conv] [--reps 3] [--no-peer] [--json FILE]
+ *   npm run bench -- [--quick] [--models mlp,conv,iwae,vamp] [--reps 3] [--no-peer] [--json FILE]
  *                    [--memory-steps 10000] [--no-pair] [--pair-reps 3] [--no-memory] [--peer-script PATH]
- *                    [--mlp-steps 300] [--conv-steps 60] [--cpu-steps 10] [--warmup 50]
+ *                    [--variants-script PATH] [--mlp-steps 300] [--conv-steps 60] [--iwae-steps 150]
+ *                    [--vamp-steps 100] [--cpu-steps 10] [--warmup 50]
  *
  * Every measurement is a child process pinned to one core (`taskset -c 0`), which times only
  * training steps from the inside (bench/train-child.ts: the `vaelab train` code path, timed with
@@ -48,10 +54,41 @@ const TORCH_INSTALL = 'apt-get install -y python3-torch libopenblas0-pthread';
 
 // ------------------------------------------------------------------------------------- options
 
-type ModelKey = 'mlp' | 'conv';
-const EXPERIMENTS: Record<ModelKey, string> = {
-  mlp: 'experiments/vae-mnist.yaml',
-  conv: 'experiments/conv-vae-mnist.yaml',
+type ModelKey = 'mlp' | 'conv' | 'iwae' | 'vamp';
+const ALL_MODELS: ModelKey[] = ['mlp', 'conv', 'iwae', 'vamp'];
+
+/**
+ * What is run for each model: vaelab's experiment file and overrides, its batch size, and the
+ * PyTorch side: torch_vae.py (`vae`) or the twin in torch_variants.py (`variants`) with its
+ * arguments. The twins' choices the vaelab side matches are listed in bench/README.md.
+ */
+interface ModelSpec {
+  experiment: string;
+  sets: string[];
+  batch: number;
+  peer: 'vae' | 'variants';
+  peerArgs: string[];
+}
+const MODELS: Record<ModelKey, ModelSpec> = {
+  mlp: { experiment: 'experiments/vae-mnist.yaml', sets: [], batch: 128, peer: 'vae', peerArgs: ['--model', 'mlp'] },
+  conv: { experiment: 'experiments/conv-vae-mnist.yaml', sets: [], batch: 128, peer: 'vae', peerArgs: ['--model', 'conv'] },
+  iwae: {
+    experiment: 'experiments/iwae-mnist.yaml',
+    sets: ['objective.iwae.samples=50'],
+    batch: 20,
+    peer: 'variants',
+    peerArgs: ['--model', 'iwae1', '--objective', 'iwae', '--k', '50'],
+  },
+  // --pseudo-param direct: the pseudo-inputs are the weight matrix itself, as vaelab's variable;
+  // the official identity-times-Linear product gives the same values at the cost of a
+  // 500 x 500 x 784 product each way per step, which vaelab does not do.
+  vamp: {
+    experiment: 'bench/vamp-gated-mnist.yaml',
+    sets: [],
+    batch: 100,
+    peer: 'variants',
+    peerArgs: ['--model', 'vamp', '--prior', 'vamp', '--K', '500', '--pseudo-param', 'direct'],
+  },
 };
 
 interface Options {
@@ -67,6 +104,7 @@ interface Options {
   side: boolean;
   sideReps: number;
   peerScript: string;
+  variantsScript: string;
   steps: Record<ModelKey, number>;
   cpuSteps: number;
   warmup: number;
@@ -75,7 +113,9 @@ interface Options {
 
 const USAGE = `usage: npm run bench -- [options]
   --quick               few steps, 1 repetition, short memory run (a smoke check, ~4 min)
-  --models mlp,conv     models to measure (default both)
+  --models mlp,conv     models to measure, any of mlp, conv, iwae, vamp (default mlp,conv: iwae (IWAE k=50, batch 20) and
+                        vamp (VampPrior K=500, batch 100) against their twins in torch_variants.py add ~1.5 min per
+                        repetition each and are measured only when named, e.g. --models iwae,vamp)
   --reps N              repetitions of each measurement, interleaved with the peer (default 3; 1 with --quick)
   --no-peer             do not run the PyTorch peer
   --json FILE           also write every figure to FILE
@@ -86,8 +126,11 @@ const USAGE = `usage: npm run bench -- [options]
   --side-reps N         runs of the side-by-side section per model, cores swapped every run (default 4; 2 with --quick)
   --pair-reps N         repetitions of the two-processes section (default: 3, or --reps if lower; 1 with --quick; a median of 3 rides out one disturbed repetition)
   --peer-script PATH    torch_vae.py (default ../shared/peers/torch_vae.py, or $VAELAB_TORCH_PEER)
+  --variants-script PATH  torch_variants.py, the twins of iwae and vamp (default: next to the peer script, or $VAELAB_TORCH_VARIANTS)
   --mlp-steps N         timed steps per mlp run (default 300; 60 with --quick)
   --conv-steps N        timed steps per conv run (default 60; 10 with --quick)
+  --iwae-steps N        timed steps per iwae run (default 150; 30 with --quick)
+  --vamp-steps N        timed steps per vamp run (default 100; 20 with --quick)
   --cpu-steps N         timed steps of the cpu backend, mlp only (default 10; 5 with --quick)
   --warmup N            untimed warm-up steps before the clock starts (default 50; 30 with --quick; wasm code is tiered up while it runs hot)`;
 
@@ -96,7 +139,7 @@ class UsageError extends Error {}
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--help', '-h']);
-  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps']);
+  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -117,9 +160,10 @@ function parseOptions(argv: string[]): Options {
   };
   const models = (values.get('--models') ?? 'mlp,conv').split(',').map((m) => m.trim()).filter((m) => m !== '');
   for (const m of models) {
-    if (!(m in EXPERIMENTS)) throw new UsageError(`--models: unknown model ${JSON.stringify(m)}; allowed: mlp, conv`);
+    if (!(m in MODELS)) throw new UsageError(`--models: unknown model ${JSON.stringify(m)}; allowed: ${ALL_MODELS.join(', ')}`);
   }
-  if (models.length === 0) throw new UsageError('--models: give at least one of mlp, conv');
+  if (models.length === 0) throw new UsageError(`--models: give at least one of ${ALL_MODELS.join(', ')}`);
+  const peerScript = path.resolve(values.get('--peer-script') ?? process.env.VAELAB_TORCH_PEER ?? path.join(REPO, '..', 'shared', 'peers', 'torch_vae.py'));
   const memorySteps = argv.includes('--no-memory') ? 0 : int('--memory-steps', quick ? 1500 : 10000, 0);
   return {
     quick,
@@ -133,8 +177,14 @@ function parseOptions(argv: string[]): Options {
     pairReps: int('--pair-reps', quick ? 1 : Math.min(3, int('--reps', 3, 1)), 1),
     side: !argv.includes('--no-side'),
     sideReps: int('--side-reps', quick ? 2 : 4, 1),
-    peerScript: path.resolve(values.get('--peer-script') ?? process.env.VAELAB_TORCH_PEER ?? path.join(REPO, '..', 'shared', 'peers', 'torch_vae.py')),
-    steps: { mlp: int('--mlp-steps', quick ? 60 : 300, 1), conv: int('--conv-steps', quick ? 10 : 60, 1) },
+    peerScript,
+    variantsScript: path.resolve(values.get('--variants-script') ?? process.env.VAELAB_TORCH_VARIANTS ?? path.join(path.dirname(peerScript), 'torch_variants.py')),
+    steps: {
+      mlp: int('--mlp-steps', quick ? 60 : 300, 1),
+      conv: int('--conv-steps', quick ? 10 : 60, 1),
+      iwae: int('--iwae-steps', quick ? 30 : 150, 1),
+      vamp: int('--vamp-steps', quick ? 20 : 100, 1),
+    },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
     warmup: int('--warmup', quick ? 30 : 50, 1),
     cpuWarmup: quick ? 2 : 3,
@@ -279,6 +329,11 @@ interface Measurement {
 
 let crashes = 0;
 
+/** train-child's --experiment and --set arguments of a model. */
+function experimentArgs(model: ModelKey): string[] {
+  return ['--experiment', MODELS[model].experiment, ...MODELS[model].sets.flatMap((kv) => ['--set', kv])];
+}
+
 function childArgs(p: { backend?: string }, extra: string[]): string[] {
   const args = ['-r', 'ts-node/register/transpile-only', path.join('bench', 'train-child.ts'), ...extra];
   if (p.backend) args.push('--backend', p.backend);
@@ -311,7 +366,7 @@ function sameBackend(p: VaelabPath, line: string | undefined, what: string): boo
 }
 
 async function runVaelab(p: VaelabPath, model: ModelKey, steps: number, warmup: number, core: number, rep: number, extra: string[] = []): Promise<{ m: Measurement; r?: ChildResult }> {
-  const args = childArgs(p, ['--experiment', EXPERIMENTS[model], '--steps', String(steps), '--warmup', String(warmup), ...extra]);
+  const args = childArgs(p, [...experimentArgs(model), '--steps', String(steps), '--warmup', String(warmup), ...extra]);
   const proc = await runProcess(process.execPath, args, p.env, core);
   const r = parseChild(proc);
   if ('error' in r) {
@@ -396,12 +451,14 @@ function peerOpenblasCore(env: NodeJS.ProcessEnv): string {
 async function runPeer(o: Options, model: ModelKey, steps: number, core: number, rep: number, info: PeerInfo, ownCore = false): Promise<Measurement> {
   const env = ownCore ? PEER_ENV_DEFAULT : PEER_ENV;
   const label = ownCore ? PEER_DEFAULT_LABEL : PEER_LABEL;
-  const args = [o.peerScript, '--data', mnistDir(), '--model', model, '--steps-only', String(steps), '--threads', '1'];
+  const spec = MODELS[model];
+  const script = spec.peer === 'vae' ? o.peerScript : o.variantsScript;
+  const args = [script, '--data', mnistDir(), ...spec.peerArgs, '--steps-only', String(steps), '--threads', '1'];
   const proc = await runProcess(PYTHON, args, env, core);
   const line = proc.stdout.split('\n').find((l) => l.startsWith('STEPS '));
   const blas = proc.stdout.split('\n').find((l) => l.startsWith('# BLAS libs mapped:'));
   const head = proc.stdout.split('\n').find((l) => l.startsWith('# python'));
-  if (blas) info.blas = blas.slice('# BLAS libs mapped:'.length).trim();
+  if (blas) info.blas = blas.slice('# BLAS libs mapped:'.length).replace(/\s+trainable params=.*$/, '').trim();
   if (head) info.header = head.slice(2);
   const field = (name: string) => (line ? Number(new RegExp(`${name}=([0-9.]+)`).exec(line)?.[1]) : NaN);
   const ms = field('ms_per_step');
@@ -411,6 +468,12 @@ async function runPeer(o: Options, model: ModelKey, steps: number, core: number,
     return { model, path: label, rep, ok: false, error: `exit ${proc.code ?? proc.signal}\n${tail(proc.stderr || proc.stdout)}` };
   }
   return { model, path: label, rep, ok: true, msPerStep: ms, samplesPerSec: sps, steps, cpuShare: proc.cpuSeconds / proc.seconds };
+}
+
+/** The peer scripts the chosen models need that are not there. */
+function missingPeerScripts(o: Options): string[] {
+  const need = new Set(o.models.map((m) => (MODELS[m].peer === 'vae' ? o.peerScript : o.variantsScript)));
+  return [...need].filter((f) => !fs.existsSync(f));
 }
 
 function mnistDir(): string {
@@ -614,13 +677,18 @@ async function main(): Promise<number> {
     if (t.status !== 0) {
       peer.why = `${PYTHON} cannot import torch`;
       console.log(`PyTorch peer: not available (${peer.why}). Install it with: ${TORCH_INSTALL}   (continuing without the peer)`);
-    } else if (!fs.existsSync(o.peerScript)) {
-      peer.why = `${o.peerScript} not found`;
-      console.log(`PyTorch peer: torch ${t.stdout} is installed but the script ${o.peerScript} is missing; pass --peer-script PATH (continuing without the peer)`);
+    } else if (missingPeerScripts(o).length > 0) {
+      const missing = missingPeerScripts(o);
+      peer.why = `${missing.join(', ')} not found`;
+      console.log(
+        `PyTorch peer: torch ${t.stdout} is installed but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing; pass --peer-script PATH` +
+          `${o.models.some((m) => MODELS[m].peer === 'variants') ? ' (torch_vae.py) or --variants-script PATH (torch_variants.py, for iwae and vamp)' : ''} (continuing without the peer)`,
+      );
     } else {
       peer.available = true;
       peer.torchVersion = t.stdout.trim();
-      console.log(`PyTorch peer: ${path.relative(REPO, o.peerScript)}, torch ${peer.torchVersion} (${dpkgVersions(['python3-torch'])}), data ${path.relative(REPO, mnistDir())}`);
+      const scripts = [...new Set(o.models.map((m) => (MODELS[m].peer === 'vae' ? o.peerScript : o.variantsScript)))];
+      console.log(`PyTorch peer: ${scripts.map((x) => path.relative(REPO, x)).join(', ')}, torch ${peer.torchVersion} (${dpkgVersions(['python3-torch'])}), data ${path.relative(REPO, mnistDir())}`);
       const ct = peerCoreType('error' in pDefault ? undefined : pDefault.line);
       peer.coreTypeWhy = ct.why;
       if (ct.core) {
@@ -654,7 +722,7 @@ async function main(): Promise<number> {
   let plan = 0;
   for (let rep = 0; rep < o.reps; rep++) for (const m of o.models) plan += unitsOf(m, rep).length;
   console.log(
-    `plan: models ${o.models.join(', ')}; steps mlp ${o.steps.mlp}, conv ${o.steps.conv}, cpu ${o.cpuSteps} after ${o.warmup} warm-up steps (cpu ${o.cpuWarmup}, first repetition only); ` +
+    `plan: models ${o.models.join(', ')}; steps ${o.models.map((m) => `${m} ${o.steps[m]}`).join(', ')}, cpu ${o.cpuSteps} after ${o.warmup} warm-up steps (cpu ${o.cpuWarmup}, first repetition only); ` +
       `${o.reps} repetition(s), ${plan} single runs pinned to core 0${o.pair && cores >= 2 ? `, then ${o.pairReps} repetition(s) of alone + pair on cores 0 and 1` : ''}${o.memorySteps > 0 ? `, then a ${o.memorySteps}-step memory run` : ''}`,
   );
 
@@ -693,7 +761,7 @@ async function main(): Promise<number> {
     const ownRow = peer.ownCoreRow ? summarise(measurements, model, PEER_DEFAULT_LABEL) : null;
     if (ownRow) rows.push(ownRow);
   }
-  console.log(`\nmedians over ${o.reps} repetition(s), (min-max) in brackets; batch 128; ratio = samples/s ours / PyTorch's (medians)`);
+  console.log(`\nmedians over ${o.reps} repetition(s), (min-max) in brackets; batch ${o.models.map((m) => `${m} ${MODELS[m].batch}`).join(', ')}; ratio = samples/s ours / PyTorch's (medians)`);
   console.log('CPU share = CPU time / wall time (vaelab: over the timed steps; peer: whole process); well below 100% means the process waited for its core');
   printTable(
     ['model', 'path', 'ms/step median (min-max)', 'samples/s median (min-max)', 'ratio to PyTorch', 'CPU share'],
@@ -755,7 +823,7 @@ async function main(): Promise<number> {
         label: defaultPath.label,
         spec: (core, barrier) => ({
           cmd: process.execPath,
-          args: childArgs(defaultPath, ['--experiment', EXPERIMENTS[model], '--steps', String(oursSteps), '--warmup', String(o.warmup), '--barrier', barrier, '--barrier-id', String(core)]),
+          args: childArgs(defaultPath, [...experimentArgs(model), '--steps', String(oursSteps), '--warmup', String(o.warmup), '--barrier', barrier, '--barrier-id', String(core)]),
           env: defaultPath.env,
           core,
         }),
@@ -766,7 +834,20 @@ async function main(): Promise<number> {
         label: PEER_LABEL,
         spec: (core, barrier) => ({
           cmd: PYTHON,
-          args: [path.join('bench', 'torch_pair.py'), '--peer-script', o.peerScript, '--data', mnistDir(), '--model', model, '--steps', String(peerSteps), '--barrier', barrier, '--id', String(core)],
+          args: [
+            path.join('bench', 'torch_pair.py'),
+            ...(MODELS[model].peer === 'vae' ? ['--peer-script', o.peerScript] : ['--variants-script', o.variantsScript, '--variant-args', MODELS[model].peerArgs.join(' ')]),
+            '--data',
+            mnistDir(),
+            '--model',
+            model,
+            '--steps',
+            String(peerSteps),
+            '--barrier',
+            barrier,
+            '--id',
+            String(core),
+          ],
           env: PEER_ENV,
           core,
         }),
@@ -903,7 +984,7 @@ async function main(): Promise<number> {
           const t1 = Math.max(a.windowEndUnixMs, b.windowEndUnixMs);
           const inter = Math.min(a.windowEndUnixMs, b.windowEndUnixMs) - Math.max(a.windowStartUnixMs, b.windowStartUnixMs);
           const overlap = Math.max(0, inter) / (t1 - t0);
-          const total = ((a.steps + b.steps) * 128 * 1000) / (t1 - t0);
+          const total = ((a.steps + b.steps) * MODELS[model].batch * 1000) / (t1 - t0);
           const pr: PairResult = {
             model,
             path: u.label,

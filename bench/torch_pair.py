@@ -2,12 +2,17 @@
 """The PyTorch peer's --steps-only measurement with a start barrier, for bench/run.ts.
 
 Imports the peer script (torch_vae.py) as a module and calls its own load_mnist, model classes and
-steps_only, so the timed steps are exactly the peer's. Between the warm-up and the timed steps it
+steps_only, so the timed steps are exactly the peer's. For the variants (--model iwae|vamp) it
+imports torch_variants.py instead and builds the twin from the same arguments its command line
+takes (--variant-args, e.g. "--model iwae1 --objective iwae --k 50"), with its own build() and
+steps_only(). Between the warm-up and the timed steps it
 writes PREFIX.ready.ID and waits until PREFIX.go exists, so that two processes started side by
 side time the same stretch of wall-clock time. Prints one line `BENCH-RESULT {json}`.
 
     /usr/bin/python3 bench/torch_pair.py --peer-script PATH --data DIR --model mlp|conv \
         --steps N --barrier PREFIX --id ID
+    /usr/bin/python3 bench/torch_pair.py --variants-script PATH --variant-args "--model vamp --prior vamp --K 500" \
+        --data DIR --model vamp --steps N --barrier PREFIX --id ID
 """
 import argparse
 import importlib.util
@@ -19,16 +24,22 @@ import time
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--peer-script", required=True)
+    p.add_argument("--peer-script")
+    p.add_argument("--variants-script")
+    p.add_argument("--variant-args", default="", help="the twin's own command-line arguments (torch_variants.py)")
     p.add_argument("--data", required=True)
-    p.add_argument("--model", choices=["mlp", "conv"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "conv", "iwae", "vamp"], default="mlp")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--barrier", required=True)
     p.add_argument("--id", required=True)
     args = p.parse_args()
 
-    spec = importlib.util.spec_from_file_location("torch_vae", args.peer_script)
+    variant = args.model in ("iwae", "vamp")
+    script = args.variants_script if variant else args.peer_script
+    if not script:
+        sys.exit(f"--model {args.model}: needs {'--variants-script' if variant else '--peer-script'}")
+    spec = importlib.util.spec_from_file_location("torch_variants" if variant else "torch_vae", script)
     tv = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tv)
     torch = tv.torch
@@ -37,9 +48,15 @@ def main():
     torch.manual_seed(1)
     gen = torch.Generator().manual_seed(1)
     train, _ = tv.load_mnist(args.data)
-    model = tv.MLPVAE() if args.model == "mlp" else tv.ConvVAE()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    bs = 128
+    if variant:
+        # The twin's own parser and defaults (batch size, lr, Adam epsilon per model), as its CLI.
+        targs = tv.finish_args(tv.build_parser().parse_args(["--data", args.data, *args.variant_args.split()]))
+        b = tv.build(targs, train)
+        model, opt, train, bs = b.model, b.opt, b.data, b.bs
+    else:
+        model = tv.MLPVAE() if args.model == "mlp" else tv.ConvVAE()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        bs = 128
 
     tv.steps_only(model, opt, train, bs, 1, gen, warmup=args.warmup)  # warm-up, untimed
 

@@ -6,7 +6,7 @@
  *
  *   node -r ts-node/register/transpile-only bench/train-child.ts --experiment FILE \
  *     --steps N [--warmup W] [--backend auto|wasm|cpu] [--mem-every K] [--train-limit N] [--probe]
- *     [--barrier PREFIX --barrier-id ID] [--sync-every N]
+ *     [--barrier PREFIX --barrier-id ID] [--sync-every N] [--set key=value ...]
  *
  * Only training steps are timed: the clock starts when the trainer's onStep hook reports step W
  * (the warm-up steps, data loading, model building and backend start-up are outside) and stops
@@ -16,6 +16,9 @@
  * With --barrier, after the warm-up the child writes PREFIX.ready.ID and waits until PREFIX.go
  * exists before it starts the clock, so that processes run side by side start their timed
  * steps together.
+ *
+ * --set (repeatable) adds a config override as `vaelab train --set` does, before the bench's own
+ * (bench/run.ts sets objective.iwae.samples=50 for its iwae row this way).
  *
  * Prints one line `BENCH-RESULT {json}` on stdout; diagnostics go to stderr.
  */
@@ -134,8 +137,12 @@ async function main(): Promise<void> {
   if (steps < 1) throw new Error('--steps: must be at least 1');
   if (warmup < 1) throw new Error("--warmup: must be at least 1 (the clock starts when the warm-up's last step is reported)");
 
+  const sets: string[] = [];
+  process.argv.forEach((a, i) => {
+    if (a === '--set' && i + 1 < process.argv.length) sets.push(process.argv[i + 1]);
+  });
   const registry = new PluginRegistry(plugins);
-  const base = loadExperiment(file, registry);
+  const base = loadExperiment(file, registry, sets);
   const batchSize = base.config.train.batchSize;
   // Enough training examples that the timed steps stay inside one epoch (no epoch-end
   // checkpoint in the window), unless asked otherwise (--train-limit 0 = the whole split).
@@ -143,6 +150,7 @@ async function main(): Promise<void> {
   const perEpoch = Math.ceil((trainLimit > 0 ? trainLimit : 60000) / batchSize);
   const epochs = Math.ceil(total / perEpoch) + 1;
   const overrides = [
+    ...sets,
     `train.maxSteps=${total}`,
     `train.epochs=${epochs}`,
     'train.progress=none',
