@@ -294,6 +294,12 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
  */
 export async function main(argv: string[], builtins: PluginDefinition[]): Promise<number> {
   tf.env().set('PROD', true);
+  // vaelab's own notices (code VAELAB_*, e.g. a Monte-Carlo KL) are one plain line on stderr,
+  // without Node's "(node:PID) Warning" frame and its --trace-warnings hint; others as Node prints them.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => {
+    err(typeof w.code === 'string' && w.code.startsWith('VAELAB') ? `note: ${w.message}` : `${w.name}: ${w.message}`);
+  });
   const state = { code: 0 };
   try {
     await program(builtins, state).parseAsync(argv, { from: 'user' });

@@ -40,6 +40,12 @@ describe('cli', () => {
     expect(r.out).to.contain('valid (encoder=mlp latent=gaussian decoder=mlp prior=standard-normal likelihood=bernoulli objective=elbo;');
   });
 
+  it('Should say in one plain line, without Node\'s warning frame, that the KL is estimated by Monte Carlo', () => {
+    const r = vaelab(['validate', TINY, '--set', 'prior.use=mixture']);
+    expect(r.code, r.err).to.equal(0);
+    expect(r.err.trim()).to.equal('note: KL(q||p) is estimated by Monte Carlo: prior "MixturePrior" offers no closed form for latent "GaussianLatent"');
+  });
+
   it('Should list every registered plugin with its keys and defaults', () => {
     const r = vaelab(['plugins', '--json']);
     expect(r.code).to.equal(0);
