@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
 import { appendJsonLine, readJsonIfExists, writeJsonAtomic } from './files';
+import { migrateSavedConfig } from '../config/migrate';
 
 /** Where a run came from. */
 export interface RunSource {
@@ -70,8 +71,10 @@ export class RunDir {
   writeConfig(config: unknown): void {
     writeJsonAtomic(this.file('config.json'), config);
   }
+  /** The saved config, with keys of earlier vaelab versions read as today's (config/migrate.ts). */
   readConfig(): Record<string, unknown> {
-    return readJsonIfExists<Record<string, unknown>>(this.file('config.json'))!;
+    const raw = readJsonIfExists<Record<string, unknown>>(this.file('config.json'));
+    return raw ? migrateSavedConfig(raw) : raw!;
   }
   writeSource(src: RunSource): void {
     writeJsonAtomic(this.file('run.json'), src);
