@@ -299,7 +299,7 @@ const showKey = (key: string): string => (key.length <= SHOWN_CHARS ? key : `${k
 /** Rewrites convict's report lines into vaelab's message form. */
 function reformat(line: string, schema: PluginSchema): string {
   const undeclared = /^configuration param '(.+)' not declared in the schema$/.exec(line);
-  if (undeclared && RENAMED_KEYS[undeclared[1]]) return `${undeclared[1]}: renamed; use ${RENAMED_KEYS[undeclared[1]]}`;
+  if (undeclared && Object.hasOwn(RENAMED_KEYS, undeclared[1])) return `${undeclared[1]}: renamed; use ${RENAMED_KEYS[undeclared[1]]}`;
   if (undeclared) {
     const full = undeclared[1].split('.');
     let depth = 1;
