@@ -10,7 +10,8 @@
  * replacements compute the same values with a `Fill` kernel on the backend: the same
  * operations in the same order (dy * 1, then / n for the mean), so the same bits.
  *
- * It also registers the gradients of vaelab's fused kernels (core/fused.ts), and a `Relu`
+ * It replaces Tile's gradient too (one Sum over a reshaped dy instead of a Slice and an Add per
+ * repetition). It also registers the gradients of vaelab's fused kernels (core/fused.ts), and a `Relu`
  * gradient that uses one of them where the backend has it (core/fused.ts reluGrad).
  *
  * Importing this module installs them; `installGradients` is idempotent.
@@ -57,13 +58,35 @@ const meanGrad: GradConfig = {
 };
 
 /**
+ * The gradient of Tile: tfjs's sums the dy blocks one slice at a time (a Slice and an Add per
+ * repetition: ~200 small kernels per IWAE step with k = 50). Here dy [r0*d0, ..., rn*dn] is viewed
+ * as [r0, d0, ..., rn, dn] (a reshape, no copy) and summed over the r axes in one Sum.
+ */
+const tileGrad: GradConfig = {
+  kernelName: 'Tile',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const reps = attrs.reps as number[];
+    return {
+      x: () => {
+        const inter = x.shape.flatMap((d, i) => [reps[i], d]);
+        const axes = x.shape.map((_, i) => 2 * i).filter((a) => inter[a] > 1);
+        const blocks = tf.reshape(dy as tf.Tensor, inter);
+        return tf.reshape(axes.length > 0 ? tf.sum(blocks, axes) : blocks, x.shape);
+      },
+    };
+  },
+};
+
+/**
  * Registers tfjs's gradients (once), the replacements above and the gradients of vaelab's fused
  * kernels (core/fused.ts). Returns the kernel names it registered.
  */
 export function installGradients(): string[] {
   const names = [
     sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName, biasReluGrad.kernelName, klStdNormalGrad.kernelName,
-    reparamGrad.kernelName, reparamLogProbGrad.kernelName, denseGrad.kernelName,
+    reparamGrad.kernelName, reparamLogProbGrad.kernelName, denseGrad.kernelName, tileGrad.kernelName,
   ];
   if (installed) return names;
   // Registers every gradient of tfjs; must come first, or it would overwrite ours.
@@ -77,6 +100,7 @@ export function installGradients(): string[] {
   tf.registerGradient(reparamGrad);
   tf.registerGradient(reparamLogProbGrad);
   tf.registerGradient(denseGrad);
+  tf.registerGradient(tileGrad);
   installed = true;
   return names;
 }

@@ -40,7 +40,7 @@ describe('core/gradients: Sum and Mean gradients made on the backend', () => {
   });
 
   it('Should be registered for Sum and Mean, and upload no array from JavaScript in the backward pass', async () => {
-    expect(installGradients()).to.deep.equal(['Sum', 'Mean', 'Relu', 'VaelabBernoulliLogProb', 'VaelabBiasRelu', 'VaelabKlStdNormal', 'VaelabReparam', 'VaelabReparamLogProb', 'VaelabDense']);
+    expect(installGradients()).to.deep.equal(['Sum', 'Mean', 'Relu', 'VaelabBernoulliLogProb', 'VaelabBiasRelu', 'VaelabKlStdNormal', 'VaelabReparam', 'VaelabReparamLogProb', 'VaelabDense', 'Tile']);
     await selectBackend('wasm', { quiet: true });
     const x = tf.tensor2d(new Data(3, [128, 784]).values, [128, 784]);
     const backend = tf.backend() as unknown as { write: (values: ArrayLike<number> | null, ...rest: unknown[]) => unknown };
@@ -85,6 +85,48 @@ describe('core/gradients: Sum and Mean gradients made on the backend', () => {
           g.dispose();
         });
       }
+    }
+  }
+});
+
+describe('core/gradients: Tile', () => {
+  after(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  // d/dx sum(tile(x, reps) * r) = the sum of the blocks of r that each copy of x met.
+  const cases: Array<[number[], number[]]> = [
+    [[3], [4]],
+    [[2, 3], [5, 1]],
+    [[2, 3], [1, 2]],
+    [[2, 2, 3], [2, 3, 2]],
+    [[4, 1], [1, 1]],
+  ];
+  for (const backend of ['cpu', 'wasm']) {
+    for (const [shape, reps] of cases) {
+      it(`Should give the sum of r's blocks for x ${JSON.stringify(shape)} tiled ${JSON.stringify(reps)} on ${backend}`, async () => {
+        await selectBackend(backend, { quiet: true });
+        const x = new Data(5, shape);
+        const outShape = shape.map((d, i) => d * reps[i]);
+        const r = new Data(6, outShape);
+        const g = tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.tile(t, reps), r.t())))(x.t()).dataSync());
+        // By hand: every output index o maps to the input index (o_i mod d_i) of each axis.
+        const expected = new Float64Array(g.length);
+        const strides = (s: number[]) => s.map((_, i) => s.slice(i + 1).reduce((p, d) => p * d, 1));
+        const so = strides(outShape);
+        const si = strides(shape);
+        for (let o = 0; o < r.values.length; o++) {
+          let rest = o;
+          let inIndex = 0;
+          for (let i = 0; i < shape.length; i++) {
+            const oi = Math.floor(rest / so[i]);
+            rest -= oi * so[i];
+            inIndex += (oi % shape[i]) * si[i];
+          }
+          expected[inIndex] += r.values[o];
+        }
+        Array.from(g).forEach((v, i) => expect(v).to.be.closeTo(expected[i], 1e-5));
+      });
     }
   }
 });
