@@ -124,3 +124,10 @@ function resolveAll(exp: Experiment, data: DataInfo): Parts {
   const model = container.get<VaeModel>(TOKENS.Model);
   return { container, model, objective };
 }
+
+/** Frees every trainable variable and state buffer of the model and the objective, each once. */
+export function disposeParts(parts: Pick<Parts, 'model' | 'objective'>): void {
+  const { model, objective } = parts;
+  const all = new Set([...model.variables().values(), ...model.state().values(), ...objective.variables().values(), ...(objective.state?.().values() ?? [])]);
+  for (const v of all) v.dispose();
+}

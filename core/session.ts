@@ -4,7 +4,7 @@
  */
 import type { Experiment, ExperimentConfig } from './config/experiment';
 import { checkShapes, objectiveTermNames } from './check';
-import { resolveParts, type Parts } from './container';
+import { disposeParts, resolveParts, type Parts } from './container';
 import type { DataInfo } from './contracts';
 import { loadDataset } from './data';
 import { conditionDim, type ConditionOptions } from './data/condition';
@@ -78,7 +78,5 @@ export function openSession(experiment: Experiment): Session {
 
 /** Frees the weights and state of a session's model and objective (after a check, a finished stage). */
 export function closeSession(session: Session): void {
-  const { model, objective } = session.parts;
-  const all = new Set([...model.variables().values(), ...model.state().values(), ...objective.variables().values(), ...(objective.state?.().values() ?? [])]);
-  for (const v of all) v.dispose();
+  disposeParts(session.parts);
 }

@@ -250,10 +250,5 @@ export function trainSteps(parts: Parts, data: ModelBatch, settings: TrainSettin
   return losses;
 }
 
-/** Disposes every variable and state buffer of the parts (each once). */
-export function disposeParts(parts: Parts): void {
-  const all = new Set<tf.Variable>([...parts.model.variables().values(), ...parts.model.state().values()]);
-  for (const v of parts.objective.variables().values()) all.add(v);
-  for (const v of parts.objective.state?.().values() ?? []) all.add(v);
-  for (const v of all) v.dispose();
-}
+/** Disposes every variable and state buffer of the parts (each once): core's own. */
+export { disposeParts } from '../core/container';
