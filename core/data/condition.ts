@@ -64,6 +64,19 @@ export function conditionDim(opts: ConditionOptions, info: ConditionInfo): numbe
  * Rows [0, floor(H/2)) are the top half, columns [0, floor(W/2)) the left half.
  */
 export function visibleMask(shape: readonly number[], visibleQuadrants: readonly number[]): Float32Array {
+  // Made once per (shape, quadrants), since conditionOf asks for it on every training batch; the
+  // array is shared: callers read it only.
+  const key = `${shape.join('x')}/${visibleQuadrants.join(',')}`;
+  const cached = masks.get(key);
+  if (cached) return cached;
+  const mask = buildMask(shape, visibleQuadrants);
+  masks.set(key, mask);
+  return mask;
+}
+
+const masks = new Map<string, Float32Array>();
+
+function buildMask(shape: readonly number[], visibleQuadrants: readonly number[]): Float32Array {
   const [h, w, c] = shape;
   const mask = new Float32Array(h * w * c);
   const visible = new Set(visibleQuadrants);
