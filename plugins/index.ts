@@ -7,6 +7,7 @@ import { plugins as conv } from './conv';
 import { plugins as dipVae } from './dip-vae';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
+import { plugins as gatedMlp } from './gated-mlp';
 import { plugins as gaussianLatent } from './gaussian-latent';
 import { plugins as iwae } from './iwae';
 import { plugins as likelihoods } from './likelihoods';
@@ -23,6 +24,7 @@ export const plugins: PluginDefinition[] = [
   ...dipVae,
   ...discreteLikelihoods,
   ...elbo,
+  ...gatedMlp,
   ...gaussianLatent,
   ...iwae,
   ...likelihoods,

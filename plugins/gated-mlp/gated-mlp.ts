@@ -1,10 +1,9 @@
 /**
- * Gated dense encoder and decoder for the benchmark's VampPrior row (bench/vamp-gated-mnist.yaml):
- * every hidden layer is h = (x W + b) * sigmoid(x V + c), two separate dense maps as in the
- * official VampPrior code (https://github.com/jmtomczak/vae_vampprior, `GatedDense`) and in the
- * PyTorch twin (../shared/peers/torch_variants.py `GatedDense`). Bench-only: the built-in mlp
- * encoder and decoder have no gated layers, and the bench must run the twin's network. Reads
- * encoder.gated-mlp.hiddenSizes and decoder.gated-mlp.hiddenSizes.
+ * Gated dense encoder and decoder: every hidden layer is h = (x W + b) * sigmoid(x V + c), two
+ * separate dense maps (Dauphin et al. 2017's gated linear unit on dense layers), as in the
+ * official VampPrior code (https://github.com/jmtomczak/vae_vampprior, `GatedDense`), whose
+ * experiments use them throughout. Reads encoder.gated-mlp.hiddenSizes and
+ * decoder.gated-mlp.hiddenSizes.
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
@@ -26,14 +25,27 @@ import {
   type Rng,
 } from '../../core';
 
+/** Weight initialisations: PyTorch's Linear default, or He et al.'s normal as the VampPrior code. */
+export type GatedInit = 'pytorch' | 'he-normal';
+
+/** A dense layer; with 'he-normal' its kernel is redrawn from N(0, 2 / inDim), its bias kept. */
+function dense(inDim: number, outDim: number, rng: Rng, init: GatedInit): Dense {
+  const layer = new Dense(inDim, outDim, rng);
+  if (init === 'he-normal') {
+    const w = rng.fillNormal(new Float32Array(inDim * outDim)).map((v) => v * Math.sqrt(2 / inDim));
+    tf.tidy(() => layer.kernel.assign(tf.tensor2d(w, [inDim, outDim])));
+  }
+  return layer;
+}
+
 /** One gated dense layer. x: [N, inDim] -> [N, outDim] */
 class GatedDense extends Module {
   private readonly h: Dense;
   private readonly g: Dense;
-  constructor(inDim: number, outDim: number, rng: Rng) {
+  constructor(inDim: number, outDim: number, rng: Rng, init: GatedInit) {
     super();
-    this.h = this.track('h', new Dense(inDim, outDim, rng));
-    this.g = this.track('g', new Dense(inDim, outDim, rng));
+    this.h = this.track('h', dense(inDim, outDim, rng, init));
+    this.g = this.track('g', dense(inDim, outDim, rng, init));
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
@@ -44,9 +56,9 @@ class GatedDense extends Module {
 /** A stack of gated dense layers. */
 class GatedStack extends Module {
   private readonly layers: GatedDense[] = [];
-  constructor(sizes: readonly number[], rng: Rng) {
+  constructor(sizes: readonly number[], rng: Rng, init: GatedInit) {
     super();
-    for (let i = 0; i + 1 < sizes.length; i++) this.layers.push(this.track(`gated${i}`, new GatedDense(sizes[i], sizes[i + 1], rng)));
+    for (let i = 0; i + 1 < sizes.length; i++) this.layers.push(this.track(`gated${i}`, new GatedDense(sizes[i], sizes[i + 1], rng, init)));
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
@@ -56,6 +68,11 @@ class GatedStack extends Module {
 
 export const gatedMlpSchema = {
   hiddenSizes: { doc: 'widths of the gated hidden layers (input side first in the encoder, latent side first in the decoder)', format: 'positive-int-list', default: [300, 300] },
+  init: {
+    doc: "weight initialisation: pytorch (U(-1/sqrt(fanIn), 1/sqrt(fanIn)) for weights and biases) or he-normal (weights N(0, 2/fanIn), biases as pytorch; the VampPrior code's he_init)",
+    format: ['pytorch', 'he-normal'],
+    default: 'pytorch',
+  },
 } as const;
 
 /** Gated dense encoder. x: [B, dataDim] -> h [B, hiddenSizes[last]] */
@@ -71,7 +88,7 @@ export class GatedMlpEncoder extends Module implements Encoder {
     super();
     if (cfg.hiddenSizes.length === 0) throw new ConfigError('encoder.gated-mlp.hiddenSizes: must list at least one hidden layer; got []');
     this.outputDim = cfg.hiddenSizes[cfg.hiddenSizes.length - 1];
-    this.net = this.track('net', new GatedStack([data.dim + data.condDim, ...cfg.hiddenSizes], initRng(seed, 'encoder', 'gated-mlp')));
+    this.net = this.track('net', new GatedStack([data.dim + data.condDim, ...cfg.hiddenSizes], initRng(seed, 'encoder', 'gated-mlp'), cfg.init));
   }
 
   /** x: [B, dataDim], cond: [B, condDim] | null -> [B, outputDim] */
@@ -95,8 +112,8 @@ export class GatedMlpDecoder extends Module implements Decoder {
     super();
     if (cfg.hiddenSizes.length === 0) throw new ConfigError('decoder.gated-mlp.hiddenSizes: must list at least one hidden layer; got []');
     const rng = initRng(seed, 'decoder', 'gated-mlp');
-    this.net = this.track('net', new GatedStack([latent.dim + data.condDim, ...cfg.hiddenSizes], rng));
-    this.out = this.track('out', new Dense(cfg.hiddenSizes[cfg.hiddenSizes.length - 1], data.dim * likelihood.paramsPerDim, rng));
+    this.net = this.track('net', new GatedStack([latent.dim + data.condDim, ...cfg.hiddenSizes], rng, cfg.init));
+    this.out = this.track('out', dense(cfg.hiddenSizes[cfg.hiddenSizes.length - 1], data.dim * likelihood.paramsPerDim, rng, cfg.init));
   }
 
   /** z: [N, latent.dim], cond: [N, condDim] | null -> [N, dataDim * paramsPerDim] */
@@ -108,7 +125,7 @@ export class GatedMlpDecoder extends Module implements Decoder {
 export const gatedMlpEncoder = definePlugin({
   slot: 'encoder',
   name: 'gated-mlp',
-  description: 'gated dense encoder, h = (x W + b) * sigmoid(x V + c) per layer (bench only)',
+  description: 'gated dense encoder, h = (x W + b) * sigmoid(x V + c) per layer',
   schema: gatedMlpSchema,
   implementation: GatedMlpEncoder,
 });
@@ -116,9 +133,8 @@ export const gatedMlpEncoder = definePlugin({
 export const gatedMlpDecoder = definePlugin({
   slot: 'decoder',
   name: 'gated-mlp',
-  description: 'gated dense decoder with a linear output layer (bench only)',
+  description: 'gated dense decoder with a linear output layer',
   schema: gatedMlpSchema,
   implementation: GatedMlpDecoder,
 });
 
-export const plugins = [gatedMlpEncoder, gatedMlpDecoder];
