@@ -19,6 +19,7 @@ import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
 import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
+import { registerSweepCommands } from './sweep';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
 import { Rng } from './rng';
@@ -277,6 +278,8 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       if (o.print) out(JSON.stringify(session.config, null, 2));
       out(`${file}: valid (${slotsLine(session)})`);
     });
+
+  registerSweepCommands(prog, registry, state, err);
 
   prog
     .command('doctor')

@@ -1,0 +1,331 @@
+/**
+ * The sweep coordinator (`vaelab sweep`): validates every trial's config, then keeps N worker
+ * processes busy (one per core by default; each trial is one training process on one core),
+ * asks the sampler for points, records every report, pruning decision, failure and result in the
+ * sweep state (atomically), retries failed trials, and writes the results at the end.
+ *
+ * Crashes: a worker that dies mid-trial (killed, out of memory) costs only that trial's work
+ * since its last checkpoint: the trial is counted as a failed attempt and run again from its
+ * newest checkpoint, if retries remain. Ctrl-C (SIGINT) interrupts running trials with a
+ * checkpoint and exits 130; `--resume` re-runs nothing that finished, continues interrupted
+ * trials, and counts old and new trials against the budget.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { VaelabError } from '../errors';
+import type { PluginRegistry } from '../plugin';
+import { checkPoints, gridPoints, pointsToCheck, seedsOf, trialRaw } from './points';
+import type { TrialReports } from './pruners';
+import { writeResults } from './results';
+import { makeSampler, type Observation } from './samplers';
+import { showParams } from './space';
+import type { SweepSpec } from './spec';
+import { logEvent, openState, saveState, trialDirName, type SweepState, type TrialRecord } from './state';
+import type { FromWorker, ToWorker, TrialTask } from './worker';
+
+export interface SweepOptions {
+  /** Worker processes (default: budget.concurrent, else one per core). */
+  workers?: number;
+  resume?: boolean;
+  log?: (line: string) => void;
+  /** The command a worker runs: a module forked with these arguments (default: vaelab's bin with `worker`). */
+  workerCommand?: { module: string; args: string[] };
+  /** Extra environment for the workers. */
+  env?: Record<string, string>;
+  /** Set `stop` to interrupt the sweep as Ctrl-C does. */
+  control?: { stop: boolean };
+  /** Handle SIGINT (default true). */
+  handleSignals?: boolean;
+}
+
+export interface SweepResult {
+  status: 'completed' | 'interrupted' | 'wall-time';
+  state: SweepState;
+}
+
+/** bin/vaelab.js of this installation (walks up from this file: core/sweep or dist/core/sweep). */
+export function vaelabBin(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i++) {
+    const f = path.join(dir, 'bin', 'vaelab.js');
+    if (fs.existsSync(f)) return f;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`cannot find bin/vaelab.js above ${__dirname}`);
+}
+
+/** The trial's reports as the pruner sees them. */
+function reportsOf(t: TrialRecord): TrialReports {
+  return { number: t.number, state: t.status === 'completed' ? 'complete' : t.status === 'pruned' ? 'pruned' : 'running', values: { ...t.intermediate } };
+}
+
+/** The trial as the sampler sees it; failed and queued-but-never-run trials are left out. */
+function observationOf(t: TrialRecord): Observation | null {
+  const epochs = Object.keys(t.intermediate).map(Number);
+  const lastEpoch = epochs.length > 0 ? Math.max(...epochs) : 0;
+  if (t.status === 'completed') return { number: t.number, params: t.params, state: 'complete', value: t.value, lastEpoch };
+  if (t.status === 'pruned') return { number: t.number, params: t.params, state: 'pruned', value: t.value, lastEpoch };
+  if (t.status === 'running' || t.status === 'queued' || t.status === 'interrupted') return { number: t.number, params: t.params, state: 'running', value: null, lastEpoch };
+  return null;
+}
+
+const fmt = (v: number | null) => (v === null ? '-' : Math.abs(v) >= 100 ? v.toFixed(2) : Number(v.toPrecision(5)).toString());
+
+interface Worker {
+  id: number;
+  proc: ChildProcess;
+  ready: boolean;
+  trial: TrialRecord | null;
+  startedAt: number;
+}
+
+/** Runs (or resumes) a sweep to its end, its budget, or an interrupt. */
+export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: SweepOptions = {}): Promise<SweepResult> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const state = openState(spec, opts.resume ?? false);
+  const dir = spec.dir;
+  const shownDir = path.relative(process.cwd(), dir) || dir;
+
+  // Every config a trial can have is checked before anything runs.
+  const points = pointsToCheck(spec);
+  const checked = checkPoints(spec, registry, points);
+  const perPoint = seedsOf(spec).length;
+  if (spec.method === 'grid') {
+    const size = gridPoints(spec).length * perPoint;
+    if (size > spec.budget.trials) {
+      log(`warning: ${spec.shownFile}: the grid has ${size} trials (${size / perPoint} points${perPoint > 1 ? ` x ${perPoint} seeds` : ''}) and budget.trials is ${spec.budget.trials}: only the first ${spec.budget.trials} run`);
+    }
+  }
+  log(`sweep ${spec.name}: ${spec.method}, ${spec.parameters.length} parameters, metric ${spec.metric.name} (${spec.metric.goal}); ${checked} configs validated; directory ${shownDir}`);
+
+  const sampler = makeSampler(spec);
+  const sessionStart = Date.now();
+  const wallBefore = state.wallSeconds;
+  const save = () => {
+    state.wallSeconds = wallBefore + (Date.now() - sessionStart) / 1000;
+    saveState(dir, state);
+  };
+
+  // Resume: trials that were running or interrupted continue from their checkpoints.
+  for (const t of state.trials) {
+    if (t.status === 'running' || t.status === 'interrupted') t.status = 'queued';
+  }
+  const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
+  const concurrent = Math.min(nWorkers, spec.budget.concurrent ?? nWorkers);
+  state.sessions.push({ startedAt: new Date().toISOString(), workers: concurrent });
+  save();
+  logEvent(dir, { event: 'session-start', workers: concurrent, resume: opts.resume ?? false, trials: state.trials.length });
+
+  const control = opts.control ?? { stop: false };
+  let stopReason: 'interrupted' | 'wall-time' | null = null;
+  let exhausted = false;
+
+  /** The next trial to run: a queued one (resume, retry), else new trials from the sampler. */
+  const nextTrial = (): TrialRecord | null => {
+    const queued = state.trials.find((t) => t.status === 'queued');
+    if (queued) return queued;
+    if (exhausted || state.trials.length >= spec.budget.trials) return null;
+    const history = state.trials.map(observationOf).filter((o): o is Observation => o !== null);
+    const params = sampler.suggest(state.suggestions, history);
+    if (params === null) {
+      exhausted = true;
+      return null;
+    }
+    state.suggestions += 1;
+    for (const seed of seedsOf(spec)) {
+      if (state.trials.length >= spec.budget.trials) break;
+      const number = state.trials.length;
+      state.trials.push({ number, params, seed, dir: trialDirName(number), status: 'queued', attempts: 0, failures: [], intermediate: {}, decisions: [], value: null, seconds: 0 });
+    }
+    return state.trials.find((t) => t.status === 'queued') ?? null;
+  };
+
+  const workers: Worker[] = [];
+  const command = opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] };
+  const workerLog = fs.openSync(path.join(dir, 'workers.log'), 'a');
+
+  const broadcast = (msg: ToWorker, except?: Worker) => {
+    for (const w of workers) if (w !== except && w.proc.connected) w.proc.send(msg);
+  };
+
+  const start = (w: Worker, t: TrialRecord) => {
+    const resume = t.attempts > 0 || fs.existsSync(path.join(dir, t.dir, 'config.json'));
+    t.status = 'running';
+    t.attempts += 1;
+    t.worker = w.proc.pid;
+    t.startedAt ??= new Date().toISOString();
+    w.trial = t;
+    w.startedAt = Date.now();
+    const task: TrialTask = {
+      number: t.number,
+      dir: path.join(dir, t.dir),
+      raw: trialRaw(spec, t.params, t.seed),
+      experimentFile: spec.experiment,
+      resume,
+      metric: spec.metric,
+      rule: spec.earlyTermination,
+      reports: state.trials.filter((o) => o.status !== 'failed').map(reportsOf),
+    };
+    w.proc.send({ type: 'run', task } satisfies ToWorker);
+    save();
+    const seed = t.seed !== null ? `, seed=${t.seed}` : '';
+    log(`trial ${t.number} ${t.attempts > 1 ? `restarted (attempt ${t.attempts})` : 'started'}: ${showParams(t.params) || 'no parameters'}${seed} [worker ${w.id}]`);
+    logEvent(dir, { event: 'start', trial: t.number, attempt: t.attempts, worker: w.proc.pid, params: t.params, seed: t.seed });
+  };
+
+  /** A failed attempt: queued again while retries remain. */
+  const fail = (t: TrialRecord, reason: string) => {
+    t.failures.push({ at: new Date().toISOString(), reason });
+    const retry = t.failures.length <= spec.retries;
+    t.status = retry ? 'queued' : 'failed';
+    t.endedAt = retry ? undefined : new Date().toISOString();
+    log(`trial ${t.number} failed: ${reason}; ${retry ? `retry ${t.failures.length} of ${spec.retries}` : `no retries left (retries: ${spec.retries})`}`);
+    logEvent(dir, { event: 'failure', trial: t.number, reason, retry });
+    broadcast({ type: 'state', number: t.number, state: 'running' });
+  };
+
+  const finishAttempt = (w: Worker) => {
+    const t = w.trial!;
+    t.seconds += (Date.now() - w.startedAt) / 1000;
+    w.trial = null;
+    return t;
+  };
+
+  let wakeLoop: (() => void) | null = null;
+  const wake = () => wakeLoop?.();
+
+  const onMessage = (w: Worker, m: FromWorker) => {
+    if (m.type === 'ready') {
+      w.ready = true;
+    } else if (m.type === 'started') {
+      if (m.resumedFrom) log(`trial ${m.number}: continues from ${path.join(trialDirName(m.number), m.resumedFrom)}`);
+    } else if (m.type === 'report') {
+      const t = state.trials[m.number];
+      t.intermediate[m.epoch] = m.value;
+      broadcast({ type: 'report', number: m.number, epoch: m.epoch, value: m.value }, w);
+      logEvent(dir, { event: 'report', trial: m.number, epoch: m.epoch, value: m.value });
+      if (m.decision) {
+        t.decisions.push(m.decision);
+        logEvent(dir, { event: 'decision', ...m.decision });
+        log(`trial ${m.number}: ${m.decision.reason}`);
+      } else {
+        log(`trial ${m.number} epoch ${m.epoch}: ${spec.metric.name} ${fmt(m.value)}`);
+      }
+    } else if (m.type === 'done') {
+      const t = finishAttempt(w);
+      if (m.runStatus === 'interrupted') {
+        t.status = 'interrupted';
+        log(`trial ${t.number} interrupted (checkpoint written; continues on --resume)`);
+      } else {
+        t.status = m.runStatus === 'pruned' ? 'pruned' : 'completed';
+        t.runStatus = m.runStatus;
+        t.value = m.value;
+        t.endedAt = new Date().toISOString();
+        broadcast({ type: 'state', number: t.number, state: t.status === 'pruned' ? 'pruned' : 'complete' });
+        log(`trial ${t.number} ${t.status}: ${spec.metric.name} ${fmt(t.value)} (${t.seconds.toFixed(1)} s)`);
+      }
+      logEvent(dir, { event: 'end', trial: t.number, status: t.status, runStatus: m.runStatus, value: t.value, seconds: t.seconds });
+    } else if (m.type === 'failed') {
+      fail(finishAttempt(w), m.reason);
+    }
+    save();
+    wake();
+  };
+
+  let nextId = 1;
+  let startupFailures = 0;
+  const spawn = (): Worker => {
+    const proc = fork(command.module, command.args, {
+      stdio: ['ignore', workerLog, workerLog, 'ipc'],
+      env: { ...process.env, ...(opts.env ?? {}) },
+    });
+    const w: Worker = { id: nextId++, proc, ready: false, trial: null, startedAt: 0 };
+    proc.on('message', (m: FromWorker) => onMessage(w, m));
+    proc.on('exit', (code, signal) => {
+      workers.splice(workers.indexOf(w), 1);
+      if (!w.ready) startupFailures += 1;
+      if (w.trial) {
+        const t = finishAttempt(w);
+        const epochs = Object.keys(t.intermediate).map(Number);
+        const at = epochs.length > 0 ? `after epoch ${Math.max(...epochs)}` : 'before its first epoch ended';
+        if (stopReason && signal === 'SIGINT') t.status = 'interrupted';
+        else fail(t, `worker ${w.id} (pid ${proc.pid}) exited ${signal ? `with signal ${signal}` : `with code ${code}`} during the trial, ${at}`);
+        save();
+      }
+      wake();
+    });
+    workers.push(w);
+    return w;
+  };
+
+  const onSigint = () => {
+    if (control.stop) return;
+    control.stop = true;
+    log('interrupt: running trials write a checkpoint and stop (continue with --resume)');
+    wake();
+  };
+  const signals = opts.handleSignals !== false;
+  if (signals) process.on('SIGINT', onSigint);
+  const wallLimit = spec.budget.wallMinutes !== null ? spec.budget.wallMinutes * 60 : null;
+  const wallTimer =
+    wallLimit !== null
+      ? setInterval(() => {
+          if (wallBefore + (Date.now() - sessionStart) / 1000 >= wallLimit && !stopReason) {
+            stopReason = 'wall-time';
+            log(`budget.wallMinutes (${spec.budget.wallMinutes}) reached: running trials write a checkpoint and stop`);
+            broadcast({ type: 'stop' });
+            wake();
+          }
+        }, 500)
+      : null;
+
+  try {
+    for (;;) {
+      if (startupFailures >= 3) {
+        throw new VaelabError(`sweep: ${startupFailures} worker processes exited before they could take a trial (${command.module} ${command.args.join(' ')}); their output is in ${path.join(shownDir, 'workers.log')}`);
+      }
+      if (control.stop && !stopReason) {
+        stopReason = 'interrupted';
+        broadcast({ type: 'stop' });
+      }
+      if (!stopReason) {
+        // Fill idle workers; start new ones for work that waits.
+        for (const w of workers) {
+          if (w.ready && !w.trial) {
+            const t = nextTrial();
+            if (!t) break;
+            start(w, t);
+          }
+        }
+        const busy = workers.filter((w) => w.trial).length;
+        const idle = workers.length - busy;
+        const pending = state.trials.filter((t) => t.status === 'queued').length + (exhausted ? 0 : Math.max(0, spec.budget.trials - state.trials.length));
+        if (busy === 0 && pending === 0) break;
+        for (let need = Math.min(concurrent - workers.length, pending - idle); need > 0; need--) spawn();
+      } else if (workers.every((w) => !w.trial)) {
+        break;
+      }
+      await new Promise<void>((resolve) => {
+        wakeLoop = resolve;
+      });
+      wakeLoop = null;
+    }
+  } finally {
+    if (wallTimer) clearInterval(wallTimer);
+    if (signals) process.removeListener('SIGINT', onSigint);
+    const exits = workers.map((w) => new Promise<void>((resolve) => w.proc.once('exit', () => resolve())));
+    broadcast({ type: 'exit' });
+    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10000))]);
+    for (const w of [...workers]) w.proc.kill('SIGKILL');
+    fs.closeSync(workerLog);
+    const session = state.sessions[state.sessions.length - 1];
+    session.endedAt = new Date().toISOString();
+    session.ended = stopReason ?? 'completed';
+    save();
+    logEvent(dir, { event: 'session-end', ended: session.ended });
+  }
+  writeResults(spec, state, log);
+  return { status: stopReason ?? 'completed', state };
+}
