@@ -129,6 +129,16 @@ export const coreSchema = {
     },
     images: { doc: 'write reconstruction and sample grids at each evaluation', format: 'boolean', default: true },
     gridSize: { doc: 'images per side of the grids', format: 'positive-int', default: 8 },
+    traversalRows: {
+      doc: 'latent traversal picture with each evaluation: this many dimensions, sorted by KL (0 = none; flat latents with Gaussian q only)',
+      format: 'nat',
+      default: 10,
+    },
+    traversalSpread: {
+      doc: 'a traversal sweeps each dimension over mean +- this many standard deviations of the aggregate posterior',
+      format: 'positive-number',
+      default: 2.5,
+    },
   },
   tracking: {
     dir: { doc: 'root directory of run directories', format: 'string', default: 'runs' },

@@ -170,7 +170,7 @@ export interface LatentStats {
  * `posteriorStats(h)`, its exact `posterior(h)`, then a sample's `posteriorStats` or `posterior`.
  * loc, logVar: [B, priorDim]; null when the latent gives none.
  */
-function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptions): { q: DiagGaussianParams | null; sample: LatentSample | null } {
+export function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptions): { q: DiagGaussianParams | null; sample: LatentSample | null } {
   const lat = model.latent;
   if (lat.posteriorStats) return { q: lat.posteriorStats(h, opts), sample: null };
   if (lat.posterior) return { q: lat.posterior(h, opts), sample: null };

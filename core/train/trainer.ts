@@ -26,8 +26,10 @@ import { generationCondition, type ConditionOptions } from '../data/condition';
 import type { DataSplit } from '../data/types';
 import { ConfigError, TrainingError, VaelabError } from '../errors';
 import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
+import { latentTraversal } from '../eval/traversal';
 import { Rng } from '../rng';
 import type { Session } from '../session';
+import { writeJsonAtomic } from '../tracking/files';
 import { writeGrid } from '../tracking/images';
 import type { RunDir } from '../tracking/run-dir';
 import { clipByGlobalNorm } from './adam';
@@ -621,6 +623,23 @@ class Trainer {
     });
     writeGrid(path.join(images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);
     samples.dispose();
+    if (config.eval.traversalRows > 0) {
+      const t = latentTraversal(parts.model, dataset.test, {
+        info: dataset,
+        condition: config.data.condition as ConditionOptions,
+        seed,
+        rows: config.eval.traversalRows,
+        cols: g,
+        spread: config.eval.traversalSpread,
+        examples: 1000,
+        base: 0,
+        batchSize: config.eval.batchSize,
+      });
+      if (t) {
+        writeGrid(path.join(images, `traversals${tag}.png`), t.images, t.rows.length * t.cols, info.shape, t.cols);
+        writeJsonAtomic(path.join(images, `traversals${tag}.json`), { order: t.order, rows: t.rows });
+      }
+    }
   }
 
   // ----- the end -----------------------------------------------------------------------------
