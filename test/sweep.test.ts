@@ -1,0 +1,293 @@
+/**
+ * Sweeps as a user runs them: sweep files refused with one message naming the file, key, bad
+ * value and what is allowed; every point validated with `vaelab validate`'s messages; a grid with
+ * ASHA run in worker processes (decisions recorded with rung, value and threshold, results
+ * sorted, best config ready to train); and a worker killed with SIGKILL mid-trial, then Ctrl-C
+ * and --resume, with nothing finished run again. Trials are tiny (synthetic data, 2-4 epochs).
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { experimentFromObject, loadExperiment } from '../core/config/experiment';
+import { ConfigError } from '../core/errors';
+import { openSession } from '../core/session';
+import { closeSession } from '../core/session';
+import { checkPoints, trialRaw } from '../core/sweep/points';
+import { runSweep } from '../core/sweep/runner';
+import { loadSweepSpec } from '../core/sweep/spec';
+import { openState, readState, type SweepState } from '../core/sweep/state';
+import { builtins } from './kits/build';
+
+const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
+const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
+
+function tempDir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-sweep-'));
+}
+
+function sweepFile(dir: string, name: string, text: string): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, text.replace('BASE', TINY));
+  return f;
+}
+
+function message(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.message;
+    throw e;
+  }
+  throw new Error('no ConfigError');
+}
+
+describe('sweep files', () => {
+  const registry = builtins();
+
+  it('Should refuse a file in one message naming each bad key, its value and what is allowed', () => {
+    const d = tempDir();
+    const f = sweepFile(
+      d,
+      'bad.yaml',
+      `experiment: BASE
+method: random
+parameters:
+  latent.gaussian.dmi: { values: [2, 4] }
+  train.optimizer.learningRate: { distribution: log-uniform, min: 0, max: 0.01 }
+  train.optimizer.beta1: { distribution: uniform, min: 0.9, max: 0.5 }
+  train.batchSize: { distribution: int, min: 8, max: 32, step: 0.5 }
+budget: { trials: 4 }
+earlyTermination: { use: ahsa }
+`,
+    );
+    expect(message(() => loadSweepSpec(f, registry))).to.equal(
+      [
+        `${f}: 5 problems`,
+        `  - parameters.latent.gaussian.dmi: not a key of ${TINY} (keys of latent.gaussian: dim, minLogVar). Did you mean "latent.gaussian.dim"?`,
+        '  - parameters.train.optimizer.learningRate: distribution log-uniform needs min > 0 (its log is taken); got min 0',
+        '  - parameters.train.optimizer.beta1: min must be below max; got min 0.9, max 0.5',
+        '  - parameters.train.batchSize.step: must be a positive integer; got 0.5',
+        '  - earlyTermination.use: must be one of "none", "median", "asha"; got "ahsa". Did you mean "asha"?',
+      ].join('\n'),
+    );
+  });
+
+  it('Should refuse ranges in a grid, seeds given twice, and an unknown top-level key with a suggestion', () => {
+    const d = tempDir();
+    const f = sweepFile(
+      d,
+      'bad2.yaml',
+      `experiment: BASE
+method: grid
+parameters:
+  seed: { values: [0, 1] }
+  train.optimizer.learningRate: { distribution: log-uniform, min: 1.0e-4, max: 1.0e-2 }
+seeds: [0, 1]
+budgte: { trials: 4 }
+`,
+    );
+    expect(message(() => loadSweepSpec(f, registry))).to.equal(
+      [
+        `${f}: 4 problems`,
+        '  - budgte: not a sweep key (keys here: name, description, experiment, set, method, seed, metric, parameters, seeds, budget, earlyTermination, tpe, retries, dir). Did you mean "budget"?',
+        '  - method: grid needs values: [...] for every parameter; train.optimizer.learningRate is a range (use method random or tpe)',
+        '  - seeds: seed is also a swept parameter; give the seeds in one place',
+        '  - budget: must be a mapping { trials, concurrent, wallMinutes } with trials; got undefined',
+      ].join('\n'),
+    );
+  });
+
+  it('Should report a bad point with the very problems `vaelab validate` gives for that config', () => {
+    const d = tempDir();
+    const f = sweepFile(d, 'points.yaml', `experiment: BASE\nmethod: grid\nparameters:\n  latent.gaussian.dim: { values: [4, 0] }\n  encoder.mlp.activation: { values: [relu, rleu] }\nbudget: { trials: 4 }\n`);
+    const spec = loadSweepSpec(f, registry);
+    // What validate reports for the second point, (dim 4, rleu) and the fourth, (0, rleu).
+    const validateProblems = (params: Record<string, unknown>) => {
+      try {
+        const s = openSession(experimentFromObject(trialRaw(spec, params, null), registry, TINY));
+        closeSession(s);
+        return [];
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+    };
+    const second = validateProblems({ 'latent.gaussian.dim': 4, 'encoder.mlp.activation': 'rleu' });
+    const third = validateProblems({ 'latent.gaussian.dim': 0, 'encoder.mlp.activation': 'relu' });
+    expect(second).to.have.length(1);
+    expect(third).to.have.length(1);
+    const msg = message(() => checkPoints(spec, registry, [{ 'latent.gaussian.dim': 4, 'encoder.mlp.activation': 'relu' }, { 'latent.gaussian.dim': 4, 'encoder.mlp.activation': 'rleu' }, { 'latent.gaussian.dim': 0, 'encoder.mlp.activation': 'relu' }]));
+    expect(msg).to.equal(
+      [`${f}: 2 problems`, `  - point 2 of 3 (latent.gaussian.dim=4, encoder.mlp.activation="rleu"): ${second[0]}`, `  - point 3 of 3 (latent.gaussian.dim=0, encoder.mlp.activation="relu"): ${third[0]}`].join('\n'),
+    );
+  });
+
+  it('Should refuse a sweep directory written by another sweep file, and a second start without --resume', () => {
+    const d = tempDir();
+    const text = `experiment: BASE\nparameters:\n  latent.gaussian.dim: { values: [2] }\nbudget: { trials: 1 }\ndir: ${path.join(d, 'out')}\n`;
+    const a = loadSweepSpec(sweepFile(d, 'a.yaml', text), registry);
+    const b = loadSweepSpec(sweepFile(d, 'b.yaml', text), registry);
+    const state = openState(a, false);
+    fs.writeFileSync(path.join(a.dir, 'state.json'), JSON.stringify(state));
+    const shownDir = path.relative(process.cwd(), a.dir);
+    expect(message(() => openState(b, false))).to.equal(
+      `${b.shownFile}: sweep directory ${shownDir} holds the sweep of ${a.file}, not of this file; set dir: in the sweep file or pass --out to use another directory`,
+    );
+    expect(message(() => openState(a, false))).to.equal(
+      `${a.shownFile}: sweep directory ${shownDir} already holds this sweep (0 trials); continue it with --resume, or remove the directory to start again`,
+    );
+    expect(openState(a, true).sweepFile).to.equal(a.file);
+  });
+});
+
+/** The sweep state once `ok` holds of it, polling. */
+async function until(dir: string, ok: (s: SweepState) => boolean, what: string, ms = 90000): Promise<SweepState> {
+  const t0 = Date.now();
+  for (;;) {
+    const s = fs.existsSync(path.join(dir, 'state.json')) ? readState(dir) : undefined;
+    if (s && ok(s)) return s;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('sweep runs @slow', function () {
+  this.timeout(240000);
+  const registry = builtins();
+
+  it('Should run a grid with ASHA in worker processes: rung decisions recorded, results sorted, the best config ready to train', async () => {
+    const d = tempDir();
+    const f = sweepFile(
+      d,
+      'asha.yaml',
+      `experiment: BASE
+set: { train.epochs: 3, data.synthetic.size: 128, eval.iwSamples: 0, eval.images: false, train.progress: none }
+method: grid
+metric: { name: test/loss, goal: minimize }
+parameters:
+  train.optimizer.learningRate: { values: [0.003, 0.0001] }
+  latent.gaussian.dim: { values: [2, 4] }
+seeds: [0, 1]
+budget: { trials: 7, concurrent: 1 }
+earlyTermination: { use: asha, minEpochs: 1, reductionFactor: 2 }
+retries: 0
+dir: ${path.join(d, 'out')}
+`,
+    );
+    const lines: string[] = [];
+    const spec = loadSweepSpec(f, registry);
+    const r = await runSweep(spec, registry, { log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false });
+    expect(r.status).to.equal('completed');
+    // 2 x 2 points x 2 seeds = 8 trials, budget 7.
+    expect(lines).to.include(`warning: ${f}: the grid has 8 trials (4 points x 2 seeds) and budget.trials is 7: only the first 7 run`);
+    const s = readState(spec.dir)!;
+    expect(s.trials).to.have.length(7);
+    // One worker: trials ran one after another, so at each decision the values competing at the
+    // rung are those of the earlier trials at that epoch and the trial's own. ASHA's rule with
+    // eta = 2: keep going if the value is within the best max(1, floor(n / 2)) of them.
+    for (const t of s.trials) {
+      expect(t.status).to.be.oneOf(['completed', 'pruned']);
+      for (const dcs of t.decisions) {
+        expect(dcs.epoch).to.be.oneOf([1, 2]); // rungs below 3 epochs: 1 and 2
+        expect(dcs.rung).to.equal(dcs.epoch === 1 ? 0 : 1);
+        const earlier = s.trials.filter((o) => o.number < t.number).map((o) => o.intermediate[dcs.epoch]).filter((v) => v !== undefined);
+        const competing = [...earlier, t.intermediate[dcs.epoch]].sort((a, b) => a - b);
+        expect(dcs.among).to.equal(competing.length);
+        expect(dcs.value).to.equal(t.intermediate[dcs.epoch]);
+        expect(dcs.threshold).to.equal(competing[Math.max(1, Math.floor(competing.length / 2)) - 1]);
+        expect(dcs.action).to.equal(dcs.value <= dcs.threshold ? 'continue' : 'prune');
+        expect(lines).to.include(`trial ${t.number}: ${dcs.reason}`);
+      }
+      const summary = JSON.parse(fs.readFileSync(path.join(spec.dir, t.dir, 'summary.json'), 'utf8'));
+      const config = JSON.parse(fs.readFileSync(path.join(spec.dir, t.dir, 'config.json'), 'utf8'));
+      expect(config.seed).to.equal(t.seed);
+      expect(config.latent.gaussian.dim).to.equal(t.params['latent.gaussian.dim']);
+      if (t.status === 'pruned') {
+        const last = t.decisions[t.decisions.length - 1];
+        expect(last.action).to.equal('prune');
+        expect(summary.status).to.equal('pruned');
+        expect(summary.stop.reason).to.equal(last.reason);
+        expect(t.value).to.equal(last.value);
+      } else {
+        expect(t.value).to.equal(summary.test['test/loss']);
+      }
+    }
+    // The first trial is always promoted (the only value at its rungs).
+    expect(s.trials[0].status).to.equal('completed');
+    const results = JSON.parse(fs.readFileSync(path.join(spec.dir, 'results.json'), 'utf8'));
+    const completed = results.trials.filter((x: { status: string }) => x.status === 'completed').map((x: { value: number }) => x.value);
+    expect(completed).to.deep.equal([...completed].sort((a: number, b: number) => a - b));
+    expect(fs.readFileSync(path.join(spec.dir, 'results.csv'), 'utf8').split('\n')[0]).to.equal(
+      'rank,trial,status,test/loss,epochs,seconds,attempts,train.optimizer.learningRate,latent.gaussian.dim,seed,dir,note',
+    );
+    // best-experiment.yaml is an experiment file: it loads, and it is the best trial's config.
+    const best = loadExperiment(path.join(spec.dir, 'best-experiment.yaml'), registry);
+    const bestTrial = s.trials[results.best.trial];
+    expect(results.best.value).to.equal(Math.min(...completed));
+    expect(best.config.latent.gaussian.dim).to.equal(bestTrial.params['latent.gaussian.dim']);
+    expect(best.config.seed).to.equal(bestTrial.seed);
+  });
+
+  it('Should retry a trial whose worker is killed (SIGKILL) from its checkpoint, stop on an interrupt, and re-run nothing finished on --resume', async () => {
+    const d = tempDir();
+    const out = path.join(d, 'out');
+    const f = sweepFile(
+      d,
+      'kill.yaml',
+      `experiment: BASE
+set: { train.epochs: 3, data.synthetic.size: 256, eval.iwSamples: 0, eval.images: false, train.progress: none, train.keepCheckpoints: 3 }
+method: grid
+parameters:
+  latent.gaussian.dim: { values: [2, 3, 4] }
+budget: { trials: 3, concurrent: 1 }
+retries: 1
+dir: ${out}
+`,
+    );
+    const spec = loadSweepSpec(f, registry);
+    const lines: string[] = [];
+    // control.stop is what the sweep's SIGINT handler sets (Ctrl-C).
+    const control = { stop: false };
+    const first = runSweep(spec, registry, { log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false, control });
+    // Trial 1 running with its first epoch checkpointed: kill its worker.
+    const s1 = await until(out, (s) => s.trials[1]?.status === 'running' && s.trials[1].intermediate[1] !== undefined, 'trial 1 after epoch 1');
+    const finished0 = fs.statSync(path.join(out, s1.trials[0].dir, 'summary.json')).mtimeMs;
+    const killedAt = Date.now();
+    process.kill(s1.trials[1].worker!, 'SIGKILL');
+    // It runs again on a new worker, from its checkpoint.
+    const s2 = await until(out, (s) => s.trials[1].attempts === 2 && s.trials[1].status === 'running', 'trial 1 restarted');
+    const restartSeconds = (Date.now() - killedAt) / 1000;
+    expect(s2.trials[1].failures[0].reason).to.match(/^worker 1 \(pid \d+\) exited with signal SIGKILL during the trial, after epoch \d$/);
+    // Then the interrupt, once trial 2 has reported an epoch.
+    await until(out, (s) => s.trials[2]?.status === 'running' && s.trials[2].intermediate[1] !== undefined, 'trial 2 after epoch 1');
+    control.stop = true;
+    expect((await first).status).to.equal('interrupted');
+    const s3 = readState(out)!;
+    expect(s3.trials.map((t) => t.status)).to.deep.equal(['completed', 'completed', 'interrupted']);
+    const log1 = fs.readFileSync(path.join(out, s3.trials[1].dir, 'train.log'), 'utf8');
+    expect(log1).to.match(/resumed from .*epoch-000\d\.ckpt at step \d+ \(epoch \d, batch 0\)/);
+    expect(lines).to.include(`trial 1: continues from ${path.join('trials', '0001', 'checkpoints', `epoch-000${Object.keys(s2.trials[1].intermediate).length}.ckpt`)}`);
+
+    const again = await runSweep(loadSweepSpec(f, registry), registry, { resume: true, log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false });
+    expect(again.status).to.equal('completed');
+    const s4 = readState(out)!;
+    expect(s4.trials).to.have.length(3); // the budget counts old and new trials
+    expect(s4.trials.map((t) => t.status)).to.deep.equal(['completed', 'completed', 'completed']);
+    expect(s4.trials.map((t) => t.attempts)).to.deep.equal([1, 2, 2]);
+    // Nothing finished ran again: trial 0's summary is untouched; trial 2 continued from its interrupt checkpoint.
+    expect(fs.statSync(path.join(out, s4.trials[0].dir, 'summary.json')).mtimeMs).to.equal(finished0);
+    expect(fs.readFileSync(path.join(out, s4.trials[2].dir, 'train.log'), 'utf8')).to.match(/resumed from .*interrupt\.ckpt/);
+    expect(s4.sessions.map((x) => x.ended)).to.deep.equal(['interrupted', 'completed']);
+    // For the record: how long a killed trial waited to run again (a new worker's start included).
+    console.log(`      (killed trial restarted after ${restartSeconds.toFixed(1)} s)`);
+  });
+
+  it('Should exit 2 from the command line on a bad sweep file, naming it', () => {
+    const d = tempDir();
+    const f = sweepFile(d, 'cli.yaml', `experiment: BASE\nparameters:\n  latent.gaussian.dim: { values: [2] }\nbudget: { trials: 0 }\n`);
+    const r = spawnSync(process.execPath, [BIN, 'sweep', f], { env: { ...process.env, VAELAB_BACKEND: 'cpu' }, encoding: 'utf8' });
+    expect(r.status).to.equal(2);
+    expect(r.stderr).to.equal(`${f}: budget.trials: the number of trials to run, an integer >= 1; got 0\n`);
+  });
+});
