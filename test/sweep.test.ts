@@ -225,7 +225,7 @@ dir: ${path.join(d, 'out')}
     const best = loadExperiment(path.join(spec.dir, 'best-experiment.yaml'), registry);
     const bestTrial = s.trials[results.best.trial];
     expect(results.best.value).to.equal(Math.min(...completed));
-    expect(best.config.latent.gaussian.dim).to.equal(bestTrial.params['latent.gaussian.dim']);
+    expect((best.config.latent.gaussian as { dim: number }).dim).to.equal(bestTrial.params['latent.gaussian.dim']);
     expect(best.config.seed).to.equal(bestTrial.seed);
   });
 
