@@ -85,6 +85,28 @@ export interface PassOptions {
    * or a prior can condition on it without a change of signature.
    */
   cond?: tf.Tensor2D | null;
+  /**
+   * Set only in an evaluation of a split (`evaluateTerms`): where a plugin reports a metric of the
+   * whole split that is not a mean of per-example terms (a codebook's perplexity and usage from
+   * its code counts). Absent in training, in the importance-weighted estimate and in dry runs.
+   */
+  metrics?: SplitMetrics;
+}
+
+/**
+ * Metrics of a whole evaluated split built from sums over its batches. A plugin that sees the
+ * batch's rows in a pass (a latent in `sample`, an objective in `terms`) adds a statistic of those
+ * rows; the evaluation sums it over the split and reports `finish(sum, examples)` as
+ * `<split>/<name>` beside the objective's terms (val/codebook-perplexity).
+ */
+export interface SplitMetrics {
+  /**
+   * Adds `value` (any shape, the same on every call; read at once, so it may be a tidy's
+   * intermediate) elementwise to the split's running sum for `name`. At the end of the split the
+   * metric is `finish(sum, examples)`, with `examples` the number of examples evaluated; the
+   * `finish` of the first call is the one used. `name` must not be one of the objective's terms.
+   */
+  add(name: string, value: tf.Tensor, finish: (sum: Float64Array, examples: number) => number): void;
 }
 
 /**

@@ -7,7 +7,7 @@
  * latent dimension and the number of active units (Var_x(E_q[z_d]) > threshold).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DiagGaussianParams, Features, LatentSample, ModelBatch, Objective, PassOptions } from '../contracts';
+import type { DiagGaussianParams, Features, LatentSample, ModelBatch, Objective, PassOptions, SplitMetrics } from '../contracts';
 import { Batcher } from '../data/batcher';
 import { conditionOf, type ConditionOptions } from '../data/condition';
 import type { Batch, DataSplit, DatasetInfo } from '../data/types';
@@ -64,21 +64,49 @@ function evalBatcher(split: DataSplit, ctx: EvalContext, batchSize = ctx.batchSi
   return new Batcher(split, ctx.info, { batchSize, shuffle: false, seed: ctx.seed, dynamicBinarize: false, dropLast: false });
 }
 
+/** The split-level metrics of one evaluation: running float64 sums on the host (see SplitMetrics). */
+export class SplitMetricSums implements SplitMetrics {
+  private readonly sums = new Map<string, { sum: Float64Array; shape: string; finish: (sum: Float64Array, examples: number) => number }>();
+
+  add(name: string, value: tf.Tensor, finish: (sum: Float64Array, examples: number) => number): void {
+    const v = value.dataSync();
+    const shape = `[${value.shape.join(', ')}]`;
+    let entry = this.sums.get(name);
+    if (!entry) {
+      entry = { sum: new Float64Array(v.length), shape, finish };
+      this.sums.set(name, entry);
+    }
+    if (entry.shape !== shape) throw new TypeError(`SplitMetrics.add: metric "${name}" was ${entry.shape} and is now ${shape}; it must keep one shape over the split`);
+    for (let j = 0; j < v.length; j++) entry.sum[j] += v[j];
+  }
+
+  /** Every metric's finish(sum, examples). */
+  finish(examples: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [name, e] of this.sums) out[name] = e.finish(e.sum, examples);
+    return out;
+  }
+}
+
 /**
  * Mean of every objective term over a split, in evaluation mode (training: false). The terms are
  * whatever each call returns: a term that only some batches give is averaged over the examples
- * of those batches. Keys come out with `loss` first, then in the order they first appeared.
+ * of those batches. Keys come out with `loss` first, then in the order they first appeared, then
+ * the split-level metrics plugins added through `PassOptions.metrics` (SplitMetrics).
  */
 export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalContext): Record<string, number> {
   const batcher = evalBatcher(split, ctx);
   const sums: Record<string, number> = { loss: 0 };
   const counts: Record<string, number> = { loss: 0 };
+  const metrics = new SplitMetricSums();
+  let examples = 0;
   let i = 0;
   for (const b of batcher.epoch(0)) {
     const rng = Rng.derive(ctx.seed, ctx.stream, i++);
     const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
+    examples += b.size;
     const { names, values } = tf.tidy(() => {
-      const t = objective.terms(mb, { training: false, rng, step: ctx.step, cond: mb.cond });
+      const t = objective.terms(mb, { training: false, rng, step: ctx.step, cond: mb.cond, metrics });
       const keys = Object.keys(t);
       return { names: keys, values: tf.stack(keys.map((k) => tf.sum(t[k]))) };
     });
@@ -93,6 +121,10 @@ export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalC
   }
   const out: Record<string, number> = {};
   for (const [k, s] of Object.entries(sums)) if (counts[k] > 0) out[k] = s / counts[k];
+  for (const [k, v] of Object.entries(metrics.finish(examples))) {
+    if (k in out) throw new TypeError(`evaluateTerms: split metric "${k}" has the name of one of the objective's terms`);
+    out[k] = v;
+  }
   return out;
 }
 
