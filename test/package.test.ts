@@ -79,6 +79,9 @@ describe('installed package: npm pack, install outside the repository, then buil
       'native/binding.gyp',
       'native/find-openblas.js',
       'native/src/vaelab_native.c',
+      // the font plots are drawn with
+      'assets/fonts/DejaVuSans.ttf',
+      'assets/fonts/DejaVuSans.LICENSE',
       'package.json',
       'README.md',
     ]) {
