@@ -28,12 +28,15 @@ export function registerSweepCommands(prog: Command, registry: PluginRegistry, s
     .option('--resume', 'continue the sweep in its directory: nothing finished runs again, interrupted trials continue from their checkpoints')
     .option('--out <dir>', 'the sweep directory (default: dir of the sweep file, else <tracking.dir>/sweeps/<name>)')
     .option('--backend <name>', 'backend of the trials: auto, node-gpu, node, wasm or cpu (default: $VAELAB_BACKEND or auto)')
-    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string }) => {
+    .option('--check', 'only validate the sweep file and every trial config it can give; run nothing')
+    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string; check?: boolean }) => {
       // The configs are checked here as `vaelab validate` checks them; trials train in the workers.
       await selectBackend('cpu', { quiet: true });
       const spec = loadSweepSpec(file, registry, o.out);
-      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {} });
-      if (result.status === 'interrupted') {
+      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {}, checkOnly: o.check });
+      if (result.status === 'checked') {
+        err(`${file}: valid`);
+      } else if (result.status === 'interrupted') {
         err(`sweep interrupted; continue with: npx vaelab sweep ${file} --resume${o.out ? ` --out ${o.out}` : ''}`);
         state.code = 130;
       } else if (result.status === 'wall-time') {

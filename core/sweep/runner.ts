@@ -38,11 +38,14 @@ export interface SweepOptions {
   control?: { stop: boolean };
   /** Handle SIGINT (default true). */
   handleSignals?: boolean;
+  /** Only check the sweep file and every trial's config; run nothing. */
+  checkOnly?: boolean;
 }
 
 export interface SweepResult {
-  status: 'completed' | 'interrupted' | 'wall-time';
-  state: SweepState;
+  status: 'completed' | 'interrupted' | 'wall-time' | 'checked';
+  /** The sweep's state (null after checkOnly). */
+  state: SweepState | null;
 }
 
 /** bin/vaelab.js of this installation (walks up from this file: core/sweep or dist/core/sweep). */
@@ -84,11 +87,12 @@ interface Worker {
 /** Runs (or resumes) a sweep to its end, its budget, or an interrupt. */
 export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: SweepOptions = {}): Promise<SweepResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const state = openState(spec, opts.resume ?? false);
   const dir = spec.dir;
   const shownDir = path.relative(process.cwd(), dir) || dir;
+  // The directory is checked first (another sweep's, or this one's without --resume), then
+  // every config a trial can have, before anything is written or run.
+  if (fs.existsSync(path.join(dir, 'state.json'))) openState(spec, opts.resume ?? false);
 
-  // Every config a trial can have is checked before anything runs.
   const points = pointsToCheck(spec);
   const checked = checkPoints(spec, registry, points);
   const perPoint = seedsOf(spec).length;
@@ -99,6 +103,8 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     }
   }
   log(`sweep ${spec.name}: ${spec.method}, ${spec.parameters.length} parameters, metric ${spec.metric.name} (${spec.metric.goal}); ${checked} configs validated; directory ${shownDir}`);
+  if (opts.checkOnly) return { status: 'checked', state: null };
+  const state = openState(spec, opts.resume ?? false);
 
   const sampler = makeSampler(spec);
   const sessionStart = Date.now();
