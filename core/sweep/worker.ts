@@ -220,5 +220,5 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
     queue = queue.filter((t) => t.number !== task.number);
   }
   process.removeListener('SIGINT', onSigint);
-  process.disconnect?.();
+  if (process.connected) process.disconnect();
 }
