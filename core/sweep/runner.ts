@@ -10,11 +10,9 @@
  * checkpoint and exits 130; `--resume` re-runs nothing that finished, continues interrupted
  * trials, and counts old and new trials against the budget.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { VaelabError } from '../errors';
 import type { PluginRegistry } from '../plugin';
 import { checkPoints, gridPoints, pointsToCheck, seedsOf, trialRaw } from './points';
 import type { TrialReports } from './pruners';
@@ -22,8 +20,9 @@ import { writeResults } from './results';
 import { makeSampler, type Observation } from './samplers';
 import { showParams } from './space';
 import type { SweepSpec } from './spec';
+import { LocalPool, type PoolListener, type TrialPool } from './pool';
 import { logEvent, openState, saveState, trialDirName, type SweepState, type TrialRecord } from './state';
-import type { FromWorker, ToWorker, TrialTask } from './worker';
+import type { TrialTask } from './worker';
 
 export interface SweepOptions {
   /** Worker processes (default: budget.concurrent, else one per core). */
@@ -40,6 +39,8 @@ export interface SweepOptions {
   handleSignals?: boolean;
   /** Only check the sweep file and every trial's config; run nothing. */
   checkOnly?: boolean;
+  /** Where trials run (default: a LocalPool of worker processes on this machine). */
+  pool?: (listener: PoolListener, state: SweepState) => TrialPool;
 }
 
 export interface SweepResult {
@@ -76,14 +77,6 @@ function observationOf(t: TrialRecord): Observation | null {
 
 const fmt = (v: number | null) => (v === null ? '-' : Math.abs(v) >= 100 ? v.toFixed(2) : Number(v.toPrecision(5)).toString());
 
-interface Worker {
-  id: number;
-  proc: ChildProcess;
-  ready: boolean;
-  trial: TrialRecord | null;
-  startedAt: number;
-}
-
 /** Runs (or resumes) a sweep to its end, its budget, or an interrupt. */
 export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: SweepOptions = {}): Promise<SweepResult> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -114,10 +107,6 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     saveState(dir, state);
   };
 
-  // Resume: trials that were running or interrupted continue from their checkpoints.
-  for (const t of state.trials) {
-    if (t.status === 'running' || t.status === 'interrupted') t.status = 'queued';
-  }
   const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
   const concurrent = Math.min(nWorkers, spec.budget.concurrent ?? nWorkers);
   state.sessions.push({ startedAt: new Date().toISOString(), workers: concurrent });
@@ -148,22 +137,117 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     return state.trials.find((t) => t.status === 'queued') ?? null;
   };
 
-  const workers: Worker[] = [];
-  const command = opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] };
-  const workerLog = fs.openSync(path.join(dir, 'workers.log'), 'a');
+  const attemptStart = new Map<number, number>();
+  const startedBy = new Map<number, string>();
+  let wakeLoop: (() => void) | null = null;
+  const wake = () => wakeLoop?.();
 
-  const broadcast = (msg: ToWorker, except?: Worker) => {
-    for (const w of workers) if (w !== except && w.proc.connected) w.proc.send(msg);
+  const finishAttempt = (t: TrialRecord) => {
+    t.seconds += (Date.now() - (attemptStart.get(t.number) ?? Date.now())) / 1000;
+    attemptStart.delete(t.number);
+    startedBy.delete(t.number);
+  };
+  const epochsDone = (t: TrialRecord) => {
+    const epochs = Object.keys(t.intermediate).map(Number);
+    return epochs.length > 0 ? `after epoch ${Math.max(...epochs)}` : 'before its first epoch ended';
   };
 
-  const start = (w: Worker, t: TrialRecord) => {
+  /** A failed attempt: queued again while retries remain. */
+  const fail = (t: TrialRecord, reason: string) => {
+    finishAttempt(t);
+    t.failures.push({ at: new Date().toISOString(), reason });
+    const retry = t.failures.length <= spec.retries;
+    t.status = retry ? 'queued' : 'failed';
+    t.endedAt = retry ? undefined : new Date().toISOString();
+    log(`trial ${t.number} failed: ${reason}; ${retry ? `retry ${t.failures.length} of ${spec.retries}` : `no retries left (retries: ${spec.retries})`}`);
+    logEvent(dir, { event: 'failure', trial: t.number, reason, retry });
+    pool.broadcast({ type: 'state', number: t.number, state: 'running' });
+  };
+
+  const listener: PoolListener = {
+    wake,
+    lost(number, reason, interrupted) {
+      const t = state.trials[number];
+      if (t.status !== 'running') return;
+      if (interrupted && stopReason) {
+        finishAttempt(t);
+        t.status = 'interrupted';
+      } else fail(t, `${reason}, ${epochsDone(t)}`);
+      save();
+      wake();
+    },
+    message(m) {
+      if (m.type === 'ready') return;
+      const t = state.trials[m.number];
+      if (!t) return;
+      if (m.type === 'started') {
+        const before = startedBy.get(t.number);
+        if (before !== undefined && before !== m.worker && t.status === 'running') {
+          // The queue gave the trial to another worker: the first stopped renewing its lock.
+          t.failures.push({ at: new Date().toISOString(), reason: `worker ${before} lost during the trial (its job stalled), ${epochsDone(t)}; taken over by ${m.worker}` });
+          logEvent(dir, { event: 'failure', trial: t.number, reason: t.failures[t.failures.length - 1].reason, retry: true });
+          log(`trial ${t.number}: worker ${before} lost; taken over by ${m.worker}`);
+          t.attempts += 1;
+        }
+        startedBy.set(t.number, m.worker);
+        t.worker = Number(m.worker.split(':').pop());
+        if (m.resumedFrom) log(`trial ${m.number}: continues from ${path.join(t.dir, m.resumedFrom)}`);
+      } else if (m.type === 'report') {
+        if (t.intermediate[m.epoch] === m.value && t.decisions.some((d) => d.epoch === m.epoch)) return;
+        t.intermediate[m.epoch] = m.value;
+        pool.broadcast({ type: 'report', number: m.number, epoch: m.epoch, value: m.value }, m.number);
+        logEvent(dir, { event: 'report', trial: m.number, epoch: m.epoch, value: m.value });
+        if (m.decision) {
+          t.decisions.push(m.decision);
+          logEvent(dir, { event: 'decision', ...m.decision });
+          log(`trial ${m.number}: ${m.decision.reason}`);
+        } else {
+          log(`trial ${m.number} epoch ${m.epoch}: ${spec.metric.name} ${fmt(m.value)}`);
+        }
+      } else if (m.type === 'done') {
+        if (t.status !== 'running') return;
+        finishAttempt(t);
+        if (m.runStatus === 'interrupted') {
+          // Stopped by an interrupt of the sweep, or by its worker's owner (then it runs again).
+          t.status = stopReason ? 'interrupted' : 'queued';
+          log(`trial ${t.number} interrupted (checkpoint written; ${stopReason ? 'continues on --resume' : 'queued again'})`);
+        } else {
+          t.status = m.runStatus === 'pruned' ? 'pruned' : 'completed';
+          t.runStatus = m.runStatus;
+          t.value = m.value;
+          t.endedAt = new Date().toISOString();
+          pool.broadcast({ type: 'state', number: t.number, state: t.status === 'pruned' ? 'pruned' : 'complete' });
+          log(`trial ${t.number} ${t.status}: ${spec.metric.name} ${fmt(t.value)} (${t.seconds.toFixed(1)} s)`);
+        }
+        logEvent(dir, { event: 'end', trial: t.number, status: t.status, runStatus: m.runStatus, value: t.value, seconds: t.seconds });
+      } else if (m.type === 'failed') {
+        if (t.status !== 'running') return;
+        fail(t, m.reason);
+      }
+      save();
+      wake();
+    },
+  };
+
+  const pool: TrialPool = opts.pool
+    ? opts.pool(listener, state)
+    : new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), listener);
+
+  // Resume: trials that were running or interrupted continue from their checkpoints, except
+  // those a queue's workers are still running.
+  const elsewhere = pool.reattach ? await pool.reattach(state.trials.filter((t) => t.status === 'running')) : new Set<number>();
+  for (const t of state.trials) {
+    if (t.status === 'running' && elsewhere.has(t.number)) attemptStart.set(t.number, Date.now());
+    else if (t.status === 'running' || t.status === 'interrupted') t.status = 'queued';
+  }
+  save();
+
+  const start = async (t: TrialRecord) => {
     const resume = t.attempts > 0 || fs.existsSync(path.join(dir, t.dir, 'config.json'));
     t.status = 'running';
     t.attempts += 1;
-    t.worker = w.proc.pid;
     t.startedAt ??= new Date().toISOString();
-    w.trial = t;
-    w.startedAt = Date.now();
+    attemptStart.set(t.number, Date.now());
     const task: TrialTask = {
       number: t.number,
       dir: path.join(dir, t.dir),
@@ -174,102 +258,17 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
       rule: spec.earlyTermination,
       reports: state.trials.filter((o) => o.status !== 'failed').map(reportsOf),
     };
-    w.proc.send({ type: 'run', task } satisfies ToWorker);
     save();
+    const where = await pool.run(task, t.attempts);
     const seed = t.seed !== null ? `, seed=${t.seed}` : '';
-    log(`trial ${t.number} ${t.attempts > 1 ? `restarted (attempt ${t.attempts})` : 'started'}: ${showParams(t.params) || 'no parameters'}${seed} [worker ${w.id}]`);
-    logEvent(dir, { event: 'start', trial: t.number, attempt: t.attempts, worker: w.proc.pid, params: t.params, seed: t.seed });
-  };
-
-  /** A failed attempt: queued again while retries remain. */
-  const fail = (t: TrialRecord, reason: string) => {
-    t.failures.push({ at: new Date().toISOString(), reason });
-    const retry = t.failures.length <= spec.retries;
-    t.status = retry ? 'queued' : 'failed';
-    t.endedAt = retry ? undefined : new Date().toISOString();
-    log(`trial ${t.number} failed: ${reason}; ${retry ? `retry ${t.failures.length} of ${spec.retries}` : `no retries left (retries: ${spec.retries})`}`);
-    logEvent(dir, { event: 'failure', trial: t.number, reason, retry });
-    broadcast({ type: 'state', number: t.number, state: 'running' });
-  };
-
-  const finishAttempt = (w: Worker) => {
-    const t = w.trial!;
-    t.seconds += (Date.now() - w.startedAt) / 1000;
-    w.trial = null;
-    return t;
-  };
-
-  let wakeLoop: (() => void) | null = null;
-  const wake = () => wakeLoop?.();
-
-  const onMessage = (w: Worker, m: FromWorker) => {
-    if (m.type === 'ready') {
-      w.ready = true;
-    } else if (m.type === 'started') {
-      if (m.resumedFrom) log(`trial ${m.number}: continues from ${path.join(trialDirName(m.number), m.resumedFrom)}`);
-    } else if (m.type === 'report') {
-      const t = state.trials[m.number];
-      t.intermediate[m.epoch] = m.value;
-      broadcast({ type: 'report', number: m.number, epoch: m.epoch, value: m.value }, w);
-      logEvent(dir, { event: 'report', trial: m.number, epoch: m.epoch, value: m.value });
-      if (m.decision) {
-        t.decisions.push(m.decision);
-        logEvent(dir, { event: 'decision', ...m.decision });
-        log(`trial ${m.number}: ${m.decision.reason}`);
-      } else {
-        log(`trial ${m.number} epoch ${m.epoch}: ${spec.metric.name} ${fmt(m.value)}`);
-      }
-    } else if (m.type === 'done') {
-      const t = finishAttempt(w);
-      if (m.runStatus === 'interrupted') {
-        t.status = 'interrupted';
-        log(`trial ${t.number} interrupted (checkpoint written; continues on --resume)`);
-      } else {
-        t.status = m.runStatus === 'pruned' ? 'pruned' : 'completed';
-        t.runStatus = m.runStatus;
-        t.value = m.value;
-        t.endedAt = new Date().toISOString();
-        broadcast({ type: 'state', number: t.number, state: t.status === 'pruned' ? 'pruned' : 'complete' });
-        log(`trial ${t.number} ${t.status}: ${spec.metric.name} ${fmt(t.value)} (${t.seconds.toFixed(1)} s)`);
-      }
-      logEvent(dir, { event: 'end', trial: t.number, status: t.status, runStatus: m.runStatus, value: t.value, seconds: t.seconds });
-    } else if (m.type === 'failed') {
-      fail(finishAttempt(w), m.reason);
-    }
-    save();
-    wake();
-  };
-
-  let nextId = 1;
-  let startupFailures = 0;
-  const spawn = (): Worker => {
-    const proc = fork(command.module, command.args, {
-      stdio: ['ignore', workerLog, workerLog, 'ipc'],
-      env: { ...process.env, ...(opts.env ?? {}) },
-    });
-    const w: Worker = { id: nextId++, proc, ready: false, trial: null, startedAt: 0 };
-    proc.on('message', (m: FromWorker) => onMessage(w, m));
-    proc.on('exit', (code, signal) => {
-      workers.splice(workers.indexOf(w), 1);
-      if (!w.ready) startupFailures += 1;
-      if (w.trial) {
-        const t = finishAttempt(w);
-        const epochs = Object.keys(t.intermediate).map(Number);
-        const at = epochs.length > 0 ? `after epoch ${Math.max(...epochs)}` : 'before its first epoch ended';
-        if (stopReason && signal === 'SIGINT') t.status = 'interrupted';
-        else fail(t, `worker ${w.id} (pid ${proc.pid}) exited ${signal ? `with signal ${signal}` : `with code ${code}`} during the trial, ${at}`);
-        save();
-      }
-      wake();
-    });
-    workers.push(w);
-    return w;
+    log(`trial ${t.number} ${t.attempts > 1 ? `restarted (attempt ${t.attempts})` : 'started'}: ${showParams(t.params) || 'no parameters'}${seed} [${where}]`);
+    logEvent(dir, { event: 'start', trial: t.number, attempt: t.attempts, where, params: t.params, seed: t.seed });
   };
 
   const onSigint = () => {
     if (control.stop) return;
     control.stop = true;
-    log('interrupt: running trials write a checkpoint and stop (continue with --resume)');
+    log(pool.detached ? 'interrupt: the coordinator stops; queued and running trials go on in the workers (reattach with --resume)' : 'interrupt: running trials write a checkpoint and stop (continue with --resume)');
     wake();
   };
   const signals = opts.handleSignals !== false;
@@ -281,7 +280,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
           if (wallBefore + (Date.now() - sessionStart) / 1000 >= wallLimit && !stopReason) {
             stopReason = 'wall-time';
             log(`budget.wallMinutes (${spec.budget.wallMinutes}) reached: running trials write a checkpoint and stop`);
-            broadcast({ type: 'stop' });
+            pool.broadcast({ type: 'stop' });
             wake();
           }
         }, 500)
@@ -289,29 +288,24 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
 
   try {
     for (;;) {
-      if (startupFailures >= 3) {
-        throw new VaelabError(`sweep: ${startupFailures} worker processes exited before they could take a trial (${command.module} ${command.args.join(' ')}); their output is in ${path.join(shownDir, 'workers.log')}`);
-      }
       if (control.stop && !stopReason) {
         stopReason = 'interrupted';
-        broadcast({ type: 'stop' });
+        if (!pool.detached) pool.broadcast({ type: 'stop' });
       }
-      if (!stopReason) {
-        // Fill idle workers; start new ones for work that waits.
-        for (const w of workers) {
-          if (w.ready && !w.trial) {
-            const t = nextTrial();
-            if (!t) break;
-            start(w, t);
-          }
+      const running = state.trials.filter((t) => t.status === 'running').length;
+      if (stopReason) {
+        if (running === 0 || (stopReason === 'interrupted' && pool.detached)) break;
+      } else {
+        // Hand trials to free workers, then make room for what still waits.
+        while (pool.free() > 0 && state.trials.filter((t) => t.status === 'running').length < concurrent) {
+          const t = nextTrial();
+          if (!t) break;
+          await start(t);
         }
-        const busy = workers.filter((w) => w.trial).length;
-        const idle = workers.length - busy;
+        const busy = state.trials.filter((t) => t.status === 'running').length;
         const pending = state.trials.filter((t) => t.status === 'queued').length + (exhausted ? 0 : Math.max(0, spec.budget.trials - state.trials.length));
         if (busy === 0 && pending === 0) break;
-        for (let need = Math.min(concurrent - workers.length, pending - idle); need > 0; need--) spawn();
-      } else if (workers.every((w) => !w.trial)) {
-        break;
+        pool.grow(pending);
       }
       await new Promise<void>((resolve) => {
         wakeLoop = resolve;
@@ -321,11 +315,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   } finally {
     if (wallTimer) clearInterval(wallTimer);
     if (signals) process.removeListener('SIGINT', onSigint);
-    const exits = workers.map((w) => new Promise<void>((resolve) => w.proc.once('exit', () => resolve())));
-    broadcast({ type: 'exit' });
-    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10000))]);
-    for (const w of [...workers]) w.proc.kill('SIGKILL');
-    fs.closeSync(workerLog);
+    await pool.close();
     const session = state.sessions[state.sessions.length - 1];
     session.endedAt = new Date().toISOString();
     session.ended = stopReason ?? 'completed';

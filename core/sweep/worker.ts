@@ -10,6 +10,7 @@
  * back to the coordinator, which records and prints it.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { experimentFromObject } from '../config/experiment';
 import type { PluginRegistry } from '../plugin';
@@ -47,7 +48,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
-  | { type: 'started'; number: number; resumedFrom: string | null; epoch: number }
+  | { type: 'started'; number: number; resumedFrom: string | null; worker: string }
   | { type: 'report'; number: number; epoch: number; value: number; decision: PruneDecision | null }
   | { type: 'done'; number: number; runStatus: string; value: number | null; reason?: string }
   | { type: 'failed'; number: number; reason: string };
@@ -86,6 +87,9 @@ class SweepCallback implements TrainerCallback {
     if (decision?.action === 'prune') run.stop({ status: 'pruned', reason: decision.reason });
   }
 }
+
+/** This process as messages name it: host:pid. */
+export const workerLabel = (): string => `${os.hostname()}:${process.pid}`;
 
 const ENDED = ['completed', 'early-stopped', 'max-steps', 'pruned', 'stopped'];
 
@@ -138,7 +142,7 @@ export async function runTrial(
       run = createRun(task, session.config as unknown as Record<string, unknown>, opts.backend);
     }
     fs.appendFileSync(logFile, '');
-    opts.send({ type: 'started', number: task.number, resumedFrom: resumeFrom ? path.relative(task.dir, resumeFrom) : null, epoch: 0 });
+    opts.send({ type: 'started', number: task.number, resumedFrom: resumeFrom ? path.relative(task.dir, resumeFrom) : null, worker: workerLabel() });
     const result = await train(session, {
       run,
       backend: opts.backend,
