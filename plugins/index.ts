@@ -17,6 +17,7 @@ import { plugins as mmdVae } from './mmd-vae';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
 import { plugins as tcVae } from './tc-vae';
 import { plugins as vampPrior } from './vamp-prior';
+import { plugins as vqVae } from './vq-vae';
 
 export const plugins: PluginDefinition[] = [
   ...betaVae,
@@ -34,4 +35,5 @@ export const plugins: PluginDefinition[] = [
   ...standardNormalPrior,
   ...tcVae,
   ...vampPrior,
+  ...vqVae,
 ];
