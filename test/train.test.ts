@@ -8,7 +8,7 @@ import { ConfigError, TrainingError } from '../core/errors';
 import { openSession } from '../core/session';
 import { loadCheckpoint } from '../core/train/checkpoint';
 import { chooseCheckpoint } from '../core/train/open-run';
-import { train, trainableVariables, type TrainOptions } from '../core/train/trainer';
+import { standardError, train, trainableVariables, type TrainOptions } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 
@@ -61,6 +61,8 @@ describe('trainer @slow', () => {
     }
     // the IW bound with k = 10 is at least as tight as the ELBO on average
     expect(summary.test['test/iw-log-likelihood']).to.be.at.least(summary.test['test/elbo'] - 0.5);
+    // its standard error over the test examples: positive, and far below the spread of one example
+    expect(summary.test['test/iw-log-likelihood-se']).to.be.above(0).and.below(Math.abs(summary.test['test/iw-log-likelihood']));
     expect(summary.latent.klPerDim).to.have.length(4);
     // no validation split (data.validationSize 0): no best.ckpt is chosen on the test split
     expect(fs.readdirSync(run.checkpoints).sort()).to.deep.equal(['epoch-0002.ckpt', 'epoch-0003.ckpt', 'latest.json']);
@@ -193,5 +195,14 @@ describe('trainer @slow', () => {
     expect(msg).to.equal(
       'train.earlyStopping.metric: unknown metric "val/elb". Allowed values: "val/loss", "val/reconstruction", "val/kl", "val/elbo". Did you mean "val/elbo"?',
     );
+  });
+});
+
+describe('standard error', () => {
+  it('Should be the sample standard deviation over sqrt(n), by hand, and 0 below two values', () => {
+    // [1, 2, 3, 4]: mean 2.5, sample variance 5/3, se = sqrt(5/3 / 4)
+    expect(standardError([1, 2, 3, 4])).to.be.closeTo(Math.sqrt(5 / 12), 1e-12);
+    expect(standardError(Float64Array.from([7, 7, 7]))).to.equal(0);
+    expect(standardError([3])).to.equal(0);
   });
 });

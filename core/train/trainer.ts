@@ -118,6 +118,18 @@ export function checkInit(session: Session): void {
   applyInit(file, init.include, trainableVariables(model, objective), stateVariables(model, objective), { check: true });
 }
 
+/** Standard error of the mean of `v`: the sample standard deviation over sqrt(n); 0 for n < 2. */
+export function standardError(v: ArrayLike<number>): number {
+  const n = v.length;
+  if (n < 2) return 0;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += v[i];
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (v[i] - mean) ** 2;
+  return Math.sqrt(ss / (n - 1) / n);
+}
+
 /** Restores the weights and state saved in a checkpoint (evaluation, sampling, the best checkpoint). */
 export function restoreModel(session: Session, file: string): CheckpointMeta {
   const ck = loadCheckpoint(file);
@@ -767,6 +779,8 @@ export function finalEvaluation(session: Session, ctx: EvalContext, log: (line: 
     const t0 = Date.now();
     const iw = iwLogLikelihood(parts.model, split, ctx, iwK, config.eval.iwChunk);
     test['test/iw-log-likelihood'] = iw.mean;
+    // the standard error of the mean over examples (the spread of the data, not of the sampling)
+    test['test/iw-log-likelihood-se'] = standardError(iw.perExample);
     out.iw = { k: iwK, examples: limit, seconds: (Date.now() - t0) / 1000 };
   }
   const stats = latentStats(parts.model, dataset.test, ctx, config.eval.activeUnitThreshold);
