@@ -14,6 +14,7 @@ import { plugins as likelihoods } from './likelihoods';
 import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
 import { plugins as mmdVae } from './mmd-vae';
+import { plugins as pixelCnnPrior } from './pixelcnn-prior';
 import { plugins as standardNormalPrior } from './standard-normal-prior';
 import { plugins as tcVae } from './tc-vae';
 import { plugins as vampPrior } from './vamp-prior';
@@ -32,6 +33,7 @@ export const plugins: PluginDefinition[] = [
   ...mixturePrior,
   ...mlp,
   ...mmdVae,
+  ...pixelCnnPrior,
   ...standardNormalPrior,
   ...tcVae,
   ...vampPrior,
