@@ -64,6 +64,27 @@ export interface Trainable {
    * `opts.training` is true.
    */
   state?(): Map<string, tf.Variable>;
+  /**
+   * Data-dependent initialisation (VampPrior pseudo-inputs from training images, a codebook from
+   * encoder outputs, ...): called once at the start of a fresh training run, before init.from is
+   * applied and before the first step, never on resume. Assign to your own variables with
+   * `variable.assign`; draw from `data` what you need (it disposes nothing you keep: copy into
+   * your variables and dispose the draw). The parts are built and their weights initialised.
+   */
+  initFromData?(data: TrainingExamples, rng: Rng): void;
+}
+
+/** The training split as `Trainable.initFromData` sees it. */
+export interface TrainingExamples {
+  /** Number of training examples. */
+  readonly n: number;
+  /**
+   * `count` distinct training examples (min(count, n)), chosen at random from the stream the
+   * caller passes, as stored (grey levels, before any binarisation), with their conditioning
+   * input as training batches make it. x [count, dataDim], cond [count, condDim] or null; the
+   * caller disposes both.
+   */
+  draw(count: number, rng: Rng): { x: tf.Tensor2D; cond: tf.Tensor2D | null };
 }
 
 /**

@@ -31,5 +31,8 @@ export type {
 } from './train/events';
 export { RunDir } from './tracking/run-dir';
 
+// Data-dependent initialisation (Trainable.initFromData): the training split as a plugin sees it.
+export { trainingExamples } from './data/examples';
+
 // The KL-weight schedule and capacity target shared by objectives that weight a KL.
 export { KL_SCHEDULES, capacityAt, klScheduleProblems, klScheduleSchema, weightAt, type KlScheduleConfig } from './kl-schedule';

@@ -23,6 +23,7 @@ import type { ExperimentConfig } from '../config/experiment';
 import type { ModelBatch, Objective } from '../contracts';
 import { Batcher } from '../data/batcher';
 import { generationCondition, type ConditionOptions } from '../data/condition';
+import { initFromData, trainingExamples } from '../data/examples';
 import type { DataSplit } from '../data/types';
 import { ConfigError, TrainingError, VaelabError } from '../errors';
 import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
@@ -240,6 +241,16 @@ class Trainer {
 
   /** Resumes from a checkpoint, or applies init.from to a fresh run; then the run-start event. */
   private start(): void {
+    if (!this.opts.resumeFrom) {
+      const { parts, dataset } = this.session;
+      const m = parts.model;
+      const done = initFromData(
+        [['encoder', m.encoder], ['latent', m.latent], ['decoder', m.decoder], ['prior', m.prior], ['likelihood', m.likelihood], ['objective', parts.objective]],
+        trainingExamples(dataset.train, dataset, this.config.data.condition as ConditionOptions),
+        (name) => Rng.derive(this.seed, `init-data/${name}`),
+      );
+      if (done.length > 0) this.log(`init: ${done.join(', ')} initialised from the training split`);
+    }
     if (this.opts.resumeFrom) {
       this.resume(this.opts.resumeFrom);
     } else if (this.config.init.from) {

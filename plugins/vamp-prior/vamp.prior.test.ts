@@ -12,6 +12,7 @@ import {
   experimentFromObject,
   initRng,
   openSession,
+  trainingExamples,
   type DataInfo,
   type Encoder,
   type Latent,
@@ -182,6 +183,38 @@ describe('vamp prior', () => {
     expect(Math.abs(variance.dataSync()[0] - 1e-4)).to.be.below(4 * 1e-4 * Math.sqrt(2 / n));
   });
 
+  it('Should take K distinct training images plus N(0, initStd^2) noise with init: data, and keep its random values otherwise', () => {
+    // 12 training rows, each a constant image of its own level: a pseudo-input's row mean names its example
+    const n = 12;
+    const x = new Float32Array(n * 64);
+    for (let r = 0; r < n; r++) x.fill((r + 1) / (n + 1), r * 64, (r + 1) * 64);
+    const data = trainingExamples({ x, labels: new Int32Array(n).fill(-1), n }, { ...TINY_IMAGE_INFO, kind: 'image' }, { use: 'none', visibleQuadrants: [0], hiddenValue: -1 });
+    const parts = buildParts({ prior: { use: 'vamp', vamp: { pseudoInputs: 5, init: 'data', initStd: 0.001 } } }, TINY_IMAGE_INFO, { plugins });
+    const prior = parts.model.prior as VampPrior;
+    prior.initFromData!(data, new Rng(7));
+    const u = prior.pseudoInputs.arraySync() as number[][];
+    const levels = u.map((row) => Math.round((row.reduce((a, b) => a + b, 0) / 64) * (n + 1)));
+    expect(new Set(levels).size).to.equal(5);
+    for (const l of levels) expect(l).to.be.within(1, n);
+    u.forEach((row, i) => {
+      const dev = row.map((v) => v - levels[i] / (n + 1));
+      const sd = Math.sqrt(dev.reduce((a, b) => a + b * b, 0) / 64);
+      // the noise: 64 draws of N(0, 0.001^2), sample sd within a factor 2 of 0.001
+      expect(sd).to.be.within(0.0005, 0.002);
+    });
+    // init: random ignores the data
+    const rand = buildParts({ prior: { use: 'vamp', vamp: { pseudoInputs: 5 } } }, TINY_IMAGE_INFO, { plugins });
+    const before = (rand.model.prior as VampPrior).pseudoInputs.dataSync().slice();
+    (rand.model.prior as VampPrior).initFromData!(data, new Rng(7));
+    expect(Array.from((rand.model.prior as VampPrior).pseudoInputs.dataSync())).to.deep.equal(Array.from(before));
+    // more pseudo-inputs than training examples: refused when the model is built
+    expectThrowExact(
+      () => buildParts({ prior: { use: 'vamp', vamp: { pseudoInputs: 20, init: 'data' } } }, { ...TINY_IMAGE_INFO, trainSize: 12 }, { plugins }),
+      ConfigError,
+      'prior.vamp.init: "data" draws pseudoInputs = 20 distinct training examples; the training split has 12. Lower prior.vamp.pseudoInputs or use init: random',
+    );
+  });
+
   const noPosterior =
     'prior.vamp: needs a latent whose q(z|x) is a diagonal Gaussian it can give without sampling (Latent.posterior), to encode its pseudo-inputs; ' +
     'the latent selected by latent.use (class SampleOnlyLatent) has no posterior method. Choose a Gaussian latent such as latent.use: gaussian, or another prior';
@@ -209,7 +242,7 @@ describe('vamp prior', () => {
   it('Should refuse K = 0, an unknown initialisation, a negative spread and an undeclared key with exact messages', () => {
     const validate = (vamp: Record<string, unknown>) => () => experimentFromObject(experimentObject({ prior: { use: 'vamp', vamp } }), registryOf({ plugins }));
     expectThrowExact(validate({ pseudoInputs: 0 }), ConfigError, 'prior.vamp.pseudoInputs: must be an integer in [1, 2147483647]; got 0');
-    expectThrowExact(validate({ init: 'examples' }), ConfigError, 'prior.vamp.init: must be one of "random"; got "examples"');
+    expectThrowExact(validate({ init: 'examples' }), ConfigError, 'prior.vamp.init: must be one of "random", "data"; got "examples"');
     expectThrowExact(validate({ initStd: -0.1 }), ConfigError, 'prior.vamp.initStd: must be a number >= 0; got -0.1');
     expectThrowExact(
       validate({ components: 10 }),

@@ -29,13 +29,14 @@ import {
   type Latent,
   type PassOptions,
   type Prior,
+  type TrainingExamples,
 } from '../../core';
 
 export const vampPriorSchema = {
   pseudoInputs: { doc: 'number of pseudo-inputs K (mixture components)', format: 'positive-int', default: 500 },
   init: {
-    doc: 'initialisation of the pseudo-inputs: random (each entry drawn from N(initMean, initStd^2))',
-    format: ['random'],
+    doc: 'initialisation of the pseudo-inputs: random (each entry drawn from N(initMean, initStd^2)) or data (K distinct training images drawn at random, plus N(0, initStd^2) noise; the official code\'s use_training_data_init)',
+    format: ['random', 'data'],
     default: 'random',
   },
   initMean: { doc: 'mean of the random initial pseudo-input entries (the official code uses 0.05 on MNIST)', format: 'number', default: 0.05 },
@@ -75,6 +76,11 @@ export class VampPrior extends Module implements Prior {
         `prior.vamp: is unconditional (its pseudo-inputs have no conditioning input); data.condition gives the model one of size ${info.condDim}. Set data.condition.use: none, or choose another prior`,
       );
     }
+    if (cfg.init === 'data' && info.trainSize !== undefined && info.trainSize < cfg.pseudoInputs) {
+      throw new ConfigError(
+        `prior.vamp.init: "data" draws pseudoInputs = ${cfg.pseudoInputs} distinct training examples; the training split has ${info.trainSize}. Lower prior.vamp.pseudoInputs or use init: random`,
+      );
+    }
     this.dim = latent.priorDim;
     reserveParameters([cfg.pseudoInputs, info.dim]);
     const rng = initRng(seed, 'prior', 'vamp');
@@ -83,6 +89,23 @@ export class VampPrior extends Module implements Prior {
       tf.tidy(() => tf.variable(tf.add(tf.mul(rng.normalTensor([cfg.pseudoInputs, info.dim]), cfg.initStd), cfg.initMean), true)),
     );
     this.passRng = Rng.derive(seed, 'prior/vamp/pass');
+  }
+
+  /**
+   * With init: data, the pseudo-inputs become K distinct training images drawn at random plus
+   * N(0, initStd^2) noise (the official code takes the first K images plus the same noise).
+   */
+  initFromData(data: TrainingExamples, rng: Rng): void {
+    if (this.cfg.init !== 'data') return;
+    const k = this.cfg.pseudoInputs;
+    const { x, cond } = data.draw(k, rng);
+    cond?.dispose();
+    if (x.shape[0] < k) {
+      x.dispose();
+      throw new ConfigError(`prior.vamp.init: "data" draws pseudoInputs = ${k} distinct training examples; the training split has ${data.n}. Lower prior.vamp.pseudoInputs or use init: random`);
+    }
+    this.pseudoInputs.assign(tf.add(x, tf.mul(rng.normalTensor(x.shape), this.cfg.initStd)));
+    x.dispose();
   }
 
   private check(z: tf.Tensor, method: string): void {
