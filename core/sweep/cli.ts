@@ -4,12 +4,16 @@
  */
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { selectBackend } from '../backend/select';
 import { ConfigError } from '../errors';
 import type { PluginRegistry } from '../plugin';
-import { runSweep } from './runner';
+import { writeJsonAtomic } from '../tracking/files';
+import { QueuePool, connectRedis, serveQueueWorker, stateKey } from './queue';
+import { runSweep, vaelabBin, type SweepOptions } from './runner';
 import { loadSweepSpec } from './spec';
+import { specHash } from './state';
 import { serveWorker } from './worker';
 
 const positiveInt = (name: string) => (v: string) => {
@@ -29,11 +33,25 @@ export function registerSweepCommands(prog: Command, registry: PluginRegistry, s
     .option('--out <dir>', 'the sweep directory (default: dir of the sweep file, else <tracking.dir>/sweeps/<name>)')
     .option('--backend <name>', 'backend of the trials: auto, node-gpu, node, wasm or cpu (default: $VAELAB_BACKEND or auto)')
     .option('--check', 'only validate the sweep file and every trial config it can give; run nothing')
-    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string; check?: boolean }) => {
+    .option('--queue <url>', 'put the trials on a BullMQ queue in Redis (redis://HOST:PORT) for `vaelab worker --queue` processes on any machine')
+    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string; check?: boolean; queue?: string }) => {
       // The configs are checked here as `vaelab validate` checks them; trials train in the workers.
       await selectBackend('cpu', { quiet: true });
       const spec = loadSweepSpec(file, registry, o.out);
-      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {}, checkOnly: o.check });
+      let pool: SweepOptions['pool'];
+      if (o.queue && !o.check) {
+        if (o.backend) throw new ConfigError('--backend: with --queue, each worker chooses its backend (vaelab worker --backend)');
+        const client = await connectRedis(o.queue);
+        const sweepId = `${spec.name}-${specHash(spec)}`;
+        if (o.resume && !fs.existsSync(path.join(spec.dir, 'state.json'))) {
+          // A coordinator restarted elsewhere: the state kept in Redis.
+          const saved = await client.get(stateKey(sweepId));
+          if (saved) writeJsonAtomic(path.join(spec.dir, 'state.json'), JSON.parse(saved));
+        }
+        const url = o.queue;
+        pool = (listener, state) => new QueuePool(client, url, sweepId, Number.MAX_SAFE_INTEGER, listener, state);
+      }
+      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {}, checkOnly: o.check, pool });
       if (result.status === 'checked') {
         err(`${file}: valid`);
       } else if (result.status === 'interrupted') {
@@ -48,10 +66,19 @@ export function registerSweepCommands(prog: Command, registry: PluginRegistry, s
 
   prog
     .command('worker')
-    .description('run trials for a sweep (started by `vaelab sweep`)')
+    .description('run the trials of sweeps: for `vaelab sweep` on this machine (it starts this), or from a queue with --queue')
+    .option('--queue <url>', 'take trials from the BullMQ queue in Redis at redis://HOST:PORT')
+    .option('--concurrency <n>', 'with --queue: trials at once, one process each (default 1)', positiveInt('--concurrency'), 1)
+    .option('--stall-seconds <n>', 'with --queue: a trial whose worker has not renewed its lock for this long goes to another worker', positiveInt('--stall-seconds'), 30)
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (o: { backend?: string }) => {
-      if (!process.send) throw new ConfigError('worker: runs the trials of `vaelab sweep`, which starts it with a channel to talk over; run `vaelab sweep FILE` instead');
+    .action(async (o: { backend?: string; queue?: string; concurrency: number; stallSeconds: number }) => {
+      if (o.queue) {
+        const backend = await selectBackend(o.backend, { quiet: o.concurrency > 1, log: err });
+        const childArgs = ['worker', '--queue', o.queue, '--stall-seconds', String(o.stallSeconds), ...(o.backend ? ['--backend', o.backend] : [])];
+        await serveQueueWorker(registry, { url: o.queue, concurrency: o.concurrency, stallSeconds: o.stallSeconds, backend: backend.name, log: err, childArgs, bin: vaelabBin() });
+        return;
+      }
+      if (!process.send) throw new ConfigError('worker: give --queue redis://HOST:PORT to take trials from a queue; without it, a worker runs the trials of `vaelab sweep`, which starts it');
       const backend = await selectBackend(o.backend, { quiet: true });
       await serveWorker(registry, backend.name);
     });

@@ -29,6 +29,8 @@ export interface TrialPool {
   broadcast(m: ToWorker, exceptTrial?: number): void;
   /** Trials run on without the coordinator (a queue): an interrupt leaves them running. */
   readonly detached: boolean;
+  /** Called after every change of the state (a queue keeps a copy in Redis). */
+  persist?(state: import('./state').SweepState): void;
   /** On resume: which of the trials the saved state calls running are still running in the pool. */
   reattach?(running: ReadonlyArray<{ number: number; attempts: number }>): Promise<Set<number>>;
   close(): Promise<void>;

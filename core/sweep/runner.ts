@@ -102,9 +102,11 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const sampler = makeSampler(spec);
   const sessionStart = Date.now();
   const wallBefore = state.wallSeconds;
+  let poolRef: TrialPool | null = null;
   const save = () => {
     state.wallSeconds = wallBefore + (Date.now() - sessionStart) / 1000;
     saveState(dir, state);
+    poolRef?.persist?.(state);
   };
 
   const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
@@ -232,6 +234,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const pool: TrialPool = opts.pool
     ? opts.pool(listener, state)
     : new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), listener);
+  poolRef = pool;
 
   // Resume: trials that were running or interrupted continue from their checkpoints, except
   // those a queue's workers are still running.

@@ -65,6 +65,8 @@ export interface SweepState {
   wallSeconds: number;
   sessions: Array<{ startedAt: string; endedAt?: string; workers: number; ended?: string }>;
   trials: TrialRecord[];
+  /** Queue sweeps: the position read up to in the sweep's Redis stream. */
+  queueCursor?: string;
 }
 
 /** The parts of a sweep that fix its trials: a resumed sweep must have the same. */
