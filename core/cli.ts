@@ -19,6 +19,7 @@ import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
 import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
+import { registerReportCommand } from './report';
 import { registerSweepCommands } from './sweep';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
@@ -280,6 +281,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     });
 
   registerSweepCommands(prog, registry, state, err);
+  registerReportCommand(prog, out);
 
   prog
     .command('doctor')

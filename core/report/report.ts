@@ -1,0 +1,252 @@
+/**
+ * `vaelab report RUN_DIR [RUN_DIR ...]`: one self-contained HTML page (pictures inlined as data
+ * URIs, no scripts, no network) with what a run learned and how it trained:
+ *
+ * - the run: experiment, status, epochs and steps, wall time, backend, seed, the resolved config;
+ * - final test metrics (summary.json, and eval.json of a later `vaelab eval`), with the IW
+ *   estimate's standard error beside it;
+ * - curves (PNG, Vega-Lite): the training loss per logged step, and every per-epoch evaluation
+ *   metric (val/... or test/...) against epochs;
+ * - KL per latent dimension (bars) with the active-unit statistic Var_x(E_q[z_d]);
+ * - the run's pictures: reconstructions beside inputs, samples, latent traversals (the final
+ *   ones, else the newest epoch's);
+ * - a staged run: one section per stage.
+ *
+ * Given several run directories (`--compare`), the page puts their metrics side by side and
+ * overlays their curves.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { stringify } from 'yaml';
+import { ConfigError } from '../errors';
+import { writeFileAtomic } from '../tracking/files';
+import { svgToPng, vegaLiteToSvg, type VegaLiteSpec } from '../tracking/plots';
+
+type Json = Record<string, any>;
+
+/** What the report reads of one run directory (or one stage of a staged run). */
+export interface RunRecord {
+  dir: string;
+  label: string;
+  config: Json;
+  summary: Json | null;
+  evalRecord: Json | null;
+  metrics: Json[];
+  images: Map<string, string>;
+  stages: RunRecord[];
+}
+
+function readJson(file: string): Json | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as Json;
+  } catch {
+    return null;
+  }
+}
+
+function readJsonl(file: string): Json[] {
+  if (!fs.existsSync(file)) return [];
+  const out: Json[] = [];
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line) as Json);
+    } catch {
+      // a line cut by a crash: the report shows what was written whole
+    }
+  }
+  return out;
+}
+
+/** The final picture of each kind (reconstructions, samples, traversals), else the newest epoch's. */
+function pictures(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!fs.existsSync(dir)) return out;
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
+  for (const kind of ['reconstructions', 'samples', 'traversals']) {
+    const final = files.find((f) => f === `${kind}.png`);
+    const epochs = files.filter((f) => f.startsWith(`${kind}-epoch-`));
+    const pick = final ?? epochs[epochs.length - 1];
+    if (pick) out.set(kind, path.join(dir, pick));
+  }
+  return out;
+}
+
+/** Reads a run directory; throws a message naming it when it is not one. */
+export function readRun(dir: string): RunRecord {
+  const config = readJson(path.join(dir, 'config.json'));
+  if (!config) throw new ConfigError(`report: ${dir} is not a vaelab run directory (no readable config.json)`);
+  const stagesDir = path.join(dir, 'stages');
+  const stages = fs.existsSync(stagesDir)
+    ? fs
+        .readdirSync(stagesDir)
+        .filter((d) => fs.existsSync(path.join(stagesDir, d, 'config.json')))
+        .sort((a, b) => parseInt(a, 10) - parseInt(b, 10))
+        .map((d) => ({ ...readRun(path.join(stagesDir, d)), label: `stage ${d}` }))
+    : [];
+  return {
+    dir,
+    label: `${config.name ?? 'run'} (${path.basename(dir)})`,
+    config,
+    summary: readJson(path.join(dir, 'summary.json')),
+    evalRecord: readJson(path.join(dir, 'eval.json')),
+    metrics: readJsonl(path.join(dir, 'metrics.jsonl')),
+    images: pictures(path.join(dir, 'images')),
+    stages,
+  };
+}
+
+const esc = (s: unknown) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const num = (v: unknown) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(Math.abs(v) >= 100 ? 2 : 4)) : v === null || v === undefined ? '–' : esc(v));
+const dataUri = (png: Buffer) => `data:image/png;base64,${png.toString('base64')}`;
+const img = (file: string, alt: string) => `<figure><img src="${dataUri(fs.readFileSync(file))}" alt="${esc(alt)}"><figcaption>${esc(alt)}</figcaption></figure>`;
+
+async function plot(spec: VegaLiteSpec, alt: string): Promise<string> {
+  const png = svgToPng(await vegaLiteToSvg(spec), 1.5);
+  return `<figure><img src="${dataUri(png)}" alt="${esc(alt)}"><figcaption>${esc(alt)}</figcaption></figure>`;
+}
+
+/** The per-step training loss and per-epoch evaluation metrics of runs, long format. */
+function curveRows(runs: RunRecord[]): { steps: Json[]; epochs: Json[] } {
+  const steps: Json[] = [];
+  const epochs: Json[] = [];
+  for (const r of runs) {
+    for (const m of r.metrics) {
+      if (m.kind === 'step' && typeof m['train/loss'] === 'number') steps.push({ run: r.label, step: m.step, value: m['train/loss'] });
+      if (m.kind === 'epoch') {
+        for (const [k, v] of Object.entries(m)) {
+          if (typeof v === 'number' && /^(val|test|train)\//.test(k)) epochs.push({ run: r.label, epoch: m.epoch, metric: k, value: v });
+        }
+      }
+    }
+  }
+  return { steps, epochs };
+}
+
+async function curves(runs: RunRecord[]): Promise<string> {
+  const { steps, epochs } = curveRows(runs);
+  const parts: string[] = [];
+  const color = { field: 'run', type: 'nominal', legend: runs.length > 1 ? { orient: 'bottom', labelLimit: 500 } : null };
+  if (steps.length > 0) {
+    parts.push(
+      await plot(
+        {
+          width: 480,
+          height: 240,
+          data: { values: steps },
+          mark: { type: 'line', strokeWidth: 1 },
+          encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: 'train/loss' }, color },
+        },
+        'training loss per logged step',
+      ),
+    );
+  }
+  if (epochs.length > 0) {
+    parts.push(
+      await plot(
+        {
+          data: { values: epochs },
+          facet: { field: 'metric', type: 'nominal', title: null },
+          columns: 3,
+          resolve: { scale: { y: 'independent' } },
+          spec: {
+            width: 220,
+            height: 150,
+            mark: { type: 'line', point: true },
+            encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null }, color },
+          },
+        },
+        'metrics per epoch',
+      ),
+    );
+  }
+  return parts.join('\n');
+}
+
+async function klBars(r: RunRecord): Promise<string> {
+  const latent = r.summary?.latent as Json | undefined;
+  if (!latent?.meanVariance) return '';
+  const rows = (latent.meanVariance as number[]).map((v, d) => ({ dim: d, statistic: 'Var_x(E_q[z_d])', value: v }));
+  if (Array.isArray(latent.klPerDim)) (latent.klPerDim as number[]).forEach((v, d) => rows.push({ dim: d, statistic: 'KL per dimension (nats)', value: v }));
+  return plot(
+    {
+      data: { values: rows },
+      facet: { row: { field: 'statistic', type: 'nominal', title: null } },
+      resolve: { scale: { y: 'independent' } },
+      spec: { width: Math.min(700, 14 * rows.length + 40), height: 110, mark: 'bar', encoding: { x: { field: 'dim', type: 'ordinal', title: 'latent dimension' }, y: { field: 'value', type: 'quantitative', title: null } } },
+    },
+    `latent dimensions (${latent.activeUnits ?? '?'} active units)`,
+  );
+}
+
+const METRIC_ORDER = (k: string) => (k.includes('iw-log-likelihood') ? 0 : k === 'test/loss' ? 1 : 2);
+
+function metricsTable(runs: RunRecord[]): string {
+  const all = runs.map((r) => ({ ...(r.summary?.test ?? {}), ...Object.fromEntries(Object.entries(r.evalRecord?.test ?? {}).map(([k, v]) => [`${k} (vaelab eval, k = ${r.evalRecord?.iw?.k ?? '?'})`, v])) }));
+  const keys = [...new Set(all.flatMap((m) => Object.keys(m)))].sort((a, b) => METRIC_ORDER(a) - METRIC_ORDER(b) || a.localeCompare(b));
+  if (keys.length === 0) return '<p>No test metrics yet (the run has not ended).</p>';
+  const head = `<tr><th>metric</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>`;
+  const body = keys.map((k) => `<tr><td>${esc(k)}</td>${all.map((m) => `<td class="n">${num(m[k])}</td>`).join('')}</tr>`).join('\n');
+  return `<table>${head}\n${body}</table>`;
+}
+
+function runTable(runs: RunRecord[]): string {
+  const rows: Array<[string, (r: RunRecord) => unknown]> = [
+    ['experiment', (r) => r.config.name],
+    ['directory', (r) => r.dir],
+    ['status', (r) => r.summary?.status ?? 'running or interrupted'],
+    ['epochs completed', (r) => r.summary?.epochsCompleted],
+    ['steps', (r) => r.summary?.steps],
+    ['train seconds', (r) => r.summary?.trainSeconds],
+    ['seconds per epoch', (r) => r.summary?.secondsPerEpoch],
+    ['backend', (r) => r.summary?.backend],
+    ['seed', (r) => r.config.seed],
+    ['evaluated on', (r) => r.summary?.evaluationSplit],
+    ['tested checkpoint', (r) => r.summary?.testedCheckpoint ?? 'final weights'],
+    ['IW estimate', (r) => (r.summary?.iw ? `k = ${r.summary.iw.k} on ${r.summary.iw.examples} test examples, ${num(r.summary.iw.seconds)} s` : '–')],
+  ];
+  const slots = ['encoder', 'latent', 'decoder', 'prior', 'likelihood', 'objective'];
+  rows.splice(2, 0, ['plugins', (r) => slots.map((s) => `${s}=${r.config[s]?.use ?? '?'}`).join(' ')]);
+  const head = `<tr><th>run</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>`;
+  return `<table>${head}\n${rows.map(([name, f]) => `<tr><td>${esc(name)}</td>${runs.map((r) => `<td>${num(f(r))}</td>`).join('')}</tr>`).join('\n')}</table>`;
+}
+
+async function runSection(r: RunRecord, level: number): Promise<string> {
+  const h = `h${level}`;
+  const parts = [`<${h}>${esc(r.label)}</${h}>`, runTable([r]), `<${h.replace(/\d/, String(level + 1))}>Test metrics</${h.replace(/\d/, String(level + 1))}>`, metricsTable([r])];
+  parts.push(await curves([r]));
+  parts.push(await klBars(r));
+  const names: Record<string, string> = {
+    reconstructions: 'reconstructions (rows in pairs: inputs, then their reconstructions)',
+    samples: 'samples from the prior',
+    traversals: 'latent traversals (one row per dimension, largest KL first)',
+  };
+  for (const [kind, file] of r.images) parts.push(img(file, `${names[kind] ?? kind}: ${path.basename(file)}`));
+  for (const s of r.stages) parts.push(await runSection(s, Math.min(level + 1, 5)));
+  if (level === 2) parts.push(`<details><summary>config.json</summary><pre>${esc(stringify(r.config))}</pre></details>`);
+  return parts.filter((p) => p !== '').join('\n');
+}
+
+const STYLE = `body{font-family:"DejaVu Sans",Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left;font-size:90%}
+td.n{text-align:right;font-variant-numeric:tabular-nums}figure{display:inline-block;margin:.5em 1em .5em 0;vertical-align:top}
+figcaption{font-size:85%;color:#555}img{image-rendering:pixelated;max-width:100%}pre{background:#f6f6f6;padding:.6em;font-size:85%}`;
+
+/** The HTML page of one run, or of several side by side. */
+export async function renderReport(runs: RunRecord[]): Promise<string> {
+  const title = runs.length === 1 ? `vaelab report: ${runs[0].label}` : `vaelab report: ${runs.length} runs compared`;
+  const body: string[] = [`<h1>${esc(title)}</h1>`];
+  if (runs.length > 1) {
+    body.push('<h2>Runs</h2>', runTable(runs), '<h2>Test metrics</h2>', metricsTable(runs), '<h2>Curves</h2>', await curves(runs));
+  }
+  for (const r of runs) body.push(await runSection(r, 2));
+  return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>\n<body>\n${body.join('\n')}\n</body></html>\n`;
+}
+
+/** Writes the report of `dirs` to `out` (default: <first run>/report.html); returns the path. */
+export async function writeReport(dirs: string[], out?: string): Promise<string> {
+  const runs = dirs.map((d) => readRun(path.resolve(d)));
+  const file = path.resolve(out ?? path.join(runs[0].dir, 'report.html'));
+  writeFileAtomic(file, await renderReport(runs));
+  return file;
+}

@@ -1,0 +1,99 @@
+/**
+ * `vaelab report`: the HTML page of a run, and of two runs side by side, built from real run
+ * directories; self-contained (pictures inlined, no scripts, nothing fetched).
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
+import { experimentFromObject } from '../core/config/experiment';
+import { ConfigError } from '../core/errors';
+import { readRun, writeReport } from '../core/report';
+import { openSession } from '../core/session';
+import { RunDir } from '../core/tracking/run-dir';
+import { train } from '../core/train/trainer';
+import { disposeParts } from '../core/container';
+import { builtins, experimentObject } from './kits/build';
+
+async function trainedRun(root: string, seed: number): Promise<RunDir> {
+  const experiment = experimentFromObject(
+    experimentObject({
+      name: 'report-demo',
+      seed,
+      data: { use: 'synthetic', synthetic: { kind: 'shapes', size: 48 } },
+      latent: { use: 'gaussian', gaussian: { dim: 3 } },
+      train: { epochs: 2, batchSize: 16, progress: 'none', logEvery: 1 },
+      eval: { iwSamples: 4, gridSize: 4, traversalRows: 3 },
+    }),
+    builtins(),
+  );
+  const session = openSession(experiment);
+  const run = RunDir.create(root, 'report-demo', seed);
+  run.writeConfig(experiment.config as unknown as Record<string, unknown>);
+  try {
+    await train(session, { run, backend: 'cpu', log: () => undefined, handleSignals: false });
+  } finally {
+    disposeParts(session.parts);
+  }
+  return run;
+}
+
+const images = (html: string) => [...html.matchAll(/<img src="data:image\/png;base64,([^"]+)" alt="([^"]*)"/g)].map((m) => ({ png: PNG.sync.read(Buffer.from(m[1], 'base64')), alt: m[2] }));
+
+describe('run reports', function () {
+  this.timeout(120000);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-report-'));
+  let a: RunDir;
+  let b: RunDir;
+  before(async () => {
+    a = await trainedRun(root, 1);
+    b = await trainedRun(root, 2);
+  });
+
+  it('Should write one self-contained page with the run, its test metrics, curves, latent statistics and pictures', async () => {
+    const file = await writeReport([a.dir]);
+    expect(file).to.equal(path.join(a.dir, 'report.html'));
+    const html = fs.readFileSync(file, 'utf8');
+    const summary = JSON.parse(fs.readFileSync(a.file('summary.json'), 'utf8'));
+    expect(html).to.include('report-demo');
+    expect(html).to.include(`<td class="n">${(summary.test['test/iw-log-likelihood'] as number).toFixed(2)}</td>`);
+    expect(html).to.include('test/iw-log-likelihood-se');
+    // the pictures: two plots, the latent bars, and the run's three grids, each a decodable PNG
+    const alts = images(html).map((i) => i.alt.replace(/: [^:]*\.png$/, ''));
+    expect(alts).to.deep.equal([
+      'training loss per logged step',
+      'metrics per epoch',
+      `latent dimensions (${summary.test['test/active-units']} active units)`,
+      'reconstructions (rows in pairs: inputs, then their reconstructions)',
+      'samples from the prior',
+      'latent traversals (one row per dimension, largest KL first)',
+    ]);
+    const grid = images(html).find((i) => i.alt.startsWith('latent traversals'))!.png;
+    const grey = PNG.sync.read(fs.readFileSync(path.join(a.images, 'traversals.png')));
+    expect([grid.width, grid.height]).to.deep.equal([grey.width, grey.height]);
+    // nothing outside the page
+    expect(html).to.not.match(/<script|src="http|href="http|<link/);
+    expect(html).to.include('<summary>config.json</summary>');
+  });
+
+  it('Should put two runs side by side with one table and overlaid curves', async () => {
+    const out = path.join(root, 'compare.html');
+    await writeReport([a.dir, b.dir], out);
+    const html = fs.readFileSync(out, 'utf8');
+    const la = readRun(a.dir).label;
+    const lb = readRun(b.dir).label;
+    expect(la).to.not.equal(lb);
+    const firstTable = html.slice(html.indexOf('<h2>Runs</h2>'), html.indexOf('<h2>Test metrics</h2>'));
+    expect(firstTable).to.include(`<th>run</th><th>${la}</th><th>${lb}</th>`);
+    const metrics = html.slice(html.indexOf('<h2>Test metrics</h2>'), html.indexOf('<h2>Curves</h2>'));
+    expect(metrics).to.include(`<th>${la}</th><th>${lb}</th>`);
+    // each run's own section follows
+    expect(html.split(`<h2>${la}</h2>`)).to.have.length(2);
+    expect(html.split(`<h2>${lb}</h2>`)).to.have.length(2);
+  });
+
+  it('Should refuse a directory that is not a run with one message naming it', () => {
+    expect(() => readRun(root)).to.throw(ConfigError, `report: ${root} is not a vaelab run directory (no readable config.json)`);
+  });
+});
