@@ -12,7 +12,8 @@ export function registerReportCommand(prog: Command, out: (line: string) => void
     .description('write one self-contained HTML page of a run (metrics, curves, latent statistics, pictures, config); with several runs, side by side')
     .argument('<runDirs...>', 'run directories (several: compared side by side)')
     .option('--out <file>', 'HTML file to write (default: <first run>/report.html)')
-    .action(async (dirs: string[], o: { out?: string }) => {
+    .option('--compare', 'put the runs side by side (what several run directories always give; the flag only states it)')
+    .action(async (dirs: string[], o: { out?: string; compare?: boolean }) => {
       out(await writeReport(dirs, o.out));
     });
 }
