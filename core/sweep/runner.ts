@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type { PluginRegistry } from '../plugin';
 import { checkPoints, gridPoints, pointsToCheck, seedsOf, trialRaw } from './points';
 import type { TrialReports } from './pruners';
+import { writeSweepPlots } from './plots';
 import { writeResults } from './results';
 import { makeSampler, type Observation } from './samplers';
 import { showParams } from './space';
@@ -326,5 +327,14 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     logEvent(dir, { event: 'session-end', ended: session.ended });
   }
   writeResults(spec, state, log);
+  if (state.trials.some((t) => t.status === 'completed' || t.status === 'pruned')) {
+    try {
+      const files = await writeSweepPlots(spec, state);
+      log(`pictures: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
+    } catch (e) {
+      // A picture that cannot be drawn never fails the sweep: its results are written above.
+      log(`pictures not written: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    }
+  }
   return { status: stopReason ?? 'completed', state };
 }
