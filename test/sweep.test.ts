@@ -283,6 +283,42 @@ dir: ${out}
     console.log(`      (killed trial restarted after ${restartSeconds.toFixed(1)} s)`);
   });
 
+  it('Should record a trial whose loss turns NaN with its reason, retry it, and finish the other trials', async () => {
+    const d = tempDir();
+    const base = path.join(d, 'base.yaml');
+    // The tiny experiment with a test objective whose loss is NaN from step 3 on.
+    fs.writeFileSync(base, `${fs.readFileSync(TINY, 'utf8')}\nplugins: [${path.join(__dirname, 'fixtures', 'nan-objective.ts')}]\n`);
+    const f = path.join(d, 'nan.yaml');
+    fs.writeFileSync(
+      f,
+      `experiment: ${base}
+set: { train.epochs: 2, data.synthetic.size: 128, eval.iwSamples: 0, eval.images: false, train.progress: none }
+method: grid
+parameters:
+  objective.use: { values: [elbo, nan-at] }
+budget: { trials: 2, concurrent: 1 }
+retries: 1
+dir: ${path.join(d, 'out')}
+`,
+    );
+    const lines: string[] = [];
+    const spec = loadSweepSpec(f, registry);
+    const r = await runSweep(spec, registry, { log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu', VAELAB_TYPECHECK: '0' }, handleSignals: false });
+    expect(r.status).to.equal('completed');
+    const s = readState(spec.dir)!;
+    expect(s.trials.map((t) => t.status)).to.deep.equal(['completed', 'failed']);
+    const bad = s.trials[1];
+    // Tried once and retried once (retries: 1), failing the same way: the trainer's own message.
+    // nanFromStep defaults to 3 (0-based), the 4th step: epoch 1, batch 4 (16 batches per epoch).
+    expect(bad.attempts).to.equal(2);
+    expect(bad.failures).to.have.length(2);
+    for (const fl of bad.failures) expect(fl.reason).to.match(/^step 4 \(epoch 1, batch 4\): loss is NaN; last good checkpoint: none/);
+    expect(lines).to.include(`trial 1 failed: ${bad.failures[0].reason}; retry 1 of 1`);
+    expect(lines).to.include(`trial 1 failed: ${bad.failures[1].reason}; no retries left (retries: 1)`);
+    const csv = fs.readFileSync(path.join(spec.dir, 'results.csv'), 'utf8').trim().split('\n');
+    expect(csv[2].startsWith('2,1,failed,')).to.equal(true);
+  });
+
   it('Should exit 2 from the command line on a bad sweep file, naming it', () => {
     const d = tempDir();
     const f = sweepFile(d, 'cli.yaml', `experiment: BASE\nparameters:\n  latent.gaussian.dim: { values: [2] }\nbudget: { trials: 0 }\n`);
