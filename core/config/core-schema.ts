@@ -5,7 +5,7 @@
 import type { PluginSchema } from '../plugin';
 
 /** Data sets core can load (core/data). */
-export const DATASETS = ['mnist', 'fashion-mnist', 'synthetic'] as const;
+export const DATASETS = ['mnist', 'fashion-mnist', 'synthetic', 'dsprites'] as const;
 
 export const coreSchema = {
   name: { doc: 'experiment name; runs go to <tracking.dir>/<name>/<run-id>', format: 'string', default: '' },
@@ -53,6 +53,10 @@ export const coreSchema = {
     synthetic: {
       kind: { doc: 'synthetic data: mixture2d (2-D points) or shapes (14x14 images)', format: ['mixture2d', 'shapes'], default: 'shapes' },
       size: { doc: 'number of synthetic examples (a fifth more are made for test)', format: 'positive-int', default: 512 },
+    },
+    dsprites: {
+      trainSize: { doc: 'dsprites: training images drawn (seeded, without replacement) from the 737 280 combinations of shape, scale, orientation, x and y; at most 100 000', format: 'positive-int', default: 10000 },
+      testSize: { doc: 'dsprites: test images drawn from the combinations not in the training split; at most 100 000', format: 'positive-int', default: 2000 },
     },
   },
   train: {

@@ -2,14 +2,31 @@
  * Data sets of vaelab: loading (`loadDataset`), splits (`splitOf`) and minibatches (`Batcher`).
  *
  * Config keys read: data.use, data.dir, data.binarize, data.threshold, data.validationSize,
- * data.trainLimit, data.testLimit, data.labelledSize, data.synthetic.kind, data.synthetic.size
- * (see `DataOptions`).
+ * data.trainLimit, data.testLimit, data.labelledSize, data.synthetic.kind, data.synthetic.size,
+ * data.dsprites.trainSize, data.dsprites.testSize (see `DataOptions`).
  */
 import { ConfigError, unknownValueMessage } from '../errors';
 import { Rng } from '../rng';
+import { DEFAULT_DSPRITES_OPTIONS, makeDsprites } from './dsprites';
 import { loadFashionMnist } from './fashion-mnist';
 import { loadMnist } from './mnist';
 import { makeSynthetic } from './synthetic';
+export {
+  DEFAULT_DSPRITES_OPTIONS,
+  DSPRITES_COUNT,
+  DSPRITES_FACTORS,
+  DSPRITES_FACTOR_SIZES,
+  DSPRITES_SHAPES,
+  DSPRITES_SIZE,
+  DspritesData,
+  dspritesFactorsOf,
+  dspritesImages,
+  dspritesIndexOf,
+  dspritesSplitIndices,
+  makeDsprites,
+  renderDsprite,
+  type DspritesOptions,
+} from './dsprites';
 import type { DataOptions, DataSplit, Dataset } from './types';
 
 export type { Batch, DataOptions, DataSplit, Dataset, DatasetInfo, SyntheticOptions } from './types';
@@ -34,7 +51,7 @@ export {
 } from './synthetic';
 
 /** Allowed values of `data.use`. */
-export const DATA_SETS = ['fashion-mnist', 'mnist', 'synthetic'] as const;
+export const DATA_SETS = ['dsprites', 'fashion-mnist', 'mnist', 'synthetic'] as const;
 
 /** Allowed values of `data.binarize`. */
 export const BINARIZE_MODES = ['none', 'static', 'dynamic'] as const;
@@ -53,6 +70,7 @@ export const DEFAULT_DATA_OPTIONS: Readonly<DataOptions> = Object.freeze({
 });
 
 const LOADERS: Record<(typeof DATA_SETS)[number], (opts: DataOptions, seed: number) => Dataset> = {
+  dsprites: (opts, seed) => makeDsprites(opts.dsprites ?? DEFAULT_DSPRITES_OPTIONS, seed),
   'fashion-mnist': (opts) => loadFashionMnist(opts),
   mnist: (opts) => loadMnist(opts),
   synthetic: (opts, seed) => makeSynthetic(opts.synthetic, seed),

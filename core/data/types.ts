@@ -6,6 +6,7 @@
  * batch [B, dim] to [B, H, W, C] recovers the pictures.
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import type { DspritesOptions } from './dsprites';
 
 /** One split of a data set (train, validation or test), held on the host. */
 export interface DataSplit {
@@ -67,7 +68,7 @@ export interface SyntheticOptions {
 
 /** The `data.*` config keys. */
 export interface DataOptions {
-  /** Which data set: 'mnist', 'fashion-mnist' or 'synthetic'. */
+  /** Which data set: 'mnist', 'fashion-mnist', 'synthetic' or 'dsprites'. */
   use: string;
   /** Folder holding the IDX files (gzipped or not); '' = the data set's default location. */
   dir: string;
@@ -92,4 +93,6 @@ export interface DataOptions {
   labelledSize?: number;
   /** Settings used when `use` is 'synthetic'. */
   synthetic: SyntheticOptions;
+  /** Settings used when `use` is 'dsprites' (core/data/dsprites.ts); absent = the defaults. */
+  dsprites?: DspritesOptions;
 }

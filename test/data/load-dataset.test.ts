@@ -105,7 +105,7 @@ describe('loadDataset', () => {
       expectThrowExact(
         () => loadDataset(mnist({ use: 'mnsit' }), 0),
         ConfigError,
-        'data.use: unknown data set "mnsit". Allowed values: "fashion-mnist", "mnist", "synthetic". Did you mean "mnist"?',
+        'data.use: unknown data set "mnsit". Allowed values: "dsprites", "fashion-mnist", "mnist", "synthetic". Did you mean "mnist"?',
       );
     });
 
