@@ -2,7 +2,8 @@
  * The curve of a staged reproduction (experiments/baselines/burda-*.yaml): for each run
  * directory given, the test NLL (−IW log-likelihood, the k and test images of each stage's final
  * evaluation) at the end of every finished stage, and the test loss after every epoch, against
- * the cumulative epoch; printed as a Markdown table and drawn as one PNG.
+ * the cumulative epoch; printed as a Markdown table and drawn as one PNG. An unfinished stage
+ * contributes the `vaelab eval` of one of its epoch checkpoints (its eval.json) when there is one.
  *
  *   npx ts-node --transpile-only bench/stage-curve.ts RUN_DIR... [--out curve.png] [--title TEXT]
  *
@@ -49,16 +50,23 @@ function curve(runDir: string): { label: string; rows: string[]; points: Point[]
       }
     }
     const summaryFile = path.join(dir, 'summary.json');
-    if (fs.existsSync(summaryFile)) {
-      const sm = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Record<string, any>;
-      const ll = sm.test?.['test/iw-log-likelihood'];
+    const sm = fs.existsSync(summaryFile) ? (JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Record<string, any>) : null;
+    const finalLl = sm?.test?.['test/iw-log-likelihood'];
+    if (sm && typeof finalLl === 'number') {
       const epochs = before + (sm.epochsCompleted as number);
-      if (typeof ll === 'number') {
-        points.push({ run: label, epoch: epochs, value: -ll, series: `NLL, k = ${sm.iw?.k} (${sm.iw?.examples} test images)` });
-        rows.push(`| ${label} | ${s} | ${epochs} | ${lr.toPrecision(3)} | ${(-ll).toFixed(2)} | ${(sm.test['test/loss'] as number).toFixed(2)} | ${sm.test['test/active-units'] ?? '–'} | ${Math.round(sm.trainSeconds)} |`);
-      }
+      points.push({ run: label, epoch: epochs, value: -finalLl, series: `NLL, k = ${sm.iw?.k} (${sm.iw?.examples} test images)` });
+      rows.push(`| ${label} | ${s} | ${epochs} | ${lr.toPrecision(3)} | ${(-finalLl).toFixed(2)} | ${(sm.test['test/loss'] as number).toFixed(2)} | ${sm.test['test/active-units'] ?? '–'} | ${Math.round(sm.trainSeconds)} |`);
       before = epochs;
     } else {
+      // an unfinished stage: a `vaelab eval` of one of its epoch checkpoints (eval.json) is a point too
+      const ev = fs.existsSync(path.join(dir, 'eval.json')) ? (JSON.parse(fs.readFileSync(path.join(dir, 'eval.json'), 'utf8')) as Record<string, any>) : null;
+      const at = ev ? /epoch-(\d+)\.ckpt$/.exec(String(ev.checkpoint)) : null;
+      const ll = ev?.test?.['test/iw-log-likelihood'];
+      if (ev && at && typeof ll === 'number') {
+        const epochs = before + Number(at[1]);
+        points.push({ run: label, epoch: epochs, value: -ll, series: `NLL, k = ${ev.iw?.k} (${ev.iw?.examples} test images)` });
+        rows.push(`| ${label} | ${s} (${ev.checkpoint}, stage unfinished) | ${epochs} | ${lr.toPrecision(3)} | ${(-ll).toFixed(2)} | ${(ev.test['test/loss'] as number).toFixed(2)} | ${ev.test['test/active-units'] ?? '–'} | – |`);
+      }
       before = last;
     }
   }
