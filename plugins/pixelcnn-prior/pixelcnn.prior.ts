@@ -100,6 +100,15 @@ class PaddedConv extends Module {
   }
 }
 
+/**
+ * One-hot rows of float32 code indices. Shapes: codes [N, ...] -> [N * ..., depth]. Made as
+ * int32 and cast: the wasm backend's OneHot kernel (tfjs-backend-wasm 4.22) asked for float32
+ * writes the int32 bit patterns (1 reads as 1.4e-45).
+ */
+function oneHotFloat(codes: tf.Tensor, depth: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.cast(tf.reshape(codes, [-1]), 'int32') as tf.Tensor1D, depth), 'float32') as tf.Tensor2D);
+}
+
 /** tanh(a) * sigmoid(b) over the two channel halves. Shapes: [N, H, W, 2C] -> [N, H, W, C]. */
 function gate(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
@@ -208,7 +217,7 @@ export class GatedPixelCnnPrior extends Module implements Prior {
       const { numCodes: K, height: H, width: W } = this.grid;
       const n = codes.shape[0];
       // A one-hot product rather than tf.gather (whose gradient the wasm backend cannot run).
-      const oneHot = tf.oneHot(tf.cast(tf.reshape(codes, [-1]), 'int32') as tf.Tensor1D, K, 1, 0, 'float32') as tf.Tensor2D;
+      const oneHot = oneHotFloat(codes, K);
       let v = tf.reshape(tf.matMul(oneHot, this.embedding as tf.Tensor2D), [n, H, W, -1]) as tf.Tensor4D;
       let h = v;
       for (const layer of this.layers) [v, h] = layer.apply(v, h, cond);
@@ -221,7 +230,7 @@ export class GatedPixelCnnPrior extends Module implements Prior {
     return tf.tidy(() => {
       const K = this.grid.numCodes;
       const logP = tf.logSoftmax(this.logits(codes, cond));
-      const oneHot = tf.oneHot(tf.cast(codes, 'int32'), K, 1, 0, 'float32');
+      const oneHot = tf.reshape(oneHotFloat(codes, K), logP.shape);
       return tf.sum(tf.reshape(tf.mul(logP, oneHot), [codes.shape[0], -1]), 1) as tf.Tensor1D;
     });
   }

@@ -142,7 +142,7 @@ export class VqLatent extends Module implements CodeGridLatent {
     // A one-hot product rather than tf.gather: gather's gradient fails on indices that the tape
     // traces back to the encoder (it returns int32 for them), and needs UnsortedSegmentSum, which
     // the wasm backend lacks; the product's gradient is one more product.
-    return tf.matMul(tf.oneHot(idx, this.numCodes, 1, 0, 'float32') as tf.Tensor2D, this.codebook as tf.Tensor2D);
+    return tf.matMul(oneHotFloat(idx, this.numCodes), this.codebook as tf.Tensor2D);
   }
 
   /** Dead-code restart, at the start of a training pass: codes unused for deadCodeSteps passes move to random rows of z_e. rows: [n, D] */
@@ -200,7 +200,7 @@ export class VqLatent extends Module implements CodeGridLatent {
       const z = tf.add(ze, stopGradient(tf.sub(zq, ze)));
       const needCounts = opts.training ? this.cfg.ema || this.unused !== null : opts.metrics !== undefined;
       if (needCounts) {
-        const oneHot = tf.oneHot(idx, this.numCodes, 1, 0, 'float32') as tf.Tensor2D;
+        const oneHot = oneHotFloat(idx, this.numCodes);
         const counts = tf.sum(oneHot, 0) as tf.Tensor1D;
         if (opts.training) {
           if (this.unused) this.unused.assign(tf.where(tf.greater(counts, 0), tf.zerosLike(this.unused), tf.add(this.unused, 1)));
@@ -227,6 +227,15 @@ export class VqLatent extends Module implements CodeGridLatent {
   generate(codes: tf.Tensor, _opts: PassOptions): tf.Tensor {
     return tf.tidy(() => tf.reshape(this.lookup(tf.cast(tf.reshape(codes, [-1]), 'int32') as tf.Tensor1D), [codes.shape[0], ...this.shape]));
   }
+}
+
+/**
+ * One-hot rows as float32. Shapes: idx [n] int32 -> [n, depth]. Made as int32 and cast: the wasm
+ * backend's OneHot kernel (tfjs-backend-wasm 4.22) asked for float32 writes the int32 bit
+ * patterns (1 reads as 1.4e-45).
+ */
+function oneHotFloat(idx: tf.Tensor, depth: number): tf.Tensor2D {
+  return tf.tidy(() => tf.cast(tf.oneHot(tf.reshape(idx, [-1]) as tf.Tensor1D, depth), 'float32') as tf.Tensor2D);
 }
 
 /** exp(entropy) of the code shares sum_k / sum: the number of equally used codes with the same entropy. */
