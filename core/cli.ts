@@ -281,7 +281,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     });
 
   registerSweepCommands(prog, registry, state, err);
-  registerReportCommand(prog, out);
+  registerReportCommand(prog, registry, out, err);
 
   prog
     .command('doctor')

@@ -79,7 +79,7 @@ describe('run reports', function () {
 
   it('Should put two runs side by side with one table and overlaid curves', async () => {
     const out = path.join(root, 'compare.html');
-    await writeReport([a.dir, b.dir], out);
+    await writeReport([a.dir, b.dir], { out });
     const html = fs.readFileSync(out, 'utf8');
     const la = readRun(a.dir).label;
     const lb = readRun(b.dir).label;
@@ -91,6 +91,15 @@ describe('run reports', function () {
     // each run's own section follows
     expect(html.split(`<h2>${la}</h2>`)).to.have.length(2);
     expect(html.split(`<h2>${lb}</h2>`)).to.have.length(2);
+  });
+
+  it('Should open the run to draw the map of its test codes into images/ and the page, when given the plugins', async () => {
+    const out = path.join(root, 'with-map.html');
+    await writeReport([a.dir], { out, registry: builtins(), mapPoints: 20 });
+    const png = PNG.sync.read(fs.readFileSync(path.join(a.images, 'latent-map.png')));
+    expect(png.width).to.be.above(200);
+    const alts = images(fs.readFileSync(out, 'utf8')).map((i) => i.alt.replace(/: [^:]*\.png$/, ''));
+    expect(alts[alts.length - 1]).to.equal('test codes (posterior modes) in 2-D, coloured by label');
   });
 
   it('Should refuse a directory that is not a run with one message naming it', () => {

@@ -18,9 +18,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import type { ConditionOptions } from '../data/condition';
 import { ConfigError } from '../errors';
+import { latentMap, latentMapSpec } from '../eval/latent-map';
+import type { PluginRegistry } from '../plugin';
+import { closeSession } from '../session';
+import { openRun } from '../train/open-run';
 import { writeFileAtomic } from '../tracking/files';
-import { svgToPng, vegaLiteToSvg, type VegaLiteSpec } from '../tracking/plots';
+import { svgToPng, vegaLiteToSvg, writePlot, type VegaLiteSpec } from '../tracking/plots';
 
 type Json = Record<string, any>;
 
@@ -63,7 +68,7 @@ function pictures(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   if (!fs.existsSync(dir)) return out;
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
-  for (const kind of ['reconstructions', 'samples', 'traversals']) {
+  for (const kind of ['reconstructions', 'samples', 'traversals', 'latent-map']) {
     const final = files.find((f) => f === `${kind}.png`);
     const epochs = files.filter((f) => f.startsWith(`${kind}-epoch-`));
     const pick = final ?? epochs[epochs.length - 1];
@@ -220,6 +225,7 @@ async function runSection(r: RunRecord, level: number): Promise<string> {
     reconstructions: 'reconstructions (rows in pairs: inputs, then their reconstructions)',
     samples: 'samples from the prior',
     traversals: 'latent traversals (one row per dimension, largest KL first)',
+    'latent-map': 'test codes (posterior modes) in 2-D, coloured by label',
   };
   for (const [kind, file] of r.images) parts.push(img(file, `${names[kind] ?? kind}: ${path.basename(file)}`));
   for (const s of r.stages) parts.push(await runSection(s, Math.min(level + 1, 5)));
@@ -243,10 +249,61 @@ export async function renderReport(runs: RunRecord[]): Promise<string> {
   return `<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head>\n<body>\n${body.join('\n')}\n</body></html>\n`;
 }
 
-/** Writes the report of `dirs` to `out` (default: <first run>/report.html); returns the path. */
-export async function writeReport(dirs: string[], out?: string): Promise<string> {
+/** Options of `writeReport`. */
+export interface ReportOptions {
+  /** HTML file (default: <first run>/report.html). */
+  out?: string;
+  /**
+   * With a registry, each run is opened (its newest checkpoint) to draw the map of its first
+   * `mapPoints` test codes into images/latent-map.png (kept when it is already there).
+   */
+  registry?: PluginRegistry;
+  mapPoints?: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * Draws images/latent-map.png of a run (of its last stage when staged) unless it exists; returns
+ * why there is none, or null.
+ */
+export async function drawLatentMap(dir: string, registry: PluginRegistry, points: number, log: (line: string) => void = () => undefined): Promise<string | null> {
+  let opened: ReturnType<typeof openRun>;
+  try {
+    opened = openRun(dir, registry, undefined, log);
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+  try {
+    const file = path.join(opened.run.images, 'latent-map.png');
+    if (fs.existsSync(file)) return null;
+    const s = opened.session;
+    const map = latentMap(s.parts.model, s.dataset.test, {
+      info: s.dataset,
+      condition: s.config.data.condition as ConditionOptions,
+      seed: s.config.seed,
+      n: points,
+      batchSize: s.config.eval.batchSize,
+    });
+    if (!map) return 'the latent is not a flat vector (no map)';
+    const how = map.method === 'umap' ? `UMAP of the ${map.dims}-D codes` : `the ${map.dims}-D codes`;
+    fs.mkdirSync(opened.run.images, { recursive: true });
+    await writePlot(file, latentMapSpec(map, `${map.points.length} test examples: ${how}`), 1.5);
+    return null;
+  } finally {
+    closeSession(opened.session);
+  }
+}
+
+/** Writes the report of `dirs`; returns the path of the HTML file. */
+export async function writeReport(dirs: string[], opts: ReportOptions = {}): Promise<string> {
+  if (opts.registry) {
+    for (const d of dirs) {
+      const why = await drawLatentMap(path.resolve(d), opts.registry, opts.mapPoints ?? 1000, opts.log);
+      if (why) opts.log?.(`report: ${d}: no latent map: ${why}`);
+    }
+  }
   const runs = dirs.map((d) => readRun(path.resolve(d)));
-  const file = path.resolve(out ?? path.join(runs[0].dir, 'report.html'));
+  const file = path.resolve(opts.out ?? path.join(runs[0].dir, 'report.html'));
   writeFileAtomic(file, await renderReport(runs));
   return file;
 }
