@@ -6,13 +6,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { UMAP } from 'umap-js';
-import { Batcher } from '../data/batcher';
 import type { ConditionOptions } from '../data/condition';
 import type { DataSplit, DatasetInfo } from '../data/types';
 import type { VaeModel } from '../model';
 import { Rng } from '../rng';
 import type { VegaLiteSpec } from '../tracking/plots';
 import { disposeBatch, disposeModelBatch, toModelBatch } from './evaluate';
+import { hasFlatLatent, headBatcher } from './split-head';
 
 /** The map's points. */
 export interface LatentMap {
@@ -38,16 +38,9 @@ export interface LatentMapOptions {
 
 /** Posterior modes of the first n examples: [n][dim], or null for a latent that is not flat. */
 export function latentModes(model: VaeModel, split: DataSplit, o: LatentMapOptions): number[][] | null {
+  if (!hasFlatLatent(model)) return null;
   const lat = model.latent;
-  if (lat.dim !== lat.priorDim || (lat.shape && lat.shape.length !== 1) || lat.generate) return null;
-  const n = Math.min(o.n, split.n);
-  const batcher = new Batcher({ x: split.x.subarray(0, n * o.info.dim), labels: split.labels.subarray(0, n), n }, o.info, {
-    batchSize: o.batchSize,
-    shuffle: false,
-    seed: o.seed,
-    dynamicBinarize: false,
-    dropLast: false,
-  });
+  const batcher = headBatcher(split, o.n, o.info, o.seed, o.batchSize);
   const out: number[][] = [];
   let i = 0;
   for (const b of batcher.epoch(0)) {

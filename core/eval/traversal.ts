@@ -14,12 +14,12 @@
  * prior's code); others (hierarchies, grids of codes) get no traversal (null).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Batcher } from '../data/batcher';
 import type { ConditionOptions } from '../data/condition';
 import type { DataSplit, DatasetInfo } from '../data/types';
 import type { VaeModel } from '../model';
 import { Rng } from '../rng';
 import { diagnosticGaussian, disposeBatch, disposeModelBatch, toModelBatch } from './evaluate';
+import { hasFlatLatent, headBatcher } from './split-head';
 
 /** Per-dimension statistics of q over a set of examples. Each array has one entry per dimension. */
 export interface PosteriorSummary {
@@ -91,25 +91,14 @@ export interface Traversal extends TraversalPlan {
   images: Float32Array;
 }
 
-const isFlat = (model: VaeModel) => {
-  const lat = model.latent;
-  return lat.dim === lat.priorDim && (!lat.shape || lat.shape.length === 1) && !lat.generate;
-};
-
 /**
  * Statistics of q(z|x) over the first `examples` examples of a split, or null when the latent is
  * not flat or gives no Gaussian statistics.
  */
 export function summarisePosterior(model: VaeModel, split: DataSplit, o: TraversalOptions): PosteriorSummary | null {
-  if (!isFlat(model)) return null;
+  if (!hasFlatLatent(model)) return null;
   const n = Math.min(o.examples, split.n);
-  const batcher = new Batcher({ x: split.x.subarray(0, n * o.info.dim), labels: split.labels.subarray(0, n), n }, o.info, {
-    batchSize: o.batchSize,
-    shuffle: false,
-    seed: o.seed,
-    dynamicBinarize: false,
-    dropLast: false,
-  });
+  const batcher = headBatcher(split, n, o.info, o.seed, o.batchSize);
   const dim = model.latent.dim;
   const sum = new Float64Array(dim);
   const sumSq = new Float64Array(dim);
@@ -163,13 +152,7 @@ export function latentTraversal(model: VaeModel, split: DataSplit, o: TraversalO
   if (!summary || split.n === 0) return null;
   const plan = traversalPlan(summary, Math.min(o.rows, model.latent.dim), o.cols, o.spread);
   const base = Math.min(o.base, split.n - 1);
-  const one = new Batcher({ x: split.x.subarray(base * o.info.dim, (base + 1) * o.info.dim), labels: split.labels.subarray(base, base + 1), n: 1 }, o.info, {
-    batchSize: 1,
-    shuffle: false,
-    seed: o.seed,
-    dynamicBinarize: false,
-    dropLast: false,
-  }).batch(0, 0);
+  const one = headBatcher(split, 1, o.info, o.seed, 1, base).batch(0, 0);
   const mb = toModelBatch(one, o.condition, o.info.shape ?? [1, 1, o.info.dim]);
   const images = tf.tidy(() => {
     const opts = { training: false, rng: Rng.derive(o.seed, 'traversal/decode'), cond: mb.cond };
