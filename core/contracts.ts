@@ -50,6 +50,20 @@ export interface DataInfo {
    * it opens a session; absent only where a DataInfo is built by hand (tests).
    */
   trainSize?: number;
+  /**
+   * Number of training examples whose label is known: trainSize when every label is kept, fewer
+   * with `data.labelledSize` (semi-supervised weighting, e.g. M2's alpha * N / N_labelled). Core
+   * sets it when it opens a session; absent where a DataInfo is built by hand.
+   */
+  labelledTrainSize?: number;
+  /**
+   * Which dimensions of x are the target to predict given the conditioning input: 1 where the
+   * conditioning input hides the dimension, 0 where it shows it. [dim] float32, set by
+   * `data.condition: visible-quadrants` (x = the whole image, cond = its visible part, the target
+   * the hidden part, as in the CVAE quadrant task); absent when cond hides nothing of x. A
+   * likelihood or objective that scores only the hidden part reads it.
+   */
+  targetMask?: Float32Array;
 }
 
 /** Anything that owns trainable variables. Names are stable keys for checkpoints. */

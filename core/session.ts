@@ -7,7 +7,7 @@ import { checkShapes, objectiveTermNames } from './check';
 import { disposeParts, resolveParts, type Parts } from './container';
 import type { DataInfo } from './contracts';
 import { loadDataset } from './data';
-import { conditionDim, type ConditionOptions } from './data/condition';
+import { conditionDim, visibleMask, type ConditionOptions } from './data/condition';
 import type { Dataset } from './data/types';
 import { ConfigError, DataError, unknownValueMessage } from './errors';
 import { Rng } from './rng';
@@ -23,14 +23,20 @@ export interface Session {
 
 /** Data info as the model sees it; condDim comes from data.condition. */
 export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
-  return {
+  const condition = config.data.condition as ConditionOptions;
+  let labelled = 0;
+  for (const l of ds.train.labels) if (l >= 0) labelled++;
+  const info: DataInfo = {
     name: ds.name,
     shape: ds.shape,
     dim: ds.dim,
     numClasses: ds.numClasses,
-    condDim: conditionDim(config.data.condition as ConditionOptions, ds),
+    condDim: conditionDim(condition, ds),
     trainSize: ds.train.n,
+    labelledTrainSize: ds.numClasses > 0 ? labelled : 0,
   };
+  if (condition.use === 'visible-quadrants') info.targetMask = visibleMask(ds.shape, condition.visibleQuadrants).map((v) => 1 - v);
+  return info;
 }
 
 /**

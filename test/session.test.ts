@@ -27,4 +27,29 @@ describe('session', () => {
     expect(s.info.condDim).to.equal(4);
     expect(s.info.shape).to.deep.equal([14, 14, 1]);
   });
+
+  it('Should mark the hidden quadrants as the target (1) and the visible ones as given (0) under visible-quadrants', () => {
+    const data = (condition: Record<string, unknown>) => ({ use: 'synthetic', condition, synthetic: { kind: 'shapes', size: 64 } });
+    const s = openSession(experimentFromObject({ ...raw('none'), data: data({ use: 'visible-quadrants', visibleQuadrants: [0, 3] }) }, builtins()));
+    const mask = s.info.targetMask!;
+    expect(mask.length).to.equal(14 * 14);
+    // 14x14 images: rows and columns 0..6 are the top and left halves; quadrants 1 (top-right)
+    // and 2 (bottom-left) are hidden, 0 (top-left) and 3 (bottom-right) shown
+    const at = (r: number, c: number) => mask[r * 14 + c];
+    expect([at(0, 0), at(6, 6), at(0, 7), at(6, 13), at(7, 0), at(13, 6), at(7, 7), at(13, 13)]).to.deep.equal([0, 0, 1, 1, 1, 1, 0, 0]);
+    // half the pixels are hidden: two of four 7x7 quadrants
+    expect(mask.reduce((a, v) => a + v, 0)).to.equal(2 * 49);
+    const none = openSession(experimentFromObject({ ...raw('none'), data: data({ use: 'labels' }) }, builtins()));
+    expect(none.info.targetMask).to.equal(undefined);
+  });
+
+  it('Should count the labelled training examples: all of them, or data.labelledSize', () => {
+    const data = (labelledSize: number) => ({ use: 'synthetic', labelledSize, validationSize: 16, synthetic: { kind: 'shapes', size: 128 } });
+    const all = openSession(experimentFromObject({ ...raw('none'), data: data(0) }, builtins()));
+    // 128 examples, 16 of them carved out for validation
+    expect(all.info.trainSize).to.equal(112);
+    expect(all.info.labelledTrainSize).to.equal(112);
+    const some = openSession(experimentFromObject({ ...raw('none'), data: data(8) }, builtins()));
+    expect(some.info.labelledTrainSize).to.equal(8);
+  });
 });
