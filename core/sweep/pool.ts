@@ -12,8 +12,11 @@ import type { FromWorker, ToWorker, TrialTask } from './worker';
 /** What a pool tells the coordinator. */
 export interface PoolListener {
   message(m: FromWorker): void;
-  /** A trial's worker is gone; `interrupted`: it was stopped by an interrupt, not lost. */
-  lost(trial: number, reason: string, interrupted: boolean): void;
+  /**
+   * A trial's worker is gone. `failed`: lost mid-trial (a failed attempt); `interrupted`: stopped
+   * by an interrupt; `returned`: never started (the trial waits for another worker).
+   */
+  lost(trial: number, reason: string, kind: 'failed' | 'interrupted' | 'returned'): void;
   /** Capacity changed (a worker became ready, or left). */
   wake(): void;
 }
@@ -78,21 +81,43 @@ export class LocalPool implements TrialPool {
   run(task: TrialTask): string {
     const w = this.workers.find((x) => x.ready && x.trial === null)!;
     w.trial = task.number;
-    w.proc.send({ type: 'run', task } satisfies ToWorker);
+    const giveBack = (e: Error) => {
+      // The worker left between its last message and this one: the trial waits for another.
+      w.ready = false;
+      if (w.trial !== task.number) return;
+      w.trial = null;
+      this.listener.lost(task.number, `worker ${w.id} (pid ${w.proc.pid}) could not be given the trial (${e.message})`, 'returned');
+    };
+    try {
+      w.proc.send({ type: 'run', task } satisfies ToWorker, (e) => e && giveBack(e));
+    } catch (e) {
+      setImmediate(() => giveBack(e as Error));
+    }
     return `worker ${w.id}, pid ${w.proc.pid}`;
   }
 
   broadcast(m: ToWorker, exceptTrial?: number): void {
-    for (const w of this.workers) if (w.trial !== exceptTrial && w.proc.connected) w.proc.send(m);
+    for (const w of this.workers) {
+      if (w.trial === exceptTrial || !w.proc.connected) continue;
+      // A worker on its way out (Ctrl-C reaches every process of the group) has nothing to be told.
+      try {
+        w.proc.send(m, () => {});
+      } catch {
+        /* its channel closed meanwhile */
+      }
+    }
   }
 
   private spawn(): void {
     const proc = fork(this.command.module, this.command.args, { stdio: ['ignore', this.logFd, this.logFd, 'ipc'], env: { ...process.env, ...this.env } });
     const w: Worker = { id: this.nextId++, proc, ready: false, trial: null };
+    // Failed sends are handled where they are made; the exit event reports the worker's end.
+    proc.on('error', () => {});
     proc.on('message', (m: FromWorker) => {
       if (m.type === 'ready') w.ready = true;
+      if (m.type === 'leaving') w.ready = false;
       if ((m.type === 'done' || m.type === 'failed') && m.number === w.trial) w.trial = null;
-      if (m.type !== 'ready') this.listener.message(m);
+      if (m.type !== 'ready' && m.type !== 'leaving') this.listener.message(m);
       this.listener.wake();
     });
     proc.on('exit', (code, signal) => {
@@ -100,7 +125,7 @@ export class LocalPool implements TrialPool {
       if (!w.ready) this.startupFailures += 1;
       if (w.trial !== null) {
         const how = signal ? `with signal ${signal}` : `with code ${code}`;
-        this.listener.lost(w.trial, `worker ${w.id} (pid ${proc.pid}) exited ${how} during the trial`, signal === 'SIGINT');
+        this.listener.lost(w.trial, `worker ${w.id} (pid ${proc.pid}) exited ${how} during the trial`, signal === 'SIGINT' ? 'interrupted' : 'failed');
       }
       this.listener.wake();
     });
@@ -110,7 +135,9 @@ export class LocalPool implements TrialPool {
   async close(): Promise<void> {
     const exits = this.workers.map((w) => new Promise<void>((resolve) => w.proc.once('exit', () => resolve())));
     this.broadcast({ type: 'exit' });
-    await Promise.race([Promise.all(exits), new Promise((r) => setTimeout(r, 10000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(exits), new Promise((r) => (timer = setTimeout(r, 10000)))]);
+    clearTimeout(timer);
     for (const w of [...this.workers]) w.proc.kill('SIGKILL');
     fs.closeSync(this.logFd);
   }

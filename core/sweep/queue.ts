@@ -154,7 +154,7 @@ export class QueuePool implements TrialPool {
       const s = await job.getState().catch(() => 'unknown');
       if (s === 'failed') {
         this.running.delete(t.number);
-        this.listener.lost(t.number, `its queue job ${job.id} failed: ${job.failedReason ?? 'no reason given'}`, false);
+        this.listener.lost(t.number, `its queue job ${job.id} failed: ${job.failedReason ?? 'no reason given'}`, 'failed');
       }
     }
   }

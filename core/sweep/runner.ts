@@ -169,10 +169,15 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
 
   const listener: PoolListener = {
     wake,
-    lost(number, reason, interrupted) {
+    lost(number, reason, kind) {
       const t = state.trials[number];
       if (t.status !== 'running') return;
-      if (interrupted && stopReason) {
+      if (kind === 'returned') {
+        finishAttempt(t);
+        t.attempts -= 1;
+        t.status = 'queued';
+        logEvent(dir, { event: 'returned', trial: t.number, reason });
+      } else if (kind === 'interrupted' && stopReason) {
         finishAttempt(t);
         t.status = 'interrupted';
       } else fail(t, `${reason}, ${epochsDone(t)}`);
@@ -180,7 +185,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
       wake();
     },
     message(m) {
-      if (m.type === 'ready') return;
+      if (m.type === 'ready' || m.type === 'leaving') return;
       const t = state.trials[m.number];
       if (!t) return;
       if (m.type === 'started') {

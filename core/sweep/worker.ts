@@ -48,6 +48,7 @@ export type ToWorker =
 
 export type FromWorker =
   | { type: 'ready'; pid: number }
+  | { type: 'leaving'; pid: number }
   | { type: 'started'; number: number; resumedFrom: string | null; worker: string }
   | { type: 'report'; number: number; epoch: number; value: number; decision: PruneDecision | null }
   | { type: 'done'; number: number; runStatus: string; value: number | null; reason?: string }
@@ -186,8 +187,12 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
   let queue: TrialTask[] = [];
   let wake: (() => void) | null = null;
   let exiting = false;
+  // After Ctrl-C this worker ends its trial with a checkpoint and leaves.
+  let interrupted = false;
   const onSigint = () => {
+    interrupted = true;
     control.stop = true;
+    wake?.();
   };
   process.on('SIGINT', onSigint);
   process.on('message', (m: ToWorker) => {
@@ -210,6 +215,10 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
   });
   send({ type: 'ready', pid: process.pid });
   while (!exiting) {
+    if (interrupted && queue.length === 0) {
+      send({ type: 'leaving', pid: process.pid });
+      break;
+    }
     if (queue.length === 0) {
       await new Promise<void>((resolve) => (wake = resolve));
       wake = null;
@@ -219,9 +228,17 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
     reports.clear();
     for (const r of task.reports) reports.set(r.number, { number: r.number, state: r.state, values: new Map(Object.entries(r.values).map(([k, v]) => [Number(k), v as number])) });
     if (!reports.has(task.number)) reports.set(task.number, { number: task.number, state: 'running', values: new Map() });
-    control.stop = false;
-    send(await runTrial(task, registry, { backend, control, send, reports }));
+    control.stop = interrupted;
+    const result = await runTrial(task, registry, { backend, control, send, reports });
+    // Said before the result, so that the coordinator hands this worker nothing more.
+    if (interrupted) send({ type: 'leaving', pid: process.pid });
+    send(result);
     queue = queue.filter((t) => t.number !== task.number);
+    if (interrupted) {
+      // Trials handed over meanwhile go back untouched; this worker leaves.
+      for (const t of queue) send({ type: 'done', number: t.number, runStatus: 'interrupted', value: null });
+      break;
+    }
   }
   process.removeListener('SIGINT', onSigint);
   if (process.connected) process.disconnect();
