@@ -4,6 +4,7 @@
 import type { PluginDefinition } from '../core';
 import { plugins as betaVae } from './beta-vae';
 import { plugins as conv } from './conv';
+import { plugins as cvae } from './cvae';
 import { plugins as dipVae } from './dip-vae';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
@@ -23,6 +24,7 @@ import { plugins as vqVae } from './vq-vae';
 export const plugins: PluginDefinition[] = [
   ...betaVae,
   ...conv,
+  ...cvae,
   ...dipVae,
   ...discreteLikelihoods,
   ...elbo,

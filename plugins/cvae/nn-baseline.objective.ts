@@ -1,0 +1,70 @@
+/**
+ * The deterministic baseline of the CVAE's structured-output tasks (the "NN" of Sohn, Lee & Yan
+ * 2015, https://papers.nips.cc/paper/5775, Table 1): a regression network y -> x trained by
+ * maximum likelihood, with no latent variable. The network is the model's decoder, run at z = 0:
+ * params = decoder.decode(0, y), loss = -log p(x | params) under the experiment's likelihood (the
+ * same likelihood the CVAE is scored with, e.g. masked-bernoulli on the hidden quadrants).
+ * Because it trains the decoder itself, a CVAE with the same decoder and latent sizes can start
+ * its generation network from it (init.from the baseline's run, init.include [decoder/]), the
+ * initial guess of the paper. The decoder's weights on z get a zero gradient here (z is 0) and
+ * keep their initialisation. Only the decoder is reached: train with train.trainable: [decoder/].
+ * Reads no keys.
+ */
+import { inject, injectable } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ConfigError,
+  Module,
+  TOKENS,
+  definePlugin,
+  type DataInfo,
+  type ModelBatch,
+  type Objective,
+  type ObjectiveContext,
+  type ObjectiveTerms,
+  type VaeModel,
+} from '../../core';
+
+export const nnBaselineObjectiveSchema = {} as const;
+
+/** Terms [B]: loss = reconstruction = -log p(x | decoder(0, cond)). */
+@injectable()
+export class NnBaselineObjective extends Module implements Objective {
+  constructor(
+    @inject(TOKENS.Model) private readonly model: VaeModel,
+    @inject(TOKENS.DataInfo) data: DataInfo,
+  ) {
+    super();
+    if (data.condDim === 0) {
+      throw new ConfigError(
+        'objective.use: "nn-baseline" predicts x from the conditioning input, and data.condition.use is "none"; set data.condition.use to "visible-quadrants" or "labels"',
+      );
+    }
+  }
+
+  /** The baseline's likelihood parameters decoder(0, cond). cond [B, condDim] -> [B, dataDim * paramsPerDim] */
+  predict(cond: tf.Tensor2D, ctx: ObjectiveContext): tf.Tensor2D {
+    return tf.tidy(() => {
+      const lat = this.model.latent;
+      const z = tf.zeros([cond.shape[0], ...(lat.shape ?? [lat.dim])]);
+      return this.model.decoder.decode(z, cond, { ...ctx, cond });
+    });
+  }
+
+  terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms {
+    const cond = batch.cond;
+    if (!cond) throw new ConfigError('NnBaselineObjective.terms: the batch has no conditioning input; set data.condition.use');
+    return tf.tidy(() => {
+      const reconstruction = tf.neg(this.model.likelihood.logProb(batch.x, this.predict(cond, ctx))) as tf.Tensor1D;
+      return { loss: tf.clone(reconstruction) as tf.Tensor1D, reconstruction };
+    });
+  }
+}
+
+export const nnBaselineObjective = definePlugin({
+  slot: 'objective',
+  name: 'nn-baseline',
+  description: 'deterministic baseline y -> x of the CVAE tasks: the decoder at z = 0, trained on -log p(x | decoder(0, y)) (train.trainable: [decoder/])',
+  schema: nnBaselineObjectiveSchema,
+  implementation: NnBaselineObjective,
+});
