@@ -91,26 +91,30 @@ function buildMask(shape: readonly number[], visibleQuadrants: readonly number[]
 }
 
 /**
- * The conditioning input of n rows to generate from, or null: labels -> one-hot classes
- * 0, 1, ..., numClasses - 1, 0, ... (row i gets class i mod numClasses, so a grid shows a row or
- * column per class); visible-quadrants -> the visible parts of the first n examples of `split`
- * (cycled). Shapes: [n, condDim]. The caller disposes it.
+ * The conditioning input of n generated images laid out in a grid of `cols` columns (row-major),
+ * or null. Grid row r = floor(i / cols) of image i decides its condition: labels -> the one-hot
+ * class r mod numClasses (one row per class); visible-quadrants -> the visible part of example
+ * r mod split.n of `split` (one row of samples per given example). With cols = 1 (the default)
+ * image i gets class i mod numClasses and example i mod split.n. Shapes: [n, condDim]. The
+ * caller disposes it.
  */
 export function generationCondition(
   n: number,
   opts: ConditionOptions,
   info: { numClasses: number; dim: number; shape: readonly number[] },
   split: { x: Float32Array; n: number },
+  cols = 1,
 ): tf.Tensor2D | null {
+  const row = (i: number) => Math.floor(i / cols);
   switch (opts.use) {
     case 'none':
       return null;
     case 'labels':
-      return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % info.numClasses), 'int32'), info.numClasses), 'float32') as tf.Tensor2D);
+      return tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => row(i) % info.numClasses), 'int32'), info.numClasses), 'float32') as tf.Tensor2D);
     case 'visible-quadrants': {
       const x = new Float32Array(n * info.dim);
       for (let i = 0; i < n; i++) {
-        const r = i % split.n;
+        const r = row(i) % split.n;
         x.set(split.x.subarray(r * info.dim, (r + 1) * info.dim), i * info.dim);
       }
       const mask = visibleMask(info.shape, opts.visibleQuadrants);

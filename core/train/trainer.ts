@@ -641,7 +641,8 @@ class Trainer {
     writeGrid(path.join(images, `reconstructions${tag}.png`), recImgs, Math.min(nRec * 2, recImgs.length / info.dim), info.shape, g);
     const nS = g * g;
     const samples = tf.tidy(() => {
-      const c = generationCondition(nS, config.data.condition as ConditionOptions, dataset, dataset.test);
+      // one grid row per class (labels) or per given example (visible-quadrants)
+      const c = generationCondition(nS, config.data.condition as ConditionOptions, dataset, dataset.test, g);
       return parts.model.generate(nS, c, { training: false, rng: Rng.derive(seed, 'sample-grid') });
     });
     writeGrid(path.join(images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);

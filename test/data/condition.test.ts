@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { conditionDim, conditionOf, visibleMask, type ConditionOptions } from '../../core/data/condition';
+import { conditionDim, conditionOf, generationCondition, visibleMask, type ConditionOptions } from '../../core/data/condition';
 import { ConfigError } from '../../core/errors';
 import type { Batch } from '../../core/data/types';
 import { expectThrowExact } from './helpers';
@@ -47,5 +47,21 @@ describe('data.condition', () => {
     expectThrowExact(() => conditionDim(quadrants([0, 4]), image), ConfigError, 'data.condition.visibleQuadrants: quadrants are 0 (top-left), 1 (top-right), 2 (bottom-left), 3 (bottom-right); got [0,4]');
     expectThrowExact(() => conditionDim(quadrants([0, 1, 2, 3]), image), ConfigError, 'data.condition.visibleQuadrants: must list 1 to 3 distinct quadrants (something visible, something to predict); got [0,1,2,3]');
     expectThrowExact(() => conditionDim(quadrants([]), image), ConfigError, 'data.condition.visibleQuadrants: must list 1 to 3 distinct quadrants (something visible, something to predict); got []');
+  });
+
+  it('Should give each row of a generated grid one class (labels) or one given example (visible-quadrants)', () => {
+    // 3 classes, a grid of 2 columns and 8 images: rows 0..3 get classes 0, 1, 2, 0
+    const labels = generationCondition(8, { ...quadrants([0]), use: 'labels' }, image, { x: new Float32Array(0), n: 0 }, 2)!;
+    expect(tf.argMax(labels, 1).arraySync() as number[]).to.deep.equal([0, 0, 1, 1, 2, 2, 0, 0]);
+    // without a grid width, image i gets class i mod 3 (the former layout)
+    const flat = generationCondition(4, { ...quadrants([0]), use: 'labels' }, image, { x: new Float32Array(0), n: 0 })!;
+    expect(tf.argMax(flat, 1).arraySync() as number[]).to.deep.equal([0, 1, 2, 0]);
+    // two 4x4 examples with every pixel equal to 1 and 2; quadrant 0 shown, the rest -1;
+    // 3 columns, 6 images: row 0 shows example 0 three times, row 1 example 1
+    const split = { x: Float32Array.from([...new Array(16).fill(1), ...new Array(16).fill(2)]), n: 2 };
+    const vis = generationCondition(6, quadrants([0]), image, split, 3)!.arraySync() as number[][];
+    const shown = (v: number) => Array.from({ length: 16 }, (_, i) => ([0, 1, 4, 5].includes(i) ? v : -1));
+    expect(vis).to.deep.equal([shown(1), shown(1), shown(1), shown(2), shown(2), shown(2)]);
+    tf.dispose([labels, flat]);
   });
 });
