@@ -11,6 +11,8 @@ import { applyOverrides, experimentFromObject, loadExperiment, readExperimentFil
 import { hasStages, planStages, portableRaw, type StagePlan } from './config/stages';
 import { coreSchema } from './config/core-schema';
 import { generationCondition, type ConditionOptions } from './data/condition';
+import { DspritesData } from './data/dsprites';
+import { disentanglementSummary, evaluateModelDisentanglement } from './eval/disentanglement';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -184,10 +186,16 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--k <n>', 'importance samples per example', positiveInt('--k'))
     .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--limit <n>', 'evaluate the log-likelihood on the first N test examples', positiveInt('--limit'))
+    .option('--disentanglement', 'also MIG, FactorVAE score, DCI and SAP (disentanglement_lib protocols) of the posterior means; needs a run trained on data.use: dsprites')
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; backend?: string }) => {
+    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; disentanglement?: boolean; backend?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
       const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint, err);
+      if (o.disentanglement && session.config.data.use !== 'dsprites') {
+        throw new ConfigError(
+          `eval --disentanglement: needs a run trained on data.use: dsprites (the data set whose factors of variation are known); run ${JSON.stringify(dir)} was trained on data.use: ${session.config.data.use}`,
+        );
+      }
       if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
       const ctx = {
         info: session.dataset,
@@ -200,6 +208,11 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       const t0 = Date.now();
       const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples);
       const record: Record<string, unknown> = { checkpoint: path.relative(run.dir, checkpoint), backend: backend.name, seconds: (Date.now() - t0) / 1000, ...result };
+      if (o.disentanglement) {
+        err('disentanglement metrics on the dsprites factors (MIG, FactorVAE score, DCI, SAP)');
+        const scores = disentanglementSummary(evaluateModelDisentanglement(session.parts.model, new DspritesData(), session.config.seed));
+        record.test = { ...(record.test as Record<string, number>), ...scores };
+      }
       writeJsonAtomic(run.file('eval.json'), record);
       out(JSON.stringify(record.test ?? record, null, 2));
     });

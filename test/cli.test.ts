@@ -145,6 +145,14 @@ describe('cli', () => {
       expect(record.iw.k).to.equal(3);
     });
 
+    it('Should refuse disentanglement metrics for a run not trained on the data set with known factors', () => {
+      const r = vaelab(['eval', runDir, '--k', '2', '--disentanglement']);
+      expect(r.code).to.equal(2);
+      expect(r.err.trim().split('\n').pop()).to.equal(
+        `eval --disentanglement: needs a run trained on data.use: dsprites (the data set whose factors of variation are known); run ${JSON.stringify(runDir)} was trained on data.use: synthetic`,
+      );
+    });
+
     it('Should draw a sample grid into a PNG', () => {
       const file = path.join(out, 'grid.png');
       const r = vaelab(['sample', runDir, '--n', '9', '--out', file]);
