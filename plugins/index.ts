@@ -12,6 +12,7 @@ import { plugins as gatedMlp } from './gated-mlp';
 import { plugins as gaussianLatent } from './gaussian-latent';
 import { plugins as iwae } from './iwae';
 import { plugins as likelihoods } from './likelihoods';
+import { plugins as m2 } from './m2';
 import { plugins as mixturePrior } from './mixture-prior';
 import { plugins as mlp } from './mlp';
 import { plugins as mmdVae } from './mmd-vae';
@@ -32,6 +33,7 @@ export const plugins: PluginDefinition[] = [
   ...gaussianLatent,
   ...iwae,
   ...likelihoods,
+  ...m2,
   ...mixturePrior,
   ...mlp,
   ...mmdVae,

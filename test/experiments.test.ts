@@ -49,7 +49,10 @@ describe('experiment files', () => {
   for (const f of files) {
     it(`Should build ${f} and train 2 steps on a data slice${/^stages:/m.test(fs.readFileSync(path.join(dir, f), 'utf8')) ? ', each stage' : ''}`, async () => {
       const file = path.join(dir, f);
-      const raw = applyOverrides(readExperimentFile(file), overrides);
+      const read = readExperimentFile(file);
+      // A semi-supervised file keeps its labelled subset, which needs enough examples of each class.
+      const labelled = Number((read.data as { labelledSize?: unknown } | undefined)?.labelledSize ?? 0);
+      const raw = applyOverrides(read, labelled > 0 ? [...overrides, `data.trainLimit=${Math.max(64, 20 * labelled)}`] : overrides);
       const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-exp-'));
       if (hasStages(raw)) {
         const plan = planStages(raw, builtins(), file);

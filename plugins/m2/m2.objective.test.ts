@@ -1,0 +1,160 @@
+import { expect } from 'chai';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, Rng, experimentFromObject, type DataInfo } from '../../core';
+import {
+  buildParts,
+  describeConformance,
+  disposeBatch,
+  disposeParts,
+  experimentObject,
+  expectThrowExact,
+  registryOf,
+  syntheticData,
+  trainSteps,
+} from '../../testing';
+import { m2Objective, type M2Objective } from './m2.objective';
+
+const plugins = [m2Objective];
+/** 8x8 images of 4 classes, conditioned on the one-hot label (data.condition: labels). */
+const LABELLED: DataInfo = { name: 'tiny', shape: [8, 8, 1], dim: 64, numClasses: 4, condDim: 4, trainSize: 64, labelledTrainSize: 32 };
+/** 2-D points of 2 classes. */
+const POINTS: DataInfo = { name: 'points', shape: [1, 1, 2], dim: 2, numClasses: 2, condDim: 2, trainSize: 10, labelledTrainSize: 4 };
+const LOG_2PI = Math.log(2 * Math.PI);
+
+/**
+ * A model set by hand on 2-D points with 2 classes, where every term has a closed form:
+ * q(z|x,y) = N(m, e^-30) with m = 0.5 x0 - 0.2 x1 + 0.3 y0 - 0.4 y1 + 0.1 (z = m to 1e-6),
+ * p(z) = N(0, 1), x | z, y ~ N(w z + c_y + b, 0.5^2 I) with w = [1.5, -0.7], c_0 = [0.2, 0],
+ * c_1 = [-0.3, 0.4], b = [0.3, 0.1]; classifier logits = x Wc + bc, Wc = [[1, -1], [0.5, 0.2]], bc = [0, 0.3].
+ */
+function handModel(alpha = 0.1) {
+  const parts = buildParts(
+    {
+      encoder: { use: 'mlp', mlp: { hiddenSizes: [4], activation: 'linear' } },
+      latent: { use: 'gaussian', gaussian: { dim: 1, minLogVar: -40 } },
+      decoder: { use: 'mlp', mlp: { hiddenSizes: [] } },
+      likelihood: { use: 'gaussian', gaussian: { scale: 'fixed', fixedScale: 0.5 } },
+      objective: { use: 'm2', m2: { alpha, classifierHiddenSizes: [] } },
+    },
+    POINTS,
+    { plugins },
+  );
+  const vars = new Map([...parts.model.variables(), ...[...parts.objective.variables()].map(([k, v]) => [`objective/${k}`, v] as const)]);
+  const set = (name: string, values: number[], shape: number[]) => {
+    const t = tf.tensor(values, shape);
+    vars.get(name)!.assign(t);
+    t.dispose();
+  };
+  set('encoder/mlp/dense0/kernel', [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], [4, 4]);
+  set('encoder/mlp/dense0/bias', [0, 0, 0, 0], [4]);
+  set('latent/loc/kernel', [0.5, -0.2, 0.3, -0.4], [4, 1]);
+  set('latent/loc/bias', [0.1], [1]);
+  set('latent/logVar/kernel', [0, 0, 0, 0], [4, 1]);
+  set('latent/logVar/bias', [-30], [1]);
+  set('decoder/mlp/dense0/kernel', [1.5, -0.7, 0.2, 0, -0.3, 0.4], [3, 2]);
+  set('decoder/mlp/dense0/bias', [0.3, 0.1], [2]);
+  set('objective/classifier/dense0/kernel', [1, -1, 0.5, 0.2], [2, 2]);
+  set('objective/classifier/dense0/bias', [0, 0.3], [2]);
+  return parts;
+}
+
+/** -ELBO(x, y) of handModel by hand: -log N(x; w m + c_y + b, 0.25 I) + KL(N(m, e^-30) || N(0, 1)) + log 2. */
+function negElboByHand(x: [number, number], y: number): number {
+  const m = 0.5 * x[0] - 0.2 * x[1] + (y === 0 ? 0.3 : -0.4) + 0.1;
+  const c = y === 0 ? [0.2, 0] : [-0.3, 0.4];
+  const mean = [1.5 * m + c[0] + 0.3, -0.7 * m + c[1] + 0.1];
+  const logPx = [0, 1].reduce((s, d) => s - 0.5 * (LOG_2PI + Math.log(0.25) + (x[d] - mean[d]) ** 2 / 0.25), 0);
+  const kl = 0.5 * (m * m + Math.exp(-30) + 30 - 1);
+  return -logPx + kl + Math.log(2);
+}
+
+/** log q(y|x) of handModel by hand. */
+function logQyByHand(x: [number, number]): [number, number] {
+  const l = [x[0] * 1 + x[1] * 0.5, x[0] * -1 + x[1] * 0.2 + 0.3];
+  const lse = Math.log(Math.exp(l[0]) + Math.exp(l[1]));
+  return [l[0] - lse, l[1] - lse];
+}
+
+describe('m2 objective', () => {
+  describeConformance(m2Objective, [{ title: '4 classes, half the labels hidden', info: LABELLED, config: { classifierHiddenSizes: [8] } }], { plugins });
+
+  it('Should give the labelled loss -ELBO(x,y) + alpha N / N_l (-log q(y|x)) and the unlabelled bound sum_y q(y|x) (-ELBO(x,y) + log q(y|x)) by hand', () => {
+    const parts = handModel(0.1);
+    const xs: Array<[number, number]> = [[0.5, -0.2], [2, -1], [-1, 0.8]];
+    // row 0 labelled class 1, row 1 unlabelled, row 2 labelled class 0
+    const batch = {
+      x: tf.tensor2d(xs),
+      cond: null,
+      labels: tf.tensor2d([[0, 1], [0, 0], [1, 0]]),
+      labelMask: tf.tensor1d([1, 0, 1]),
+    };
+    const t = parts.objective.terms(batch, { training: false, rng: Rng.derive(0, 'm2'), step: 0 });
+    const loss = t.loss.dataSync();
+    // alpha N / N_l = 0.1 * 10 / 4 = 0.25
+    expect((parts.objective as M2Objective).classWeight).to.be.closeTo(0.25, 1e-12);
+    const unlabelled = (x: [number, number]) => {
+      const lq = logQyByHand(x);
+      return [0, 1].reduce((s, y) => s + Math.exp(lq[y]) * (negElboByHand(x, y) + lq[y]), 0);
+    };
+    expect(loss[0]).to.be.closeTo(negElboByHand(xs[0], 1) - 0.25 * logQyByHand(xs[0])[1], 1e-3);
+    expect(loss[1]).to.be.closeTo(unlabelled(xs[1]), 1e-3);
+    expect(loss[2]).to.be.closeTo(negElboByHand(xs[2], 0) - 0.25 * logQyByHand(xs[2])[0], 1e-3);
+    // elbo = -U(x) on every row; classification = -log q(y|x) of known labels; error = argmax q(y|x) != y
+    const elbo = t.elbo.dataSync();
+    xs.forEach((x, i) => expect(elbo[i], `row ${i}`).to.be.closeTo(-unlabelled(x), 1e-3));
+    expect(Array.from(t.classification.dataSync())[1]).to.equal(0);
+    expect(t.classification.dataSync()[2]).to.be.closeTo(-logQyByHand(xs[2])[0], 1e-5);
+    const predicted = xs.map((x) => (logQyByHand(x)[0] > logQyByHand(x)[1] ? 0 : 1));
+    expect(Array.from(t.error.dataSync())).to.deep.equal([predicted[0] !== 1 ? 1 : 0, 0, predicted[2] !== 0 ? 1 : 0]);
+    tf.dispose([batch.x, batch.labels, batch.labelMask, ...Object.values(t)]);
+    disposeParts(parts);
+  });
+
+  it('Should keep the unlabelled loss above min_y -ELBO(x,y) - log K (the entropy of q(y|x) is at most log K)', () => {
+    // U = sum_y q (L + log q) >= min_y L - H(q) >= min_y L - log K, by hand on handModel
+    const parts = handModel();
+    const xs: Array<[number, number]> = [[0.5, -0.2], [2, -1]];
+    const batch = { x: tf.tensor2d(xs), cond: null, labels: tf.zeros([2, 2]) as tf.Tensor2D, labelMask: tf.zeros([2]) as tf.Tensor1D };
+    const u = parts.objective.terms(batch, { training: false, rng: Rng.derive(1, 'm2'), step: 0 }).loss.dataSync();
+    xs.forEach((x, i) => expect(u[i]).to.be.at.least(Math.min(negElboByHand(x, 0), negElboByHand(x, 1)) - Math.log(2) - 1e-4));
+    tf.dispose([batch.x, batch.labels, batch.labelMask]);
+    disposeParts(parts);
+  });
+
+  it('Should lower its loss and learn the classes in 200 Adam steps with half the labels hidden', function () {
+    this.timeout(60000);
+    const parts = buildParts({ objective: { use: 'm2', m2: { classifierHiddenSizes: [8] } } }, LABELLED, { plugins });
+    const data = syntheticData(LABELLED, 64);
+    // example i shows pattern (class) i % 4: hide the labels of rows with i % 8 >= 4, half of each class
+    data.labelMask = tf.tensor1d(Array.from({ length: 64 }, (_, i) => (i % 8 < 4 ? 1 : 0)));
+    const losses = trainSteps(parts, data, { steps: 200 });
+    expect(losses.every(Number.isFinite)).to.equal(true);
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+    expect(mean(losses.slice(-20))).to.be.below(0.8 * mean(losses.slice(0, 20)));
+    // the classifier now names the pattern of every example, the unlabelled ones too
+    const err = tf.tidy(() => parts.objective.terms({ ...data, labelMask: null }, { training: false, rng: Rng.derive(0, 'e'), step: 200 }).error.dataSync());
+    expect(Array.from(err).reduce((s, v) => s + v, 0)).to.equal(0);
+    disposeBatch(data);
+    disposeParts(parts);
+  });
+
+  it('Should refuse data without labels, a model not conditioned on them, a negative alpha and an undeclared key with exact messages', () => {
+    expectThrowExact(
+      () => buildParts({ objective: { use: 'm2' } }, { ...LABELLED, numClasses: 0, condDim: 0 }, { plugins }),
+      ConfigError,
+      'objective.use: "m2" needs class labels, and data set "tiny" has none; use a labelled data set (mnist, fashion-mnist, synthetic shapes)',
+    );
+    expectThrowExact(
+      () => buildParts({ objective: { use: 'm2' } }, { ...LABELLED, condDim: 0 }, { plugins }),
+      ConfigError,
+      'objective.use: "m2" needs data.condition.use "labels" (q(z|x,y) and p(x|y,z) take the one-hot label of 4 classes); the conditioning input has 0 values per example',
+    );
+    const validate = (m2: Record<string, unknown>) => () => experimentFromObject(experimentObject({ objective: { use: 'm2', m2 } }), registryOf({ plugins }));
+    expectThrowExact(validate({ alpha: -1 }), ConfigError, 'objective.m2.alpha: must be a number >= 0; got -1');
+    expectThrowExact(
+      validate({ alfa: 1 }),
+      ConfigError,
+      'objective.m2.alfa: not declared in the schema of plugin "m2" (keys: alpha, classifierHiddenSizes, classifierActivation). Did you mean "alpha"?',
+    );
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * The M2 semi-supervised VAE (Kingma, Rezende, Mohamed & Welling 2014, "Semi-Supervised Learning
+ * with Deep Generative Models", https://arxiv.org/abs/1406.5298, section 3.1.2): a classifier
+ * q(y|x) owned by this objective, q(z|x,y) = the model's encoder and latent given the one-hot y as
+ * conditioning input, p(x|y,z) = its decoder given y, p(y) uniform over the K classes and p(z)
+ * the model's prior. Per example, with L(x,y) = -ELBO(x,y) = -E_q[log p(x|y,z)] + KL(q(z|x,y) || p(z)) + log K:
+ *   labelled (label mask 1):   L(x,y) + alpha * N / N_l * (-log q(y|x))
+ *   unlabelled (mask 0):       U(x) = sum_y q(y|x) (L(x,y) + log q(y|x))   (exact sum over the K labels)
+ * whose mean over the training split is the paper's J^alpha / N (eq. 9) with alpha_paper = alpha * N
+ * (N training examples, N_l of them labelled: DataInfo.trainSize, labelledTrainSize). Every y
+ * of an unlabelled example is enumerated: one forward pass of K * B rows. Reads objective.m2.alpha,
+ * .classifierHiddenSizes and .classifierActivation.
+ */
+import { inject, injectable } from 'inversify';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  ACTIVATIONS,
+  ConfigError,
+  Mlp,
+  Module,
+  TOKENS,
+  definePlugin,
+  initRng,
+  pluginConfig,
+  type ConfigOf,
+  type DataInfo,
+  type ModelBatch,
+  type Objective,
+  type ObjectiveContext,
+  type ObjectiveTerms,
+  type VaeModel,
+} from '../../core';
+
+export const m2ObjectiveSchema = {
+  alpha: {
+    doc: "weight of the classification loss -log q(y|x) as a fraction of N: the paper's alpha = alpha * N (0.1 in the paper); each labelled example's weight is alpha * N / N_labelled",
+    format: 'non-negative-number',
+    default: 0.1,
+  },
+  classifierHiddenSizes: { doc: 'widths of the hidden layers of the classifier q(y|x)', format: 'positive-int-list', default: [500] },
+  classifierActivation: { doc: 'activation after every hidden layer of the classifier', format: ACTIVATIONS, default: 'softplus' },
+} as const;
+
+/**
+ * Terms, each [B]: loss (above); elbo = -U(x), the bound on log p(x) with y summed out (every row);
+ * classification = -log q(y|x) of the known label (0 where it is unknown); in evaluation error =
+ * 1 where argmax q(y|x) is not the known label (0 where it is unknown).
+ * Variables: the classifier `classifier/dense<i>/{kernel,bias}`, dataDim -> hidden -> K.
+ */
+@injectable()
+export class M2Objective extends Module implements Objective {
+  private readonly classes: number;
+  private readonly classifier: Mlp;
+  /** Weight of -log q(y|x) per labelled example: alpha * N / N_labelled. */
+  readonly classWeight: number;
+  constructor(
+    @inject(pluginConfig('objective', 'm2')) cfg: ConfigOf<typeof m2ObjectiveSchema>,
+    @inject(TOKENS.Model) private readonly model: VaeModel,
+    @inject(TOKENS.DataInfo) data: DataInfo,
+    @inject(TOKENS.Seed) seed: number,
+  ) {
+    super();
+    if (data.numClasses === 0) {
+      throw new ConfigError(`objective.use: "m2" needs class labels, and data set "${data.name}" has none; use a labelled data set (mnist, fashion-mnist, synthetic shapes)`);
+    }
+    if (data.condDim !== data.numClasses) {
+      throw new ConfigError(
+        `objective.use: "m2" needs data.condition.use "labels" (q(z|x,y) and p(x|y,z) take the one-hot label of ${data.numClasses} classes); the conditioning input has ${data.condDim} values per example`,
+      );
+    }
+    this.classes = data.numClasses;
+    const n = data.trainSize ?? 1;
+    const labelled = data.labelledTrainSize ?? n;
+    if (labelled === 0) throw new ConfigError(`objective.use: "m2" needs some labelled training examples; data set "${data.name}" has none in its training split`);
+    this.classWeight = (cfg.alpha * n) / labelled;
+    this.classifier = this.track('classifier', new Mlp([data.dim, ...cfg.classifierHiddenSizes, data.numClasses], cfg.classifierActivation, initRng(seed, 'objective', 'm2')));
+  }
+
+  /** log q(y|x). x [B, dataDim] -> [B, K] */
+  logQy(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => tf.logSoftmax(this.classifier.apply(x)) as tf.Tensor2D);
+  }
+
+  /**
+   * L(x, y) = -ELBO(x, y) for every label y, one sample of z each (closed-form KL when the prior
+   * and latent allow). x [B, dataDim] -> [B, K]
+   */
+  negElboPerClass(x: tf.Tensor2D, ctx: ObjectiveContext): tf.Tensor2D {
+    return tf.tidy(() => {
+      const b = x.shape[0];
+      const k = this.classes;
+      // class-major: row c * B + i is example i with label c
+      const xK = tf.tile(x, [k, 1]) as tf.Tensor2D;
+      const yK = tf.cast(tf.oneHot(tf.tensor1d(Array.from({ length: k * b }, (_, r) => Math.floor(r / b)), 'int32'), k), 'float32') as tf.Tensor2D;
+      const pass = this.model.forward({ x: xK, cond: yK }, 1, { ...ctx, cond: yK });
+      const { kl } = this.model.kl(pass.latent, yK, { ...ctx, cond: yK });
+      // -log p(y) = log K under the uniform prior over labels
+      const neg = tf.add(tf.sub(kl, pass.logPx), Math.log(k));
+      return tf.transpose(tf.reshape(neg, [k, b])) as tf.Tensor2D;
+    });
+  }
+
+  terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms {
+    const labels = batch.labels;
+    if (!labels) throw new ConfigError('M2Objective.terms: the batch has no labels (ModelBatch.labels); M2 needs a labelled data set');
+    return tf.tidy(() => {
+      const logQy = this.logQy(batch.x);
+      const qy = tf.exp(logQy);
+      const negElbo = this.negElboPerClass(batch.x, ctx);
+      // U(x) = sum_y q(y|x) (L(x,y) + log q(y|x)): the expected -ELBO minus the entropy of q(y|x)
+      const unlabelled = tf.sum(tf.mul(qy, tf.add(negElbo, logQy)), 1) as tf.Tensor1D;
+      const known = tf.sum(labels, 1);
+      const mask = batch.labelMask ? tf.mul(batch.labelMask, known) : known;
+      const labelledNegElbo = tf.sum(tf.mul(labels, negElbo), 1);
+      const classification = tf.neg(tf.sum(tf.mul(labels, logQy), 1)) as tf.Tensor1D;
+      const labelled = tf.add(labelledNegElbo, tf.mul(classification, this.classWeight));
+      const loss = tf.add(tf.mul(mask, labelled), tf.mul(tf.sub(1, mask), unlabelled)) as tf.Tensor1D;
+      const out: ObjectiveTerms = { loss, elbo: tf.neg(unlabelled) as tf.Tensor1D, classification: tf.mul(classification, mask) as tf.Tensor1D };
+      if (!ctx.training) {
+        const wrong = tf.cast(tf.notEqual(tf.argMax(logQy, 1), tf.argMax(labels, 1)), 'float32');
+        out.error = tf.mul(wrong, mask) as tf.Tensor1D;
+      }
+      return out;
+    });
+  }
+}
+
+export const m2Objective = definePlugin({
+  slot: 'objective',
+  name: 'm2',
+  description: 'M2 semi-supervised VAE (Kingma et al. 2014): classifier q(y|x), labelled -ELBO(x,y) + classification loss, unlabelled bound summed over every label',
+  schema: m2ObjectiveSchema,
+  implementation: M2Objective,
+});
