@@ -231,11 +231,13 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       const { session } = openRun(dir, registry, o.checkpoint, err);
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
+      const cols = Math.ceil(Math.sqrt(o.n));
       const imgs = tf.tidy(() => {
-        const cond = generationCondition(o.n, session.config.data.condition as ConditionOptions, session.dataset, session.dataset.test);
+        // one grid row per class (labels) or per given test example (visible quadrants)
+        const cond = generationCondition(o.n, session.config.data.condition as ConditionOptions, session.dataset, session.dataset.test, cols);
         return session.parts.model.generate(o.n, cond, { training: false, rng: Rng.derive(o.seed, 'cli-sample') });
       });
-      writeGrid(path.resolve(o.out), imgs.dataSync() as Float32Array, o.n, info.shape, Math.ceil(Math.sqrt(o.n)));
+      writeGrid(path.resolve(o.out), imgs.dataSync() as Float32Array, o.n, info.shape, cols);
       imgs.dispose();
       out(path.resolve(o.out));
     });
