@@ -10,6 +10,7 @@ import { plugins as discreteLikelihoods } from './discrete-likelihoods';
 import { plugins as elbo } from './elbo';
 import { plugins as gatedMlp } from './gated-mlp';
 import { plugins as gaussianLatent } from './gaussian-latent';
+import { plugins as hierarchical } from './hierarchical';
 import { plugins as iwae } from './iwae';
 import { plugins as likelihoods } from './likelihoods';
 import { plugins as m2 } from './m2';
@@ -31,6 +32,7 @@ export const plugins: PluginDefinition[] = [
   ...elbo,
   ...gatedMlp,
   ...gaussianLatent,
+  ...hierarchical,
   ...iwae,
   ...likelihoods,
   ...m2,
