@@ -1,6 +1,18 @@
 import { expect } from 'chai';
+import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
-import { ConfigError, Rng, experimentFromObject, type DataInfo } from '../../core';
+import {
+  ConfigError,
+  Dense,
+  Module,
+  Rng,
+  TOKENS,
+  definePlugin,
+  experimentFromObject,
+  initRng,
+  type DataInfo,
+  type Encoder,
+} from '../../core';
 import {
   buildParts,
   describeConformance,
@@ -15,7 +27,29 @@ import {
 } from '../../testing';
 import { bottomUpLatent, type BottomUpLatent } from './bottom-up.latent';
 
-const set = { plugins: [bottomUpLatent] };
+/** Features at two depths, [B, 8] and [B, 4] (test only): what a ladder's encoder gives, not this latent's. */
+@injectable()
+class TwoDepthEncoder extends Module implements Encoder {
+  readonly outputDim = 4;
+  readonly outputShapes = [[8], [4]] as const;
+  private readonly bottom: Dense;
+  private readonly top: Dense;
+  constructor(@inject(TOKENS.DataInfo) info: DataInfo, @inject(TOKENS.Seed) seed: number) {
+    super();
+    const rng = initRng(seed, 'encoder', 'two-depth');
+    this.bottom = this.track('bottom', new Dense(info.dim, 8, rng));
+    this.top = this.track('top', new Dense(8, 4, rng));
+  }
+  encode(x: tf.Tensor2D): tf.Tensor[] {
+    return tf.tidy(() => {
+      const h1 = this.bottom.apply(x, 'relu');
+      return [h1, this.top.apply(h1, 'relu')];
+    });
+  }
+}
+const twoDepthEncoder = definePlugin({ slot: 'encoder', name: 'two-depth', description: 'two feature depths (test only)', schema: {}, implementation: TwoDepthEncoder });
+
+const set = { plugins: [bottomUpLatent, twoDepthEncoder] };
 
 // -----------------------------------------------------------------------------------------------
 // A linear-Gaussian two-layer model, everything known in closed form:
@@ -249,6 +283,39 @@ describe('bottom-up latent (hierarchical)', () => {
     disposeParts(flat);
   });
 
+  it('Should match a central finite difference of d sum(z1^2 + z2^2) / d(a q1 log-variance bias) (eps 1e-3, rtol 0.02)', () => {
+    // z2 = loc(z1) + exp(logVar(z1) / 2) eps2 is reparameterised through the drawn z1: the tape's
+    // gradient must equal the numeric one with the noise held fixed (same seed).
+    const parts = buildParts({ latent: { use: 'bottom-up', 'bottom-up': { dims: [3, 2], hiddenSizes: [4] } } }, undefined, set);
+    const latent = parts.model.latent;
+    const h = tf.randomUniform([4, 16], -1, 1, 'float32', 11) as tf.Tensor2D;
+    const bias = latent.variables().get('q1/logVar/bias')!;
+    const f = () =>
+      tf.tidy(() => {
+        const s = latent.sample(h, 2, { training: true, rng: Rng.derive(8, 'fd') });
+        return tf.add(tf.sum(tf.square(s.z)), tf.sum(tf.square(s.priorZ!))) as tf.Scalar;
+      });
+    const { value, grads } = tf.variableGrads(f, [bias]);
+    const analytic = grads[bias.name].dataSync()[0];
+    const base = bias.dataSync().slice();
+    const at = (delta: number) => {
+      const b = base.slice();
+      b[0] += delta;
+      bias.assign(tf.tensor1d(b));
+      const v = f();
+      const out = v.dataSync()[0];
+      v.dispose();
+      return out;
+    };
+    const eps = 1e-3;
+    const numeric = (at(eps) - at(-eps)) / (2 * eps);
+    bias.assign(tf.tensor1d(base));
+    expect(Math.abs(numeric)).to.be.above(1e-3);
+    expect(Math.abs(analytic - numeric) / Math.abs(numeric)).to.be.below(0.02);
+    tf.dispose([h, value, ...Object.values(grads)]);
+    disposeParts(parts);
+  });
+
   it('Should send gradients of the IWAE loss to every variable of every layer', () => {
     const parts = buildParts(
       {
@@ -275,13 +342,19 @@ describe('bottom-up latent (hierarchical)', () => {
     disposeParts(parts);
   });
 
-  it('Should refuse zero layers and hidden sizes that do not match the layers, with the exact messages', () => {
+  it('Should refuse zero layers, hidden sizes that do not match the layers and a multi-depth encoder, with the exact messages', () => {
     const build = (cfg: Record<string, unknown>) => () => buildParts({ latent: { use: 'bottom-up', 'bottom-up': cfg } }, undefined, set);
     expectThrowExact(build({ dims: [], hiddenSizes: [] }), ConfigError, 'latent.bottom-up.dims: must list at least one stochastic layer; got []');
     expectThrowExact(
       build({ dims: [100, 50], hiddenSizes: [100, 100] }),
       ConfigError,
       'latent.bottom-up.hiddenSizes: must have one entry per pair of adjacent layers, 1 for latent.bottom-up.dims [100,50]; got [100,100] (2 entries)',
+    );
+    expectThrowExact(
+      () => buildParts({ encoder: { use: 'two-depth' }, latent: { use: 'bottom-up' } }, undefined, set),
+      ConfigError,
+      'latent.bottom-up: needs one flat feature row [B, D] from the encoder (the layers above the first are computed here from the drawn codes); ' +
+        "got the encoder's 2 feature shapes [[8],[4]]",
     );
     expectThrowExact(
       () => experimentFromObject(experimentObject({ latent: { use: 'bottom-up', 'bottom-up': { dims: [0] } } }), registryOf(set)),
