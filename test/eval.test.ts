@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
-import { evaluateTerms, iwLogLikelihood, latentStats } from '../core/eval/evaluate';
+import { evaluateTerms, iwChunking, iwLogLikelihood, latentStats } from '../core/eval/evaluate';
 import { buildParts } from './kits/build';
 import { exactLogP, linearGaussianParts } from '../plugins/elbo/linear-gaussian.fixture';
 
@@ -111,5 +111,18 @@ describe('evaluation', () => {
     expect(stats.activeUnits).to.equal(1);
     expect(latentStats(parts.model, four, ctx, 0.001)!.activeUnits).to.equal(2);
     expect(latentStats(parts.model, four, ctx, 2.5)!.activeUnits).to.equal(0);
+  });
+
+  it('Should cut importance sampling so that a chunk holds at most 10 000 x 784 decoder outputs, by hand', () => {
+    // one parameter per MNIST pixel: as before, 100 samples of 100 images
+    expect(iwChunking(5000, 100, 784, 1)).to.deep.equal({ samples: 100, batchSize: 100 });
+    // 15 parameters per pixel (a mixture of 5 logistics): floor(7 840 000 / 11 760) = 666 rows
+    expect(iwChunking(100, 100, 784, 15)).to.deep.equal({ samples: 100, batchSize: 6 });
+    // 256 levels: 39 rows, so 39 samples of one image at a time
+    expect(iwChunking(100, 100, 784, 256)).to.deep.equal({ samples: 39, batchSize: 1 });
+    // small data: never more than 10 000 rows, never fewer samples than k when k is small
+    expect(iwChunking(3, 100, 2, 1)).to.deep.equal({ samples: 3, batchSize: 3333 });
+    // a huge output: one sample of one image
+    expect(iwChunking(10, 10, 784 * 64, 256)).to.deep.equal({ samples: 1, batchSize: 1 });
   });
 });

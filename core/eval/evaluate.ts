@@ -14,8 +14,22 @@ import type { Batch, DataSplit, DatasetInfo } from '../data/types';
 import { disposeLatentSample, type VaeModel } from '../model';
 import { Rng } from '../rng';
 
-/** Rows (samples x examples) one importance-sampling chunk may hold at once. */
+/** Rows (samples x examples) one importance-sampling chunk may hold at once, for one decoder output per data dimension. */
 export const IW_ROW_BUDGET = 10000;
+
+/**
+ * How an importance-sampling evaluation is cut: `samples` draws per example at once for `batchSize`
+ * examples, so that a chunk's decoder output (rows x dataDim x paramsPerDim floats) stays within
+ * what IW_ROW_BUDGET rows of MNIST with one parameter per pixel hold (10 000 x 784 floats). A
+ * likelihood with many parameters per dimension (256 levels, a mixture of logistics) gets fewer
+ * rows, down to one sample of one example; with one parameter per pixel of MNIST nothing changes.
+ */
+export function iwChunking(k: number, chunk: number, dataDim: number, paramsPerDim: number): { samples: number; batchSize: number } {
+  const rows = Math.max(1, Math.floor((IW_ROW_BUDGET * 784) / (Math.max(1, dataDim) * Math.max(1, paramsPerDim))));
+  const cap = Math.min(IW_ROW_BUDGET, rows);
+  const samples = Math.max(1, Math.min(chunk, k, cap));
+  return { samples, batchSize: Math.max(1, Math.floor(cap / samples)) };
+}
 
 /**
  * Turns a data batch into what the model sees: x; cond = one-hot labels when conditioning on
@@ -139,8 +153,7 @@ export function iwLogLikelihood(
   k: number,
   chunk: number,
 ): { mean: number; perExample: Float64Array } {
-  const c = Math.min(chunk, k);
-  const batchSize = Math.max(1, Math.floor(IW_ROW_BUDGET / c));
+  const { samples: c, batchSize } = iwChunking(k, chunk, ctx.info.dim, model.likelihood.paramsPerDim);
   const batcher = evalBatcher(split, ctx, batchSize);
   const per = new Float64Array(split.n);
   let row = 0;
