@@ -63,29 +63,164 @@ export function importance(spec: SweepSpec, state: SweepState): Array<{ paramete
 
 const axisValue = (v: unknown): unknown => (typeof v === 'number' || typeof v === 'string' ? v : JSON.stringify(v));
 
+/**
+ * One swept parameter as the pictures place it: on a numeric axis (log for log distributions),
+ * or, for choices, at the index of its value among `choices`.
+ */
+export interface SweepAxis {
+  path: string;
+  numeric: boolean;
+  log: boolean;
+  /** The values of a choice parameter, in the order of its axis. */
+  choices?: readonly unknown[];
+}
+
+/** What the pictures need of a trial (a TrialRecord, or the run index's sweep trial). */
+export interface SweepPlotTrial {
+  number: number;
+  status: string;
+  params: Record<string, unknown>;
+  value: number | null;
+}
+
+/** The axis of a parameter of the sweep file. */
+export function axisOf(p: Param): SweepAxis {
+  return {
+    path: p.path,
+    numeric: p.kind === 'range' || p.values.every((v) => typeof v === 'number'),
+    log: p.kind === 'range' && isLog(p),
+    ...(p.kind === 'choice' ? { choices: p.values } : {}),
+  };
+}
+
+const endedTrials = (trials: readonly SweepPlotTrial[]) => trials.filter((t) => (t.status === 'completed' || t.status === 'pruned') && t.value !== null);
+
+/** The metric against each parameter, one panel per parameter; completed and pruned trials told apart. */
+export function metricVsParametersSpec(title: string, metric: string, axes: readonly SweepAxis[], trials: readonly SweepPlotTrial[]): VegaLiteSpec {
+  const ended = endedTrials(trials);
+  return {
+    title,
+    hconcat: axes.map((p) => ({
+      width: 220,
+      height: 180,
+      data: { values: ended.filter((t) => p.path in t.params).map((t) => ({ x: axisValue(t.params[p.path]), y: t.value, status: t.status, trial: t.number })) },
+      mark: { type: 'point', filled: true, size: 50 },
+      encoding: {
+        x: { field: 'x', type: p.numeric ? 'quantitative' : 'nominal', title: p.path, ...(p.log ? { scale: { type: 'log' } } : { scale: { zero: false } }) },
+        y: { field: 'y', type: 'quantitative', title: metric, scale: { zero: false } },
+        color: { field: 'status', type: 'nominal', scale: { domain: ['completed', 'pruned'], range: ['#1f77b4', '#d62728'] } },
+      },
+    })),
+  };
+}
+
+/**
+ * Parallel coordinates: one line per ended trial across the parameters and the metric, each axis
+ * (parameters, then the metric) scaled to [0, 1] by its own range, coloured by the metric.
+ *
+ * With `brush` (the dashboard): the axes sit at x = 0, 1, ... on a continuous scale so that an
+ * interval can be dragged over them; a trial with any point inside the interval stays opaque,
+ * the others fade, and pruned trials are dashed. Without it, the picture of writeSweepPlots.
+ */
+export function parallelCoordinatesSpec(
+  title: string,
+  metric: { name: string; goal: 'minimize' | 'maximize' },
+  axes: readonly SweepAxis[],
+  trials: readonly SweepPlotTrial[],
+  opts: { brush?: boolean } = {},
+): VegaLiteSpec {
+  const ended = endedTrials(trials);
+  const names = [...axes.map((p) => p.path), metric.name];
+  const numericOf = (p: SweepAxis | undefined, v: unknown): number | null => {
+    if (v === undefined || v === null) return null;
+    if (!p) return v as number;
+    if (p.choices) return p.choices.findIndex((x) => JSON.stringify(x) === JSON.stringify(v));
+    if (typeof v !== 'number') return null;
+    return p.log ? Math.log(v) : v;
+  };
+  const ranges = names.map((a, i) => {
+    const vs = ended.map((t) => numericOf(axes[i], i === axes.length ? t.value : t.params[a])).filter((x): x is number => x !== null);
+    return { lo: Math.min(...vs), hi: Math.max(...vs) };
+  });
+  const rows = ended.flatMap((t) =>
+    names.flatMap((a, i) => {
+      const raw = i === axes.length ? t.value : t.params[a];
+      const x = numericOf(axes[i], raw);
+      if (x === null) return [];
+      const { lo, hi } = ranges[i];
+      return [{ trial: t.number, axis: a, order: i, scaled: hi > lo ? (x - lo) / (hi - lo) : 0.5, shown: axisValue(raw), metric: t.value, status: t.status }];
+    }),
+  );
+  const color = { field: 'metric', type: 'quantitative', title: metric.name, scale: { scheme: 'viridis', reverse: metric.goal === 'maximize' } };
+  const width = Math.max(300, 140 * names.length);
+  if (!opts.brush) {
+    return {
+      title,
+      width,
+      height: 300,
+      data: { values: rows },
+      layer: [
+        { mark: { type: 'rule', color: '#999' }, encoding: { x: { field: 'axis', type: 'nominal', sort: names, title: null, axis: { labelAngle: -15, labelLimit: 320 } } } },
+        {
+          mark: { type: 'line', opacity: 0.7 },
+          encoding: {
+            x: { field: 'axis', type: 'nominal', sort: names },
+            y: { field: 'scaled', type: 'quantitative', axis: null },
+            detail: { field: 'trial', type: 'nominal' },
+            order: { field: 'order' },
+            color,
+          },
+        },
+      ],
+    };
+  }
+  // Fixed domains: the scales must not depend on data that depends on the brush.
+  const x = {
+    field: 'order',
+    type: 'quantitative',
+    title: null,
+    scale: { domain: [-0.3, names.length - 0.7], nice: false, zero: false },
+    axis: { values: names.map((_, i) => i), labelExpr: `${JSON.stringify(names)}[datum.value]`, labelAngle: -15, labelLimit: 320, grid: true, gridColor: '#999', gridOpacity: 1 },
+  };
+  const y = { field: 'scaled', type: 'quantitative', axis: null, scale: { domain: [0, 1], nice: false, zero: false } };
+  return {
+    title,
+    width,
+    height: 300,
+    data: { values: rows },
+    layer: [
+      {
+        params: [{ name: 'brush', select: { type: 'interval', encodings: ['x', 'y'] } }],
+        mark: { type: 'point', size: 30, color: '#666', opacity: 0.5 },
+        encoding: { x, y, tooltip: [{ field: 'trial' }, { field: 'axis' }, { field: 'shown', title: 'value' }] },
+      },
+      {
+        transform: [
+          { calculate: "!length(data('brush_store')) || vlSelectionTest('brush_store', datum) ? 1 : 0", as: 'hit' },
+          { joinaggregate: [{ op: 'max', field: 'hit', as: 'picked' }], groupby: ['trial'] },
+        ],
+        mark: { type: 'line', strokeWidth: 2 },
+        encoding: {
+          x,
+          y,
+          detail: { field: 'trial', type: 'nominal' },
+          order: { field: 'order' },
+          color,
+          opacity: { condition: { test: 'datum.picked > 0', value: 0.85 }, value: 0.08 },
+          strokeDash: { field: 'status', type: 'nominal', scale: { domain: ['completed', 'pruned'], range: [[1, 0], [5, 3]] }, title: 'trial' },
+        },
+      },
+    ],
+  };
+}
+
 /** The four Vega-Lite specs of a sweep, by file name. */
 export function sweepPlotSpecs(spec: SweepSpec, state: SweepState): Record<string, VegaLiteSpec> {
   const metric = spec.metric.name;
-  const ended = state.trials.filter((t) => (t.status === 'completed' || t.status === 'pruned') && t.value !== null);
+  const axes = spec.parameters.map(axisOf);
   const out: Record<string, VegaLiteSpec> = {};
 
-  out['metric-vs-parameters.png'] = {
-    title: `${spec.name}: ${metric} (${spec.metric.goal}) against each parameter`,
-    hconcat: spec.parameters.map((p) => {
-      const numeric = p.kind === 'range' || p.values.every((v) => typeof v === 'number');
-      return {
-        width: 220,
-        height: 180,
-        data: { values: ended.filter((t) => p.path in t.params).map((t) => ({ x: axisValue(t.params[p.path]), y: t.value, status: t.status, trial: t.number })) },
-        mark: { type: 'point', filled: true, size: 50 },
-        encoding: {
-          x: { field: 'x', type: numeric ? 'quantitative' : 'nominal', title: p.path, ...(p.kind === 'range' && isLog(p) ? { scale: { type: 'log' } } : { scale: { zero: false } }) },
-          y: { field: 'y', type: 'quantitative', title: metric, scale: { zero: false } },
-          color: { field: 'status', type: 'nominal', scale: { domain: ['completed', 'pruned'], range: ['#1f77b4', '#d62728'] } },
-        },
-      };
-    }),
-  };
+  out['metric-vs-parameters.png'] = metricVsParametersSpec(`${spec.name}: ${metric} (${spec.metric.goal}) against each parameter`, metric, axes, state.trials);
 
   const curveRows = state.trials.flatMap((t) =>
     Object.entries(t.intermediate).map(([e, v]) => ({ trial: t.number, epoch: Number(e), value: v, status: t.status === 'pruned' ? 'pruned' : t.status })),
@@ -116,48 +251,12 @@ export function sweepPlotSpecs(spec: SweepSpec, state: SweepState): Record<strin
     ],
   };
 
-  // Parallel coordinates: each axis (parameters, then the metric) scaled to [0, 1] by its own range.
-  const axes = [...spec.parameters.map((p) => p.path), metric];
-  const numericOf = (p: Param | undefined, v: unknown): number | null => {
-    if (v === undefined) return null;
-    if (!p) return v as number;
-    if (p.kind === 'choice') return p.values.findIndex((x) => JSON.stringify(x) === JSON.stringify(v));
-    return isLog(p) ? Math.log(v as number) : (v as number);
-  };
-  const ranges = axes.map((a) => {
-    const p = spec.parameters.find((q) => q.path === a);
-    const vs = ended.map((t) => numericOf(p, a === metric ? t.value : t.params[a])).filter((x): x is number => x !== null);
-    return { lo: Math.min(...vs), hi: Math.max(...vs) };
-  });
-  const pcRows = ended.flatMap((t) =>
-    axes.flatMap((a, i) => {
-      const p = spec.parameters.find((q) => q.path === a);
-      const raw = a === metric ? t.value : t.params[a];
-      const x = numericOf(p, raw);
-      if (x === null) return [];
-      const { lo, hi } = ranges[i];
-      return [{ trial: t.number, axis: a, order: i, scaled: hi > lo ? (x - lo) / (hi - lo) : 0.5, shown: axisValue(raw), metric: t.value }];
-    }),
+  out['parallel-coordinates.png'] = parallelCoordinatesSpec(
+    `${spec.name}: parameters and ${metric} (each axis scaled to its range; log axes for log distributions)`,
+    spec.metric,
+    axes,
+    state.trials,
   );
-  out['parallel-coordinates.png'] = {
-    title: `${spec.name}: parameters and ${metric} (each axis scaled to its range; log axes for log distributions)`,
-    width: Math.max(300, 140 * axes.length),
-    height: 300,
-    data: { values: pcRows },
-    layer: [
-      { mark: { type: 'rule', color: '#999' }, encoding: { x: { field: 'axis', type: 'nominal', sort: axes, title: null, axis: { labelAngle: -15, labelLimit: 320 } } } },
-      {
-        mark: { type: 'line', opacity: 0.7 },
-        encoding: {
-          x: { field: 'axis', type: 'nominal', sort: axes },
-          y: { field: 'scaled', type: 'quantitative', axis: null },
-          detail: { field: 'trial', type: 'nominal' },
-          order: { field: 'order' },
-          color: { field: 'metric', type: 'quantitative', title: metric, scale: { scheme: 'viridis', reverse: spec.metric.goal === 'maximize' } },
-        },
-      },
-    ],
-  };
 
   const imp = importance(spec, state);
   out['importance.png'] = {

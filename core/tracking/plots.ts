@@ -65,3 +65,33 @@ export async function writePlot(file: string, spec: VegaLiteSpec, scale = 2): Pr
   writeFileAtomic(file, png);
   return png;
 }
+
+/** One logged value of a run's metric; `raw` is the unsmoothed value when `value` is smoothed. */
+export interface CurvePoint {
+  run: string;
+  x: number;
+  value: number;
+  raw?: number;
+}
+
+/**
+ * A metric over steps (or epochs) of one or more runs, one line per run coloured by run. When
+ * the points carry `raw` (smoothed curves), the raw values are drawn faintly behind the smoothed
+ * ones, as TensorBoard does.
+ */
+export function metricCurvesSpec(points: readonly CurvePoint[], opts: { metric: string; x: string; title?: string; width?: number; height?: number }): VegaLiteSpec {
+  const x = { field: 'x', type: 'quantitative', title: opts.x };
+  const color = { field: 'run', type: 'nominal', legend: { orient: 'bottom', labelLimit: 500, title: null } };
+  const line = (field: string, extra: Record<string, unknown>) => ({
+    mark: { type: 'line', strokeWidth: 1.5, clip: true, ...extra },
+    encoding: { x, y: { field, type: 'quantitative', title: opts.metric, scale: { zero: false } }, color },
+  });
+  const smoothed = points.some((p) => p.raw !== undefined);
+  return {
+    ...(opts.title ? { title: opts.title } : {}),
+    width: opts.width ?? 480,
+    height: opts.height ?? 240,
+    data: { values: points },
+    layer: smoothed ? [line('raw', { opacity: 0.25, strokeWidth: 1 }), line('value', {})] : [line('value', {})],
+  };
+}
