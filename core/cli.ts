@@ -23,6 +23,7 @@ import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariab
 import { writeJsonAtomic } from './tracking/files';
 import { registerReportCommand } from './report';
 import { registerSweepCommands } from './sweep';
+import { registerWandbCommands, wandbCallbacks } from './wandb';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
 import { Rng } from './rng';
@@ -143,7 +144,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
         const session = openSession(experimentFromObject(saved, registry, run.file('config.json')));
         if (src) run.writeSource({ ...src, resumedAt: [...(src.resumedAt ?? []), new Date().toISOString()] });
         describe(session, run);
-        const result = await train(session, { run, backend: backend.name, resumeFrom, log: err });
+        const result = await train(session, { run, backend: backend.name, resumeFrom, log: err, callbacks: wandbCallbacks(session.config, run, { log: err }) });
         finish(result.status, result.steps, run);
         return;
       }
@@ -175,7 +176,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       run.writeConfig(portableConfig(session.experiment));
       source(run);
       describe(session, run);
-      const result = await train(session, { run, backend: backend.name, log: err });
+      const result = await train(session, { run, backend: backend.name, log: err, callbacks: wandbCallbacks(session.config, run, { log: err }) });
       finish(result.status, result.steps, run);
     });
 
@@ -297,6 +298,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
 
   registerSweepCommands(prog, registry, state, err);
   registerReportCommand(prog, registry, out, err);
+  registerWandbCommands(prog, out, err);
 
   prog
     .command('doctor')

@@ -146,5 +146,31 @@ export const coreSchema = {
   },
   tracking: {
     dir: { doc: 'root directory of run directories', format: 'string', default: 'runs' },
+    wandb: {
+      enabled: {
+        doc: 'log the run to Weights & Biases (docs/tracking.md); also on with `vaelab train --wandb` or WANDB_API_KEY set, and off whenever WANDB_MODE=disabled',
+        format: 'boolean',
+        default: false,
+      },
+      project: { doc: 'W&B project; empty = the experiment name. None of / \\ # ? % : in it', format: 'string', default: '' },
+      entity: { doc: 'W&B user or team; empty = the default entity of the API key', format: 'string', default: '' },
+      group: {
+        doc: 'W&B group of the run; empty = none for a single run, the staged run id for each stage, the sweep name for each trial',
+        format: 'string',
+        default: '',
+      },
+      tags: { doc: 'W&B tags of the run (each at most 64 characters)', format: 'string-list', default: [] },
+      notes: { doc: 'W&B notes of the run', format: 'string', default: '' },
+      mode: {
+        doc: 'online: send while training; offline: send nothing, keep everything in <run>/wandb for `vaelab wandb-sync` (also WANDB_MODE=offline)',
+        format: ['online', 'offline'],
+        default: 'online',
+      },
+      timeoutSeconds: {
+        doc: 'bound of each request to the W&B server, and of the wait for the last sends when a run ends',
+        format: 'positive-number',
+        default: 10,
+      },
+    },
   },
 } as const satisfies PluginSchema;

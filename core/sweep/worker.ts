@@ -19,6 +19,7 @@ import type { EpochEndEvent, RunControl, TrainerCallback } from '../train/events
 import { train } from '../train/trainer';
 import { writeJsonAtomic } from '../tracking/files';
 import { RunDir } from '../tracking/run-dir';
+import { settleWandb, sweepGroupOf, wandbCallbacks } from '../wandb';
 import { decide, type PruneDecision, type TrialReports } from './pruners';
 import type { EarlyTermination, SweepSpec } from './spec';
 
@@ -151,8 +152,9 @@ export async function runTrial(
       log,
       control: opts.control,
       handleSignals: false,
-      callbacks: [new SweepCallback(task, opts.reports, opts.send)],
+      callbacks: [new SweepCallback(task, opts.reports, opts.send), ...wandbCallbacks(session.config, run, { log, group: sweepGroupOf(task.dir) })],
     });
+    await settleWandb();
     if (result.status === 'interrupted') return { type: 'done', number: task.number, runStatus: 'interrupted', value: null };
     const me = opts.reports.get(task.number)!;
     const last = [...(me.values as Map<number, number>).entries()].sort((a, b) => a[0] - b[0]).pop()?.[1];

@@ -19,6 +19,7 @@ import type { StagePlan } from '../config/stages';
 import type { PluginRegistry } from '../plugin';
 import { openSession } from '../session';
 import { writeJsonAtomic } from '../tracking/files';
+import { wandbCallbacks } from '../wandb';
 import { RunDir } from '../tracking/run-dir';
 import type { TrainStatus, TrainerCallback } from './events';
 import { hasEnded, stageDirName } from './init';
@@ -130,7 +131,8 @@ export async function trainStages(plan: StagePlan, opts: StagedTrainOptions): Pr
       backend: opts.backend,
       log,
       resumeFrom,
-      callbacks: opts.callbacks?.({ index: stage.index, name: stage.name }),
+      // W&B (when on): each stage its own W&B run, grouped by the staged run's id.
+      callbacks: [...(opts.callbacks?.({ index: stage.index, name: stage.name }) ?? []), ...wandbCallbacks(session.config, run, { log, group: top.id })],
       control: opts.control,
       handleSignals: opts.handleSignals,
       onStep: opts.onStep && ((s) => opts.onStep!(s, stage.index)),
