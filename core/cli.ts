@@ -1,5 +1,5 @@
 /**
- * The command line: `vaelab train | eval | sample | plugins | validate | doctor`.
+ * The command line: `vaelab train | eval | sample | plugins | validate | doctor`, and `sweep`, `report`, `runs`.
  * The entry point (bin/vaelab.js) passes the built-in plugins in, so core knows none by name.
  */
 import * as fs from 'node:fs';
@@ -21,9 +21,11 @@ import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
 import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
+import { registerDashboardCommand } from './dashboard';
 import { registerReportCommand } from './report';
 import { registerSweepCommands } from './sweep';
 import { registerWandbCommands, wandbCallbacks } from './wandb';
+import { registerRunsCommand } from './tracking/runs-cli';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
 import { Rng } from './rng';
@@ -128,7 +130,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
         if (file || o.set.length > 0) throw new ConfigError('--resume: continues a run with its saved config; give no experiment file or --set with it');
         const run = RunDir.open(o.resume, '--resume');
         const summary = fs.existsSync(run.file('summary.json')) ? (JSON.parse(fs.readFileSync(run.file('summary.json'), 'utf8')) as { status?: string }) : {};
-        if (summary.status && summary.status !== 'interrupted') {
+        if (summary.status && summary.status !== 'interrupted' && summary.status !== 'failed') {
           throw new ConfigError(`--resume: run ${o.resume} has already ended (status "${summary.status}")`);
         }
         const saved = run.readConfig();
@@ -298,7 +300,9 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
 
   registerSweepCommands(prog, registry, state, err);
   registerReportCommand(prog, registry, out, err);
+  registerDashboardCommand(prog, out, err);
   registerWandbCommands(prog, out, err);
+  registerRunsCommand(prog, out, err);
 
   prog
     .command('doctor')

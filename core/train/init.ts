@@ -45,11 +45,14 @@ export function isStagedRun(dir: string): boolean {
   return Array.isArray(cfg?.stages);
 }
 
-/** Statuses of an ended run (summary.json); an interrupted run or one without summary has not ended. */
+/**
+ * Statuses of an ended run (summary.json); an interrupted or failed run (both resumable from
+ * their last checkpoint) or one without summary has not ended.
+ */
 export function hasEnded(run: RunDir): { ended: boolean; status: string | null } {
   const s = readJsonIfExists<{ status?: string }>(run.file('summary.json'));
   const status = s?.status ?? null;
-  return { ended: status !== null && status !== 'interrupted', status };
+  return { ended: status !== null && status !== 'interrupted' && status !== 'failed', status };
 }
 
 /** The checkpoint file that `init.from` and `init.checkpoint` name. */

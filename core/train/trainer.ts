@@ -40,6 +40,7 @@ import { buildGroups, isDue, type OptimizerGroup } from './groups';
 import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
+import { OWNER_FILE, RunOwner } from '../tracking/owner';
 
 export type { TrainStatus } from './events';
 
@@ -186,6 +187,8 @@ class Trainer {
   private epochStartedAt = 0;
   private epochSamples = 0;
   private readonly startedWall = Date.now();
+  /** Refreshes the run directory's owner heartbeat (set while run() runs). */
+  private beat: () => void = () => undefined;
   private resumedFrom: string | null = null;
 
   constructor(
@@ -494,6 +497,7 @@ class Trainer {
    * the epoch's checkpoint, the epoch-end event. Returns 'early-stopped' when patience runs out.
    */
   private endEpoch(epoch: number): TrainStatus | null {
+    this.beat();
     const seconds = (Date.now() - this.epochStartedAt) / 1000;
     this.meta.trainSeconds += seconds;
     const metrics: Record<string, number> = {};
@@ -668,14 +672,12 @@ class Trainer {
 
   // ----- the end -----------------------------------------------------------------------------
 
-  /** Final checkpoint, test evaluation (not for interrupted or pruned runs), summary, run-end event. */
-  private finish(status: TrainStatus): TrainResult {
-    this.progress.close();
-    const run = this.opts.run;
+  /** The summary's fields every ending shares. */
+  private baseSummary(status: TrainStatus | 'failed'): Record<string, unknown> {
     const m = this.meta;
-    const summary: Record<string, unknown> = {
+    return {
       experiment: this.config.name,
-      runId: run.id,
+      runId: this.opts.run.id,
       status,
       backend: this.opts.backend,
       seed: this.seed,
@@ -689,10 +691,35 @@ class Trainer {
       best: this.evalSplit.name === 'validation' ? m.best : null,
       lastEvaluation: this.lastEval,
     };
+  }
+
+  /**
+   * A failed run still gets a summary (status 'failed', the error's first line, the checkpoint
+   * to go on from), so the run index and sweeps see how it ended; `train --resume` continues it.
+   */
+  private writeFailure(e: unknown): void {
+    try {
+      const summary = this.baseSummary('failed');
+      summary.error = e instanceof Error ? e.message.split('\n')[0] : String(e);
+      summary.endedAt = new Date().toISOString();
+      if (this.lastCheckpoint) summary.resume = `npx vaelab train --resume ${path.relative(process.cwd(), this.opts.run.dir)}`;
+      this.opts.run.writeSummary(summary);
+    } catch {
+      // the run directory itself is gone or read-only: the error is rethrown anyway
+    }
+  }
+
+  /** Final checkpoint, test evaluation (not for interrupted or pruned runs), summary, run-end event. */
+  private finish(status: TrainStatus): TrainResult {
+    this.progress.close();
+    const run = this.opts.run;
+    const m = this.meta;
+    const summary = this.baseSummary(status);
     if (this.groups.length > 1) summary.parameterGroups = this.groups.slice(1).map((g) => g.name);
     const req = this.bus.stopRequest;
     if (req && (status === 'pruned' || status === 'stopped')) summary.stop = { ...req };
     const end = (): TrainResult => {
+      summary.endedAt = new Date().toISOString();
       run.writeSummary(summary);
       this.bus.emit('onRunEnd', { status, steps: m.step, summary });
       for (const g of this.groups) g.adam.dispose();
@@ -740,6 +767,8 @@ class Trainer {
     };
     const signals = this.opts.handleSignals !== false;
     if (signals) process.on('SIGINT', onSigint);
+    const owner = new RunOwner(this.opts.run.file(OWNER_FILE));
+    this.beat = () => owner.beat();
     try {
       this.start();
       let status: TrainStatus = 'completed';
@@ -760,10 +789,12 @@ class Trainer {
       this.progress.close();
       tf.dispose(this.pending.map((p) => p.values));
       this.pending = [];
+      this.writeFailure(e);
       this.bus.emit('onFailure', e);
       for (const g of this.groups) g.adam.dispose();
       throw e;
     } finally {
+      owner.release();
       if (signals) process.removeListener('SIGINT', onSigint);
     }
   }
