@@ -2,7 +2,8 @@
 /**
  * `npm run build` (and `prepare`, so `npm ci`, `npm install` and `npm pack` run it): compiles
  * core/, plugins/ and testing/ with tsconfig.build.json into dist/ (JavaScript and declarations;
- * no tests, no bench), then writes dist/.built, the stamp bin/vaelab.js compares with the
+ * no tests, no bench), copies the dashboard's static page (core/dashboard/page/: HTML, JS, CSS,
+ * which tsc does not emit) next to its compiled server, then writes dist/.built, the stamp bin/vaelab.js compares with the
  * sources' times in a checkout.
  *
  * It compiles into a fresh directory and swaps it in when tsc succeeds, so a command started
@@ -26,6 +27,7 @@ if (run.status !== 0) {
   console.error(`vaelab: build failed (tsc exited with ${run.status ?? run.signal}); dist/ left as it was`);
   process.exit(1);
 }
+fs.cpSync(path.join(ROOT, 'core', 'dashboard', 'page'), path.join(next, 'core', 'dashboard', 'page'), { recursive: true });
 fs.writeFileSync(path.join(next, '.built'), `${new Date().toISOString()}\n`);
 if (fs.existsSync(DIST)) fs.renameSync(DIST, old);
 fs.renameSync(next, DIST);

@@ -1,0 +1,2 @@
+export { registerDashboardCommand } from './cli';
+export { startDashboard, resolveRunFile, type Dashboard, type DashboardOptions } from './server';
