@@ -9,8 +9,6 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import type * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { experimentFromObject } from '../core/config/experiment';
@@ -22,6 +20,7 @@ import { settleWandb, wandbCallbacks, wandbSync } from '../core/wandb';
 import { Outbox } from '../core/wandb/outbox';
 import { UPSERT_BUCKET, USER_AGENT, VIEWER } from '../core/wandb/wire';
 import { builtins, experimentObject } from './kits/build';
+import { closedPort, Recorder } from './fixtures/wandb-server';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
@@ -30,99 +29,6 @@ const KEY = 'k'.repeat(40);
 const TIMEOUT_S = 1;
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
-interface Received {
-  url: string;
-  auth: string | undefined;
-  ua: string | undefined;
-  body: any;
-}
-
-/** A W&B API stand-in: answers (ok), answers HTTP 500 (fail) or never answers (hang); records every request. */
-class Recorder {
-  readonly received: Received[] = [];
-  private readonly sockets = new Set<net.Socket>();
-  private readonly server: http.Server;
-  port = 0;
-
-  private constructor(readonly mode: 'ok' | 'fail' | 'hang') {
-    this.server = http.createServer((req, res) => {
-      let text = '';
-      req.on('data', (c: Buffer) => (text += c.toString()));
-      req.on('end', () => {
-        const body = JSON.parse(text);
-        this.received.push({ url: req.url ?? '', auth: req.headers.authorization, ua: req.headers['user-agent'], body });
-        if (this.mode === 'hang') return;
-        // graphql-request (the SDK's client) reads only answers marked as JSON
-        res.setHeader('Content-Type', 'application/json');
-        if (this.mode === 'fail') {
-          res.statusCode = 500;
-          res.end('{"error":"internal"}');
-        } else if (req.url === '/graphql' && body.operationName === 'Viewer') {
-          res.end(JSON.stringify({ data: { viewer: { id: 'u1', entity: 'test-entity', flags: '{}', teams: { edges: [] } } } }));
-        } else if (req.url === '/graphql') {
-          const v = body.variables;
-          res.end(JSON.stringify({ data: { upsertBucket: { bucket: { id: 'b1', name: v.name, displayName: v.displayName ?? null, description: null, config: v.config ?? null, sweepName: null, project: { id: 'p1', name: v.project, entity: { id: 'e1', name: v.entity } } }, inserted: true } } }));
-        } else {
-          res.end('{"exitcode":null,"limits":{}}');
-        }
-      });
-    });
-    this.server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-  }
-
-  static async start(mode: 'ok' | 'fail' | 'hang'): Promise<Recorder> {
-    const r = new Recorder(mode);
-    await new Promise<void>((resolve) => r.server.listen(0, '127.0.0.1', resolve));
-    r.port = (r.server.address() as net.AddressInfo).port;
-    return r;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  graphql(op: string): Received[] {
-    return this.received.filter((r) => r.url === '/graphql' && r.body.operationName === op);
-  }
-
-  fileStream(): Received[] {
-    return this.received.filter((r) => r.url.endsWith('/file_stream'));
-  }
-
-  /** History rows by their offset, each offset once (a row sent twice must be the same row). */
-  rows(): any[] {
-    const byOffset = new Map<number, string>();
-    for (const r of this.fileStream()) {
-      const h = r.body.files?.['wandb-history.jsonl'];
-      if (!h) continue;
-      h.content.forEach((line: string, i: number) => {
-        const at = h.offset + i;
-        if (byOffset.has(at)) expect(byOffset.get(at), `row ${at} sent twice with different content`).to.equal(line);
-        byOffset.set(at, line);
-      });
-    }
-    const offsets = [...byOffset.keys()].sort((a, b) => a - b);
-    expect(offsets, 'offsets 0, 1, 2, ... without a gap').to.deep.equal(offsets.map((_, i) => i));
-    return offsets.map((o) => JSON.parse(byOffset.get(o)!));
-  }
-}
-
-/** A port nothing listens on: a server's, closed. */
-async function closedPort(): Promise<string> {
-  const r = await Recorder.start('ok');
-  const url = r.url;
-  await r.close();
-  return url;
-}
-
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-wandb-'));
 
 /** A tiny experiment: 256 synthetic 14x14 images, batch 32 => 8 steps an epoch, 4 epochs; a metrics line every 2 steps. */

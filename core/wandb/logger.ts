@@ -12,7 +12,9 @@
  * deadline per request (tracking.wandb.timeoutSeconds). After MAX_ATTEMPTS failures in a row
  * (or one that retrying cannot mend, such as a refused key) it stops for the run and prints one
  * line; what was not sent stays in the run directory for `vaelab wandb-sync`. When the run ends
- * the last sends get at most timeoutSeconds (2 s after Ctrl-C); then they are abandoned.
+ * the last sends get at most timeoutSeconds (2 s after Ctrl-C), with no retry after a failure;
+ * then they are abandoned. So a server that never answers costs a run at most one request
+ * deadline after its end.
  * Nothing here installs a signal handler or keeps the process alive (every timer and socket is
  * unref'd), so Ctrl-C and sweep workers stop as they do without W&B.
  */
@@ -280,7 +282,8 @@ export class WandbLogger implements TrainerCallback {
         if (this.abandoned) return;
         const err = e instanceof WireError ? e : new WireError(e instanceof Error ? e.message : String(e), false);
         failures += 1;
-        if (!err.retryable || failures >= MAX_ATTEMPTS) {
+        // Once the run has ended nobody should wait for a retry: the first failure ends the sends.
+        if (!err.retryable || failures >= MAX_ATTEMPTS || this.ending) {
           const tries = failures > 1 ? ` (${failures} attempts)` : '';
           this.warn(`${client.where}: ${err.message}${tries}`);
           return;
