@@ -16,6 +16,9 @@ import { ConfigError } from '../core/errors';
 import { closeSession, openSession } from '../core/session';
 import { train, type TrainResult } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
+import { planStages } from '../core/config/stages';
+import { runTrial } from '../core/sweep/worker';
+import { trainStages } from '../core/train/run-stages';
 import { settleWandb, wandbCallbacks, wandbSync } from '../core/wandb';
 import { Outbox } from '../core/wandb/outbox';
 import { UPSERT_BUCKET, USER_AGENT, VIEWER } from '../core/wandb/wire';
@@ -206,6 +209,87 @@ describe('wandb: logging a training run @slow', () => {
       }
     });
   }
+});
+
+/** Sets environment variables for the duration of `f` (trainStages and runTrial read W&B's from the process). */
+async function withEnv<T>(vars: Record<string, string>, f: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await f();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+/** The rows of each W&B run the server got, by run id. */
+function rowsByRun(server: Recorder): Map<string, any[]> {
+  const out = new Map<string, any[]>();
+  for (const r of server.fileStream()) {
+    const h = r.body.files?.['wandb-history.jsonl'];
+    if (!h) continue;
+    const id = r.url.split('/')[4];
+    const rows = out.get(id) ?? [];
+    h.content.forEach((line: string, i: number) => (rows[h.offset + i] = JSON.parse(line)));
+    out.set(id, rows);
+  }
+  return out;
+}
+
+describe('wandb: staged runs and sweep trials @slow', () => {
+  it('Should log each stage of a staged run as its own W&B run, grouped by the staged run id', async () => {
+    const server = await Recorder.start('ok');
+    try {
+      const reg = builtins();
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      reg.addAll(require('./fixtures/learned-prior').plugins, 'test');
+      const raw = { ...tinyRaw(), prior: { use: 'learned-loc' }, stages: [{ name: 'vae', train: { epochs: 1 } }, { name: 'prior', objective: { use: 'prior-fit' }, train: { epochs: 1, trainable: ['prior/'] } }] };
+      const run = RunDir.create(root, 'staged', 0);
+      run.writeConfig(raw);
+      const result = await withEnv({ WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, async () => {
+        const r = await trainStages(planStages(raw, reg), { run, registry: reg, backend: 'cpu', log: () => undefined, handleSignals: false });
+        await settleWandb();
+        return r;
+      });
+      expect(result.status).to.equal('completed');
+      const created = server.graphql('UpsertBucket').filter((u) => u.body.variables.config !== undefined);
+      expect(created.map((u) => u.body.variables.groupName)).to.deep.equal([run.id, run.id]);
+      const byRun = rowsByRun(server);
+      result.stages.forEach((st, i) => {
+        const stageRun = RunDir.open(path.join(run.dir, st.dir));
+        expect(withoutWandbKeys(byRun.get(created[i].body.variables.name)!), st.name).to.deep.equal(withoutTime(stageRun.readMetrics()));
+      });
+      expect(server.fileStream().filter((r) => r.body.complete)).to.have.length(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('Should log a sweep trial as its own W&B run in the group of the sweep', async () => {
+    const server = await Recorder.start('ok');
+    try {
+      const sweepDir = path.join(root, 'sweeps', 'tiny-grid');
+      fs.mkdirSync(sweepDir, { recursive: true });
+      fs.writeFileSync(path.join(sweepDir, 'state.json'), JSON.stringify({ name: 'tiny-grid' }));
+      const dir = path.join(sweepDir, 'trials', '0000');
+      const message = await withEnv({ WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, () =>
+        runTrial(
+          { number: 0, dir, raw: tinyRaw(), experimentFile: path.join(root, 'tiny.yaml'), resume: false, metric: { name: 'test/loss', goal: 'minimize' }, rule: { use: 'none' }, reports: [] },
+          builtins(),
+          { backend: 'cpu', control: { stop: false }, send: () => undefined, reports: new Map([[0, { number: 0, state: 'running', values: new Map() }]]) },
+        ),
+      );
+      expect(message.type).to.equal('done');
+      const [created] = server.graphql('UpsertBucket').filter((u) => u.body.variables.config !== undefined);
+      expect([created.body.variables.groupName, created.body.variables.displayName]).to.deep.equal(['tiny-grid', 'tiny-grid/0000']);
+      expect(withoutWandbKeys(server.rows())).to.deep.equal(withoutTime(RunDir.open(dir).readMetrics()));
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe('wandb: bad input', () => {
