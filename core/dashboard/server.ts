@@ -304,15 +304,35 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
     // missing: the index says so, and the page shows it
   }
 
+  // The index is built at start, then again when a request finds it older than pollMs: the
+  // table is answered from the last one at once and the rebuild runs after the answer
+  // (stale-while-revalidate); a page that listens hears of any change by the next poll.
   let index: RunIndex | null = null;
   let indexAt = 0;
-  const currentIndex = (maxAgeMs = 1000): RunIndex => {
-    if (!index || Date.now() - indexAt > maxAgeMs) {
-      index = loadIndex(root);
-      indexAt = Date.now();
+  let payload: { of: RunIndex; text: string } | null = null;
+  let rebuilding = false;
+  const rebuild = (): RunIndex => {
+    index = loadIndex(root);
+    indexAt = Date.now();
+    return index;
+  };
+  const currentIndex = (maxAgeMs = 1000): RunIndex => (!index || Date.now() - indexAt > maxAgeMs ? rebuild() : index);
+  const freshSoon = (): RunIndex => {
+    if (!index) return rebuild();
+    if (Date.now() - indexAt > pollMs && !rebuilding) {
+      rebuilding = true;
+      setImmediate(() => {
+        rebuilding = false;
+        try {
+          rebuild();
+        } catch (e) {
+          log(`dashboard: index: ${(e as Error).message}`);
+        }
+      });
     }
     return index;
   };
+  rebuild();
   const findRun = (id: string | null): RunEntry => {
     const r = id ? currentIndex().runs.find((x) => x.id === id) : undefined;
     if (!r) throw new HttpError(404, `no run ${JSON.stringify(id)} in ${root}`);
@@ -377,7 +397,11 @@ export async function startDashboard(opts: DashboardOptions): Promise<Dashboard>
       const type = IMAGE_TYPES[path.extname(r.file).toLowerCase()] ?? 'text/plain; charset=utf-8';
       return send(res, 200, type, fs.readFileSync(r.file), { 'content-security-policy': "default-src 'none'; img-src 'self'; sandbox" });
     }
-    if (rawPath === '/api/index') return json(res, indexPayload(currentIndex()));
+    if (rawPath === '/api/index') {
+      const ix = freshSoon();
+      if (payload?.of !== ix) payload = { of: ix, text: JSON.stringify(indexPayload(ix)) };
+      return send(res, 200, 'application/json; charset=utf-8', payload.text);
+    }
     if (rawPath === '/api/run') return json(res, runPayload(findRun(url.searchParams.get('id'))));
     if (rawPath === '/api/curves') {
       const ids = url.searchParams.getAll('id');
