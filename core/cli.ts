@@ -26,6 +26,7 @@ import { registerReportCommand } from './report';
 import { registerSweepCommands } from './sweep';
 import { registerWandbCommands, wandbCallbacks } from './wandb';
 import { registerRunsCommand } from './tracking/runs-cli';
+import { registerReproduceCommand } from './reproduce';
 import { writeGrid } from './tracking/images';
 import { RunDir } from './tracking/run-dir';
 import { Rng } from './rng';
@@ -303,6 +304,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
   registerDashboardCommand(prog, out, err);
   registerWandbCommands(prog, out, err);
   registerRunsCommand(prog, out, err);
+  registerReproduceCommand(prog, state, out, err);
 
   prog
     .command('doctor')

@@ -79,7 +79,7 @@ export interface RunIndex {
 }
 
 const CACHE_FILE = '.vaelab-index.json';
-const CACHE_VERSION = 1;
+const CACHE_VERSION = 2;
 /** Directories inside a run that hold no runs. */
 const SKIP = new Set(['checkpoints', 'images', 'node_modules', '.git', 'wandb']);
 const FINISHED = new Set(['completed', 'early-stopped', 'max-steps', 'stopped']);
@@ -216,6 +216,7 @@ function readRun(root: string, dir: string, kind: RunEntry['kind'], parent: stri
     if (typeof summary.steps === 'number') metrics.step = summary.steps;
     if (typeof summary.epochsCompleted === 'number') metrics.epoch = summary.epochsCompleted;
     if (typeof summary.samplesPerSecond === 'number') metrics.samplesPerSecond = summary.samplesPerSecond;
+    if (typeof summary.trainSeconds === 'number') metrics.trainSeconds = summary.trainSeconds;
     if (typeof summary.wallSeconds === 'number') seconds = summary.wallSeconds;
     if (typeof summary.endedAt === 'string') endedAt = summary.endedAt;
     else {

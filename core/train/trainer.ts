@@ -824,7 +824,7 @@ export function finalEvaluation(session: Session, ctx: EvalContext, log: (line: 
     test['test/iw-log-likelihood'] = iw.mean;
     // the standard error of the mean over examples (the spread of the data, not of the sampling)
     test['test/iw-log-likelihood-se'] = standardError(iw.perExample);
-    out.iw = { k: iwK, examples: limit, seconds: (Date.now() - t0) / 1000 };
+    out.iw = { k: iwK, examples: limit, of: dataset.test.n, seconds: (Date.now() - t0) / 1000 };
   }
   const stats = latentStats(parts.model, dataset.test, ctx, config.eval.activeUnitThreshold);
   if (stats) {
