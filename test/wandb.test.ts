@@ -249,7 +249,7 @@ describe('wandb: staged runs and sweep trials @slow', () => {
       const raw = { ...tinyRaw(), prior: { use: 'learned-loc' }, stages: [{ name: 'vae', train: { epochs: 1 } }, { name: 'prior', objective: { use: 'prior-fit' }, train: { epochs: 1, trainable: ['prior/'] } }] };
       const run = RunDir.create(root, 'staged', 0);
       run.writeConfig(raw);
-      const result = await withEnv({ WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, async () => {
+      const result = await withEnv({ WANDB_MODE: 'online', WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, async () => {
         const r = await trainStages(planStages(raw, reg), { run, registry: reg, backend: 'cpu', log: () => undefined, handleSignals: false });
         await settleWandb();
         return r;
@@ -275,7 +275,7 @@ describe('wandb: staged runs and sweep trials @slow', () => {
       fs.mkdirSync(sweepDir, { recursive: true });
       fs.writeFileSync(path.join(sweepDir, 'state.json'), JSON.stringify({ name: 'tiny-grid' }));
       const dir = path.join(sweepDir, 'trials', '0000');
-      const message = await withEnv({ WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, () =>
+      const message = await withEnv({ WANDB_MODE: 'online', WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url }, () =>
         runTrial(
           { number: 0, dir, raw: tinyRaw(), experimentFile: path.join(root, 'tiny.yaml'), resume: false, metric: { name: 'test/loss', goal: 'minimize' }, rule: { use: 'none' }, reports: [] },
           builtins(),
@@ -288,6 +288,21 @@ describe('wandb: staged runs and sweep trials @slow', () => {
       expect(withoutWandbKeys(server.rows())).to.deep.equal(withoutTime(RunDir.open(dir).readMetrics()));
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe('wandb: the test suite', () => {
+  it('Should keep W&B off in tests that do not turn it on, whatever WANDB_API_KEY says (test/setup.ts)', async () => {
+    expect(process.env.WANDB_MODE).to.equal('disabled');
+    const session = openSession(experimentFromObject(tinyRaw(), builtins()));
+    try {
+      const run = RunDir.create(root, 'suite', 0);
+      // a developer's key in the environment, and even --wandb: nothing is attached
+      const callbacks = await withEnv({ WANDB_API_KEY: KEY }, async () => [...wandbCallbacks(session.config, run), ...wandbCallbacks(session.config, run, { flag: true })]);
+      expect(callbacks).to.deep.equal([]);
+    } finally {
+      closeSession(session);
     }
   });
 });
@@ -320,7 +335,7 @@ describe('wandb: bad input', () => {
   });
 
   it('Should exit 2 with one line, no stack trace, for a bad tracking.wandb value and for wandb-sync of a non-run @slow', () => {
-    const env = { ...process.env, VAELAB_BACKEND: 'cpu', WANDB_API_KEY: '', WANDB_BASE_URL: 'http://127.0.0.1:9' };
+    const env = { ...process.env, VAELAB_BACKEND: 'cpu', WANDB_MODE: 'online', WANDB_API_KEY: '', WANDB_BASE_URL: 'http://127.0.0.1:9' };
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-wandb-cli-'));
     const bad = spawnSync(process.execPath, [BIN, 'train', TINY, '--wandb', '--out', out, '--set', 'tracking.wandb.tags=["a-tag-that-is-far-too-long-for-w-and-b-which-takes-sixty-four-characters"]'], { env, encoding: 'utf8', timeout: 120000 });
     expect(bad.status, bad.stderr).to.equal(2);
@@ -339,7 +354,7 @@ describe('wandb: Ctrl-C with a server that never answers @slow', () => {
     const server = await Recorder.start('hang');
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-wandb-sigint-'));
     try {
-      const env = { ...process.env, VAELAB_BACKEND: 'cpu', WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url };
+      const env = { ...process.env, VAELAB_BACKEND: 'cpu', WANDB_MODE: 'online', WANDB_API_KEY: KEY, WANDB_BASE_URL: server.url };
       // the default request deadline (10 s): the interrupt must not wait for it
       const child = spawn(process.execPath, [BIN, 'train', TINY, '--wandb', '--out', out, '--set', 'train.progress=plain', '--set', 'train.logEvery=1', '--set', 'train.syncEvery=1'], { env });
       let err = '';
