@@ -10,6 +10,8 @@ import { PNG } from 'pngjs';
 import { experimentFromObject } from '../core/config/experiment';
 import { ConfigError } from '../core/errors';
 import { readRun, writeReport } from '../core/report';
+import { curveSpecs } from '../core/report/report';
+import { metricCurvesSpec, type CurvePoint } from '../core/tracking/plots';
 import { openSession } from '../core/session';
 import { RunDir } from '../core/tracking/run-dir';
 import { train } from '../core/train/trainer';
@@ -91,6 +93,28 @@ describe('run reports', function () {
     // each run's own section follows
     expect(html.split(`<h2>${la}</h2>`)).to.have.length(2);
     expect(html.split(`<h2>${lb}</h2>`)).to.have.length(2);
+  });
+
+  it('Should draw its curves with the dashboard\'s curve spec (metricCurvesSpec): every logged loss, every epoch metric in its facet', () => {
+    const ra = readRun(a.dir);
+    const rb = readRun(b.dir);
+    const one = curveSpecs([ra]);
+    // the loss of every step record (logEvery 1: 2 epochs of 48 / 16 = 3 steps), as the shared spec draws it, no legend for one run
+    const losses: CurvePoint[] = ra.metrics.filter((m) => m.kind === 'step').map((m) => ({ run: ra.label, x: m.step, value: m['train/loss'] }));
+    expect(losses).to.have.length(6);
+    expect(one.steps).to.deep.equal(metricCurvesSpec(losses, { metric: 'train/loss', x: 'step', legend: false }));
+    // per epoch: one facet per metric, each the shared spec's layer with its points marked
+    const epochs = one.epochs as { data: { values: Array<{ metric: string; x: number }> }; facet: { field: string }; spec: { layer: Array<{ mark: Record<string, unknown>; encoding: { color: { legend: unknown } } }> } };
+    expect(epochs.facet.field).to.equal('metric');
+    expect(new Set(epochs.data.values.map((v) => v.x))).to.deep.equal(new Set([1, 2]));
+    expect(epochs.data.values.map((v) => v.metric)).to.include('train/loss'); // the epoch means
+    expect(epochs.spec.layer).to.have.length(1);
+    expect(epochs.spec.layer[0].mark).to.deep.include({ type: 'line', point: true });
+    expect(epochs.spec.layer[0].encoding.color.legend).to.equal(null);
+    // two runs: both in the data, told apart by a legend
+    const two = curveSpecs([ra, rb]) as unknown as { steps: { data: { values: CurvePoint[] }; layer: Array<{ encoding: { color: { legend: unknown } } }> } };
+    expect(new Set(two.steps.data.values.map((p) => p.run))).to.deep.equal(new Set([ra.label, rb.label]));
+    expect(two.steps.layer[0].encoding.color.legend).to.not.equal(null);
   });
 
   it('Should open the run to draw the map of its test codes into images/ and the page, when given the plugins', async () => {

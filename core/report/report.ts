@@ -25,7 +25,7 @@ import type { PluginRegistry } from '../plugin';
 import { closeSession } from '../session';
 import { openRun } from '../train/open-run';
 import { writeFileAtomic } from '../tracking/files';
-import { svgToPng, vegaLiteToSvg, writePlot, type VegaLiteSpec } from '../tracking/plots';
+import { metricCurvesSpec, svgToPng, vegaLiteToSvg, writePlot, type CurvePoint, type VegaLiteSpec } from '../tracking/plots';
 
 type Json = Record<string, any>;
 
@@ -111,16 +111,16 @@ async function plot(spec: VegaLiteSpec, alt: string): Promise<string> {
   return `<figure><img src="${dataUri(png)}" alt="${esc(alt)}"><figcaption>${esc(alt)}</figcaption></figure>`;
 }
 
-/** The per-step training loss and per-epoch evaluation metrics of runs, long format. */
-function curveRows(runs: RunRecord[]): { steps: Json[]; epochs: Json[] } {
-  const steps: Json[] = [];
-  const epochs: Json[] = [];
+/** The per-step training loss and per-epoch evaluation metrics of runs, as curve points. */
+function curveRows(runs: RunRecord[]): { steps: CurvePoint[]; epochs: Array<CurvePoint & { metric: string }> } {
+  const steps: CurvePoint[] = [];
+  const epochs: Array<CurvePoint & { metric: string }> = [];
   for (const r of runs) {
     for (const m of r.metrics) {
-      if (m.kind === 'step' && typeof m['train/loss'] === 'number') steps.push({ run: r.label, step: m.step, value: m['train/loss'] });
+      if (m.kind === 'step' && typeof m['train/loss'] === 'number') steps.push({ run: r.label, x: m.step, value: m['train/loss'] });
       if (m.kind === 'epoch') {
         for (const [k, v] of Object.entries(m)) {
-          if (typeof v === 'number' && /^(val|test|train)\//.test(k)) epochs.push({ run: r.label, epoch: m.epoch, metric: k, value: v });
+          if (typeof v === 'number' && /^(val|test|train)\//.test(k)) epochs.push({ run: r.label, x: m.epoch, metric: k, value: v });
         }
       }
     }
@@ -128,43 +128,30 @@ function curveRows(runs: RunRecord[]): { steps: Json[]; epochs: Json[] } {
   return { steps, epochs };
 }
 
-async function curves(runs: RunRecord[]): Promise<string> {
+/**
+ * The report's curves as Vega-Lite specs, made by metricCurvesSpec (the dashboard's curves):
+ * the training loss per logged step, and every per-epoch metric in a facet of its own (y scales
+ * independent). The legend of runs only when there are several.
+ */
+export function curveSpecs(runs: RunRecord[]): { steps: VegaLiteSpec | null; epochs: VegaLiteSpec | null } {
   const { steps, epochs } = curveRows(runs);
-  const parts: string[] = [];
-  const color = { field: 'run', type: 'nominal', legend: runs.length > 1 ? { orient: 'bottom', labelLimit: 500 } : null };
-  if (steps.length > 0) {
-    parts.push(
-      await plot(
-        {
-          width: 480,
-          height: 240,
-          data: { values: steps },
-          mark: { type: 'line', strokeWidth: 1 },
-          encoding: { x: { field: 'step', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: 'train/loss' }, color },
-        },
-        'training loss per logged step',
-      ),
-    );
-  }
+  const legend = runs.length > 1;
+  let perEpoch: VegaLiteSpec | null = null;
   if (epochs.length > 0) {
-    parts.push(
-      await plot(
-        {
-          data: { values: epochs },
-          facet: { field: 'metric', type: 'nominal', title: null },
-          columns: 3,
-          resolve: { scale: { y: 'independent' } },
-          spec: {
-            width: 220,
-            height: 150,
-            mark: { type: 'line', point: true },
-            encoding: { x: { field: 'epoch', type: 'quantitative' }, y: { field: 'value', type: 'quantitative', scale: { zero: false }, title: null }, color },
-          },
-        },
-        'metrics per epoch',
-      ),
-    );
+    const { data, ...inner } = metricCurvesSpec(epochs, { metric: null, x: 'epoch', width: 220, height: 150, legend, point: true });
+    perEpoch = { data, facet: { field: 'metric', type: 'nominal', title: null }, columns: 3, resolve: { scale: { y: 'independent' } }, spec: inner };
   }
+  return {
+    steps: steps.length > 0 ? metricCurvesSpec(steps, { metric: 'train/loss', x: 'step', legend }) : null,
+    epochs: perEpoch,
+  };
+}
+
+async function curves(runs: RunRecord[]): Promise<string> {
+  const specs = curveSpecs(runs);
+  const parts: string[] = [];
+  if (specs.steps) parts.push(await plot(specs.steps, 'training loss per logged step'));
+  if (specs.epochs) parts.push(await plot(specs.epochs, 'metrics per epoch'));
   return parts.join('\n');
 }
 

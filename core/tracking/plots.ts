@@ -77,21 +77,28 @@ export interface CurvePoint {
 /**
  * A metric over steps (or epochs) of one or more runs, one line per run coloured by run. When
  * the points carry `raw` (smoothed curves), the raw values are drawn faintly behind the smoothed
- * ones, as TensorBoard does.
+ * ones, as TensorBoard does. The dashboard's curves and the run report's are this spec.
+ *
+ * `metric` titles the y axis (null: no title, as in a facet that names it); `legend: false`
+ * leaves out the legend of runs (a page about one run); `point` marks each value (few epochs).
  */
-export function metricCurvesSpec(points: readonly CurvePoint[], opts: { metric: string; x: string; title?: string; width?: number; height?: number }): VegaLiteSpec {
+export function metricCurvesSpec(
+  points: readonly CurvePoint[],
+  opts: { metric: string | null; x: string; title?: string; width?: number; height?: number; legend?: boolean; point?: boolean },
+): VegaLiteSpec {
   const x = { field: 'x', type: 'quantitative', title: opts.x };
-  const color = { field: 'run', type: 'nominal', legend: { orient: 'bottom', labelLimit: 500, title: null } };
+  const color = { field: 'run', type: 'nominal', legend: opts.legend === false ? null : { orient: 'bottom', labelLimit: 500, title: null } };
   const line = (field: string, extra: Record<string, unknown>) => ({
     mark: { type: 'line', strokeWidth: 1.5, clip: true, ...extra },
     encoding: { x, y: { field, type: 'quantitative', title: opts.metric, scale: { zero: false } }, color },
   });
   const smoothed = points.some((p) => p.raw !== undefined);
+  const top = opts.point ? { point: true } : {};
   return {
     ...(opts.title ? { title: opts.title } : {}),
     width: opts.width ?? 480,
     height: opts.height ?? 240,
     data: { values: points },
-    layer: smoothed ? [line('raw', { opacity: 0.25, strokeWidth: 1 }), line('value', {})] : [line('value', {})],
+    layer: smoothed ? [line('raw', { opacity: 0.25, strokeWidth: 1 }), line('value', top)] : [line('value', top)],
   };
 }
