@@ -57,6 +57,14 @@ export interface DataInfo {
    */
   labelledTrainSize?: number;
   /**
+   * Rows of a training step: `size` = train.batchSize, `last` = the rows of an epoch's last
+   * batch (trainSize mod batchSize, or size when it divides trainSize or with train.dropLast;
+   * trainSize when that is smaller than batchSize), so that a plugin whose batch statistics need
+   * several rows (batch normalisation) can refuse a batch of one before training. Core sets it
+   * when it opens a session; absent where a DataInfo is built by hand.
+   */
+  trainBatch?: { readonly size: number; readonly last: number };
+  /**
    * Which dimensions of x are the target to predict given the conditioning input: 1 where the
    * conditioning input hides the dimension, 0 where it shows it. [dim] float32, set by
    * `data.condition: visible-quadrants` (x = the whole image, cond = its visible part, the target

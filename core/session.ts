@@ -21,6 +21,17 @@ export interface Session {
   parts: Parts;
 }
 
+/**
+ * Rows of the training batches the trainer's Batcher makes from n examples: every batch has
+ * min(batchSize, n) rows except the last of an epoch, which has n mod batchSize unless that is 0
+ * or dropLast drops it.
+ */
+export function trainBatchOf(n: number, batchSize: number, dropLast: boolean): { size: number; last: number } {
+  const size = Math.min(batchSize, n);
+  const rest = n % batchSize;
+  return { size, last: n < batchSize || dropLast || rest === 0 ? size : rest };
+}
+
 /** Data info as the model sees it; condDim comes from data.condition. */
 export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
   const condition = config.data.condition as ConditionOptions;
@@ -34,6 +45,7 @@ export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
     condDim: conditionDim(condition, ds),
     trainSize: ds.train.n,
     labelledTrainSize: ds.numClasses > 0 ? labelled : 0,
+    trainBatch: trainBatchOf(ds.train.n, config.train.batchSize, config.train.dropLast),
   };
   if (condition.use === 'visible-quadrants') info.targetMask = visibleMask(ds.shape, condition.visibleQuadrants).map((v) => 1 - v);
   return info;
