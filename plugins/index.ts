@@ -12,6 +12,7 @@ import { plugins as gatedMlp } from './gated-mlp';
 import { plugins as gaussianLatent } from './gaussian-latent';
 import { plugins as hierarchical } from './hierarchical';
 import { plugins as iwae } from './iwae';
+import { plugins as ladder } from './ladder';
 import { plugins as likelihoods } from './likelihoods';
 import { plugins as m2 } from './m2';
 import { plugins as mixturePrior } from './mixture-prior';
@@ -34,6 +35,7 @@ export const plugins: PluginDefinition[] = [
   ...gaussianLatent,
   ...hierarchical,
   ...iwae,
+  ...ladder,
   ...likelihoods,
   ...m2,
   ...mixturePrior,
