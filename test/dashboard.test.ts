@@ -366,6 +366,13 @@ describe('dashboard in Chromium @slow', function () {
     expect(before.filter((l) => l.dashed)).to.have.length(3);
     expect(before.every((l) => l.opacity > 0.5)).to.equal(true);
     expect(await page.$$eval('#sweep-scatter .mark-symbol.role-mark path', (p) => p.length)).to.equal(16); // 8 trials x 2 parameters
+    // each axis has its own tick labels (layer 4; layer 3 is their white halo), read bottom to top
+    const ticks = await page.$$eval('#sweep-parallel .layer_4_marks text', (ts) =>
+      ts.map((t) => ({ label: t.textContent, x: Math.round(t.getBoundingClientRect().right), y: t.getBoundingClientRect().top })).sort((p, q) => p.x - q.x || q.y - p.y),
+    );
+    const byAxis = [...new Set(ticks.map((t) => t.x))].map((x) => ticks.filter((t) => t.x === x).map((t) => t.label));
+    // learning rate, guessed log from the trials (1e-4 to 3e-3: 1, 2, 5 per decade and the end); beta, the categories of the trials; test/loss, linear
+    expect(byAxis).to.deep.equal([['1e-4', '2e-4', '5e-4', '1e-3', '2e-3', '3e-3'], ['1', '4'], ['90', '100', '110', '120', '130']]);
     await shot('sweep', '#sweep');
     // drag from 80 % of the first axis (learning rate, log scale) to above the plot (the brush
     // stops at its edge): only the largest learning rate, 3e-3 (at the top), stays opaque

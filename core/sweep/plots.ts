@@ -73,6 +73,9 @@ export interface SweepAxis {
   log: boolean;
   /** The values of a choice parameter, in the order of its axis. */
   choices?: readonly unknown[];
+  /** The interval of a range parameter (its distribution's min and max), when known. */
+  min?: number;
+  max?: number;
 }
 
 /** What the pictures need of a trial (a TrialRecord, or the run index's sweep trial). */
@@ -89,7 +92,7 @@ export function axisOf(p: Param): SweepAxis {
     path: p.path,
     numeric: p.kind === 'range' || p.values.every((v) => typeof v === 'number'),
     log: p.kind === 'range' && isLog(p),
-    ...(p.kind === 'choice' ? { choices: p.values } : {}),
+    ...(p.kind === 'choice' ? { choices: p.values } : { min: p.min, max: p.max }),
   };
 }
 
@@ -114,9 +117,109 @@ export function metricVsParametersSpec(title: string, metric: string, axes: read
   };
 }
 
+/** A step of 1, 2 or 5 times a power of ten that cuts `span` into about `count` parts. */
+function niceStep(span: number, count: number): number {
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const r = raw / mag;
+  return (r >= 7.5 ? 10 : r >= 3.5 ? 5 : r >= 1.5 ? 2 : 1) * mag;
+}
+
+/** The multiples of a nice step in [lo, hi] (about 5 of them), without binary noise. */
+export function linearTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(hi > lo)) return [lo];
+  const step = niceStep(hi - lo, count);
+  const out: number[] = [];
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) out.push(Number((k * step).toPrecision(12)));
+  return out;
+}
+
 /**
- * Parallel coordinates: one line per ended trial across the parameters and the metric, each axis
- * (parameters, then the metric) scaled to [0, 1] by its own range, coloured by the metric.
+ * Ticks of a log axis over [lo, hi] (both > 0): 1, 2 and 5 times each power of ten within up to
+ * 3 decades, the powers of ten alone beyond (every k-th one past 8 decades).
+ */
+export function logTicks(lo: number, hi: number): number[] {
+  const first = Math.floor(Math.log10(lo));
+  const last = Math.ceil(Math.log10(hi));
+  const decades = Math.log10(hi / lo);
+  const mults = decades <= 3 ? [1, 2, 5] : [1];
+  const every = Math.max(1, Math.ceil((last - first) / 8));
+  const out: number[] = [];
+  for (let e = first; e <= last; e += every) {
+    for (const m of mults) {
+      const v = Number((m * 10 ** e).toPrecision(12));
+      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) out.push(v);
+    }
+  }
+  return out;
+}
+
+/** Tick labels of one axis in one notation: 1e-4 ... when any tick is below 1e-3 or from 1e5 up, else plain (0.25, 120). */
+export function tickLabels(values: readonly number[]): string[] {
+  const exp = values.some((v) => v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5));
+  return values.map((v) => {
+    if (!exp || v === 0) return String(Number(v.toPrecision(6)));
+    return Number(v.toPrecision(3)).toExponential().replace('e+', 'e');
+  });
+}
+
+/** An axis of the parallel coordinates: where a value sits on [0, 1], and the labelled ticks. */
+interface AxisScale {
+  place(v: unknown): number | null;
+  ticks: Array<{ at: number; label: string }>;
+}
+
+/** At most this many category labels on one axis (every k-th beyond). */
+const MAX_CATEGORY_LABELS = 12;
+
+/**
+ * The scale of one axis over the values it shows: categories evenly spaced in their order
+ * (choices, then any value the trials hold that is not among them); numbers on a log or linear
+ * scale over the parameter's interval when known (widened to hold every value), else over the
+ * values' own range widened to nice round ends. Number axes label nice ticks, and the ends when
+ * no tick is near them.
+ */
+function axisScale(axis: SweepAxis | null, values: readonly unknown[]): AxisScale {
+  if (axis?.choices) {
+    const cats = [...axis.choices];
+    for (const v of values) if (v !== undefined && v !== null && !cats.some((c) => JSON.stringify(c) === JSON.stringify(v))) cats.push(v);
+    const at = (i: number) => (cats.length === 1 ? 0.5 : i / (cats.length - 1));
+    const every = Math.ceil(cats.length / MAX_CATEGORY_LABELS);
+    return {
+      place: (v) => {
+        if (v === undefined || v === null) return null;
+        const i = cats.findIndex((c) => JSON.stringify(c) === JSON.stringify(v));
+        return i < 0 ? null : at(i);
+      },
+      ticks: cats.flatMap((c, i) => (i % every === 0 ? [{ at: at(i), label: String(axisValue(c)) }] : [])),
+    };
+  }
+  const nums = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const known = axis?.min !== undefined && axis?.max !== undefined;
+  let lo = Math.min(...nums, ...(known ? [axis!.min!] : []));
+  let hi = Math.max(...nums, ...(known ? [axis!.max!] : []));
+  if (!Number.isFinite(lo)) return { place: () => null, ticks: [] };
+  const log = Boolean(axis?.log) && lo > 0;
+  const f = log ? Math.log : (x: number) => x;
+  if (hi === lo) return { place: (v) => (typeof v === 'number' ? 0.5 : null), ticks: tickLabels([lo]).map((label) => ({ at: 0.5, label })) };
+  if (!known && !log) {
+    const step = niceStep(hi - lo, 5);
+    lo = Number((Math.floor(lo / step + 1e-9) * step).toPrecision(12));
+    hi = Number((Math.ceil(hi / step - 1e-9) * step).toPrecision(12));
+  }
+  const place = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && (!log || v > 0) ? (f(v) - f(lo)) / (f(hi) - f(lo)) : null);
+  let ticks = log ? logTicks(lo, hi) : linearTicks(lo, hi);
+  for (const end of [lo, hi]) if (!ticks.some((t) => Math.abs(place(t)! - place(end)!) < 0.1)) ticks.push(end);
+  ticks = [...new Set(ticks)].sort((a, b) => a - b);
+  const labels = tickLabels(ticks);
+  return { place, ticks: ticks.map((t, i) => ({ at: place(t)!, label: labels[i] })) };
+}
+
+/**
+ * Parallel coordinates: one line per ended trial across the parameters and the metric, coloured
+ * by the metric. Each axis (parameters, then the metric) has its own scale onto [0, 1] and its
+ * own tick labels: the categories of a choice parameter, a log scale for a log distribution, a
+ * linear one otherwise (see axisScale).
  *
  * With `brush` (the dashboard): the axes sit at x = 0, 1, ... on a continuous scale so that an
  * interval can be dragged over them; a trial with any point inside the interval stays opaque,
@@ -131,29 +234,31 @@ export function parallelCoordinatesSpec(
 ): VegaLiteSpec {
   const ended = endedTrials(trials);
   const names = [...axes.map((p) => p.path), metric.name];
-  const numericOf = (p: SweepAxis | undefined, v: unknown): number | null => {
-    if (v === undefined || v === null) return null;
-    if (!p) return v as number;
-    if (p.choices) return p.choices.findIndex((x) => JSON.stringify(x) === JSON.stringify(v));
-    if (typeof v !== 'number') return null;
-    return p.log ? Math.log(v) : v;
-  };
-  const ranges = names.map((a, i) => {
-    const vs = ended.map((t) => numericOf(axes[i], i === axes.length ? t.value : t.params[a])).filter((x): x is number => x !== null);
-    return { lo: Math.min(...vs), hi: Math.max(...vs) };
-  });
+  const rawOf = (t: SweepPlotTrial, i: number): unknown => (i === axes.length ? t.value : t.params[names[i]]);
+  const scales = names.map((_, i) => axisScale(axes[i] ?? null, ended.map((t) => rawOf(t, i))));
   const rows = ended.flatMap((t) =>
     names.flatMap((a, i) => {
-      const raw = i === axes.length ? t.value : t.params[a];
-      const x = numericOf(axes[i], raw);
-      if (x === null) return [];
-      const { lo, hi } = ranges[i];
-      return [{ trial: t.number, axis: a, order: i, scaled: hi > lo ? (x - lo) / (hi - lo) : 0.5, shown: axisValue(raw), metric: t.value, status: t.status }];
+      const raw = rawOf(t, i);
+      const scaled = scales[i].place(raw);
+      if (scaled === null) return [];
+      return [{ trial: t.number, axis: a, order: i, scaled, shown: axisValue(raw), metric: t.value, status: t.status }];
     }),
   );
+  // Vega-Lite's axes cannot follow a scale per axis of a fold: each axis's ticks are marks of their own.
+  const tickRows = scales.flatMap((sc, i) => sc.ticks.map((t) => ({ axis: names[i], order: i, scaled: t.at, label: t.label })));
+  const tickLayers = (x: Record<string, unknown>, y: Record<string, unknown>) => [
+    { data: { values: tickRows }, mark: { type: 'tick', orient: 'horizontal', size: 8, thickness: 1, color: '#666' }, encoding: { x, y } },
+    // a white halo under each label keeps it legible where lines cross it
+    ...[{ stroke: 'white', strokeWidth: 3, strokeOpacity: 0.85 }, { color: '#333' }].map((paint) => ({
+      data: { values: tickRows },
+      mark: { type: 'text', align: 'right', baseline: 'middle', dx: -7, fontSize: 10, ...paint },
+      encoding: { x, y, text: { field: 'label', type: 'nominal' } },
+    })),
+  ];
   const color = { field: 'metric', type: 'quantitative', title: metric.name, scale: { scheme: 'viridis', reverse: metric.goal === 'maximize' } };
   const width = Math.max(300, 140 * names.length);
   if (!opts.brush) {
+    const yPlain = { field: 'scaled', type: 'quantitative', axis: null, scale: { domain: [0, 1], nice: false, zero: false } };
     return {
       title,
       width,
@@ -165,12 +270,13 @@ export function parallelCoordinatesSpec(
           mark: { type: 'line', opacity: 0.7 },
           encoding: {
             x: { field: 'axis', type: 'nominal', sort: names },
-            y: { field: 'scaled', type: 'quantitative', axis: null },
+            y: yPlain,
             detail: { field: 'trial', type: 'nominal' },
             order: { field: 'order' },
             color,
           },
         },
+        ...tickLayers({ field: 'axis', type: 'nominal', sort: names }, yPlain),
       ],
     };
   }
@@ -210,6 +316,7 @@ export function parallelCoordinatesSpec(
           strokeDash: { field: 'status', type: 'nominal', scale: { domain: ['completed', 'pruned'], range: [[1, 0], [5, 3]] }, title: 'trial' },
         },
       },
+      ...tickLayers(x, y),
     ],
   };
 }
@@ -252,7 +359,7 @@ export function sweepPlotSpecs(spec: SweepSpec, state: SweepState): Record<strin
   };
 
   out['parallel-coordinates.png'] = parallelCoordinatesSpec(
-    `${spec.name}: parameters and ${metric} (each axis scaled to its range; log axes for log distributions)`,
+    `${spec.name}: parameters and ${metric} (each axis on its own scale)`,
     spec.metric,
     axes,
     state.trials,
