@@ -6,10 +6,14 @@
  * iwae = experiments/iwae-mnist.yaml with objective.iwae.samples=50 against
  * `--model iwae1 --objective iwae --k 50` (784-200-200-50 tanh, batch 20, Adam epsilon 1e-4);
  * vamp = bench/vamp-gated-mnist.yaml (gated dense 300-300, z 40, K = 500, batch 100) against
- * `--model vamp --prior vamp --K 500 --pseudo-param direct`. A benchmark, not a test: it prints figures and never fails on
+ * `--model vamp --prior vamp --K 500 --pseudo-param direct`; vqvae = bench/vq-vae-mnist.yaml (EMA
+ * codebook, 7x7 grid of 512 codes) against `--model vqvae --ema`; pixelcnn = bench/pixelcnn-mnist.yaml
+ * (8 gated layers over the frozen VQ-VAE's codes) against `--model pixelcnn` (random codes);
+ * cvae = bench/cvae-quadrants.yaml (1 quadrant given) against `--model cvae --which cvae
+ * --quadrants 1`; m2 = experiments/m2-mnist-100.yaml against `--model m2 --labels 100`. A benchmark, not a test: it prints figures and never fails on
  * speed; it exits 1 only if a measured process crashed, 2 on a bad flag.
  *
- *   npm run bench -- [--quick] [--models mlp,conv,iwae,vamp] [--reps 3] [--no-peer] [--json FILE]
+ *   npm run bench -- [--quick] [--models mlp,conv,iwae,vamp,vqvae,pixelcnn,cvae,m2] [--reps 3] [--no-peer] [--json FILE]
  *                    [--memory-steps 10000] [--no-pair] [--pair-reps 3] [--no-memory] [--peer-script PATH]
  *                    [--variants-script PATH] [--mlp-steps 300] [--conv-steps 60] [--iwae-steps 150]
  *                    [--vamp-steps 100] [--cpu-steps 10] [--warmup 50]
@@ -54,8 +58,8 @@ const TORCH_INSTALL = 'apt-get install -y python3-torch libopenblas0-pthread';
 
 // ------------------------------------------------------------------------------------- options
 
-type ModelKey = 'mlp' | 'conv' | 'iwae' | 'vamp';
-const ALL_MODELS: ModelKey[] = ['mlp', 'conv', 'iwae', 'vamp'];
+type ModelKey = 'mlp' | 'conv' | 'iwae' | 'vamp' | 'vqvae' | 'pixelcnn' | 'cvae' | 'm2';
+const ALL_MODELS: ModelKey[] = ['mlp', 'conv', 'iwae', 'vamp', 'vqvae', 'pixelcnn', 'cvae', 'm2'];
 
 /**
  * What is run for each model: vaelab's experiment file and overrides, its batch size, and the
@@ -89,6 +93,13 @@ const MODELS: Record<ModelKey, ModelSpec> = {
     peer: 'variants',
     peerArgs: ['--model', 'vamp', '--prior', 'vamp', '--K', '500', '--pseudo-param', 'direct'],
   },
+  vqvae: { experiment: 'bench/vq-vae-mnist.yaml', sets: [], batch: 128, peer: 'variants', peerArgs: ['--model', 'vqvae', '--ema'] },
+  // the twin's steps-only mode trains on random codes; ours encodes each batch with the frozen VQ-VAE first
+  pixelcnn: { experiment: 'bench/pixelcnn-mnist.yaml', sets: [], batch: 128, peer: 'variants', peerArgs: ['--model', 'pixelcnn'] },
+  cvae: { experiment: 'bench/cvae-quadrants.yaml', sets: [], batch: 128, peer: 'variants', peerArgs: ['--model', 'cvae', '--which', 'cvae', '--quadrants', '1'] },
+  // the twin adds a separate batch of 100 labelled images to every step; ours has none (the
+  // labelled examples come inside the batches), so its step does less work than the twin's
+  m2: { experiment: 'experiments/m2-mnist-100.yaml', sets: [], batch: 100, peer: 'variants', peerArgs: ['--model', 'm2', '--labels', '100'] },
 };
 
 interface Options {
@@ -115,9 +126,9 @@ interface Options {
 
 const USAGE = `usage: npm run bench -- [options]
   --quick               few steps, 1 repetition, short memory run (a smoke check, ~4 min)
-  --models mlp,conv     models to measure, any of mlp, conv, iwae, vamp (default mlp,conv: iwae (IWAE k=50, batch 20) and
-                        vamp (VampPrior K=500, batch 100) against their twins in torch_variants.py add ~1.5 min per
-                        repetition each and are measured only when named, e.g. --models iwae,vamp)
+  --models mlp,conv     models to measure, any of mlp, conv, iwae, vamp, vqvae, pixelcnn, cvae, m2 (default mlp,conv: the
+                        others, against their twins in torch_variants.py, add ~1.5 min per repetition each and are
+                        measured only when named, e.g. --models iwae,vamp)
   --reps N              repetitions of each measurement, interleaved with the peer (default 3; 1 with --quick)
   --no-peer             do not run the PyTorch peer
   --json FILE           also write every figure to FILE
@@ -133,6 +144,8 @@ const USAGE = `usage: npm run bench -- [options]
   --conv-steps N        timed steps per conv run (default 60; 10 with --quick)
   --iwae-steps N        timed steps per iwae run (default 150; 30 with --quick)
   --vamp-steps N        timed steps per vamp run (default 100; 20 with --quick)
+  --vqvae-steps N, --pixelcnn-steps N, --cvae-steps N, --m2-steps N
+                        timed steps per run of those models (default 60, 40, 60, 40; 10 with --quick)
   --cpu-steps N         timed steps of the cpu backend, mlp only (default 10; 5 with --quick)
   --warmup N            untimed warm-up steps before the clock starts (default 50; 30 with --quick; wasm code is tiered up while it runs hot)
   --iw-eval             also time the importance-weighted log-likelihood evaluation of the 784-400-20 VAE
@@ -144,7 +157,7 @@ class UsageError extends Error {}
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--iw-eval', '--help', '-h']);
-  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
+  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -189,6 +202,10 @@ function parseOptions(argv: string[]): Options {
       conv: int('--conv-steps', quick ? 10 : 60, 1),
       iwae: int('--iwae-steps', quick ? 30 : 150, 1),
       vamp: int('--vamp-steps', quick ? 20 : 100, 1),
+      vqvae: int('--vqvae-steps', quick ? 10 : 60, 1),
+      pixelcnn: int('--pixelcnn-steps', quick ? 10 : 40, 1),
+      cvae: int('--cvae-steps', quick ? 10 : 60, 1),
+      m2: int('--m2-steps', quick ? 10 : 40, 1),
     },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
     warmup: int('--warmup', quick ? 30 : 50, 1),
