@@ -14,7 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { PNG } from 'pngjs';
 import { startDashboard, type Dashboard } from '../core/dashboard';
+import { sweepAxes } from '../core/dashboard/server';
 import { downsample } from '../core/dashboard/source';
+import { buildRunIndex } from '../core/tracking/run-index';
 import { makeRuns, type MadeRuns } from './fixtures/make-runs';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
@@ -99,11 +101,45 @@ describe('dashboard server', function () {
   });
 
   it('Should give a sweep\'s trials and a parallel-coordinates spec with one line per ended trial', async () => {
-    const s = await getJson<{ trials: Array<{ status: string }>; specs: { parallelCoordinates: { layer: Array<{ params?: unknown[] }>; data: { values: Array<{ trial: number }> } } } }>(d, `/api/sweep?id=${encodeURIComponent(made.sweep!)}`);
+    const s = await getJson<{ axes: { from: string; note: string }; trials: Array<{ status: string }>; specs: { parallelCoordinates: { layer: Array<{ params?: unknown[] }>; data: { values: Array<{ trial: number }> } } } }>(d, `/api/sweep?id=${encodeURIComponent(made.sweep!)}`);
+    expect(s.axes).to.deep.equal({ from: 'sweep file', note: `axes from the sweep file ${path.join(path.dirname(made.root), 'sweeps', 'beta-grid.yaml')}` });
     expect(s.trials.filter((t) => t.status === 'pruned')).to.have.length(3);
     const trials = new Set(s.specs.parallelCoordinates.data.values.map((v) => v.trial));
     expect(trials.size).to.equal(8);
     expect(s.specs.parallelCoordinates.layer[0].params).to.have.length(1);
+  });
+
+  it('Should take a sweep\'s axes from its sweep file, read as data only, and guess them from the trials when the file is missing, unreadable or changed', () => {
+    const m = makeRuns(path.join(tempDir(), 'runs'), { runs: 1, lines: 30, staged: false, bad: false });
+    const entry = buildRunIndex(m.root, { cache: false }).sweeps[0];
+    const file = entry.sweepFile!;
+    const lr = 'train.optimizer.learningRate';
+    const beta = 'objective.beta-vae.beta';
+    // the grid of the fixture: both parameters choices, in the file's order
+    expect(sweepAxes(entry)).to.deep.equal({
+      from: 'sweep file',
+      note: `axes from the sweep file ${file}`,
+      axes: [{ path: lr, numeric: true, log: false, choices: [1e-4, 3e-4, 1e-3, 3e-3] }, { path: beta, numeric: true, log: false, choices: [1, 4] }],
+    });
+    // a log-uniform range, whose base experiment names a plugin module that would leave a mark if it were loaded: it is not
+    const mark = path.join(path.dirname(file), 'loaded');
+    fs.writeFileSync(path.join(path.dirname(file), 'evil.js'), `require('fs').writeFileSync(${JSON.stringify(mark)}, 'x'); exports.plugins = [];\n`);
+    fs.writeFileSync(path.join(path.dirname(file), 'base.yaml'), 'plugins: [./evil.js]\nname: base\n');
+    const rewrite = (params: string) => fs.writeFileSync(file, `experiment: base.yaml\nmethod: random\nmetric: { name: test/loss, goal: minimize }\nparameters:\n${params}budget: { trials: 8 }\n`);
+    rewrite(`  ${lr}: { distribution: log-uniform, min: 1.0e-5, max: 1.0e-2 }\n  ${beta}: { values: [4, 1] }\n`);
+    expect(sweepAxes(entry).axes).to.deep.equal([{ path: lr, numeric: true, log: true, min: 1e-5, max: 1e-2 }, { path: beta, numeric: true, log: false, choices: [4, 1] }]);
+    expect(fs.existsSync(mark), 'the experiment\'s plugin module was loaded').to.equal(false);
+    // guessed (lr log from 1e-4 to 3e-3, beta's two integers as categories), saying why
+    const guessed = [{ path: lr, numeric: true, log: true }, { path: beta, numeric: true, log: false, choices: [1, 4] }];
+    rewrite(`  ${lr}: { values: [0.01, 0.1] }\n  ${beta}: { values: [1, 4] }\n`);
+    expect(sweepAxes(entry)).to.deep.equal({ from: 'trials', axes: guessed, note: `axes guessed from the trials: ${file}: trial 0 has ${lr} = 0.0001, which parameters.${lr} cannot give (the file changed since the sweep ran?)` });
+    rewrite(`  ${beta}: { values: [1, 4] }\n`);
+    expect(sweepAxes(entry).note).to.equal(`axes guessed from the trials: ${file} does not sweep ${lr}, which trial 0 sets (the file changed since the sweep ran?)`);
+    fs.writeFileSync(file, 'parameters: [unclosed\n');
+    expect(sweepAxes(entry).note).to.match(new RegExp(`^axes guessed from the trials: ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: malformed YAML: line \\d+, column \\d+`));
+    fs.rmSync(file);
+    expect(sweepAxes(entry)).to.deep.equal({ from: 'trials', axes: guessed, note: `axes guessed from the trials: ${file}: no such file` });
+    expect(sweepAxes({ ...entry, sweepFile: undefined }).note).to.equal('axes guessed from the trials: state.json names no sweep file');
   });
 
   it('Should serve a run\'s files and refuse every path out of the runs directory', async () => {
@@ -371,11 +407,12 @@ describe('dashboard in Chromium @slow', function () {
       ts.map((t) => ({ label: t.textContent, x: Math.round(t.getBoundingClientRect().right), y: t.getBoundingClientRect().top })).sort((p, q) => p.x - q.x || q.y - p.y),
     );
     const byAxis = [...new Set(ticks.map((t) => t.x))].map((x) => ticks.filter((t) => t.x === x).map((t) => t.label));
-    // learning rate, guessed log from the trials (1e-4 to 3e-3: 1, 2, 5 per decade and the end); beta, the categories of the trials; test/loss, linear
-    expect(byAxis).to.deep.equal([['1e-4', '2e-4', '5e-4', '1e-3', '2e-3', '3e-3'], ['1', '4'], ['90', '100', '110', '120', '130']]);
+    // learning rate and beta: the values of the sweep file's grid, as categories; test/loss, linear
+    expect(byAxis).to.deep.equal([['1e-4', '3e-4', '1e-3', '3e-3'], ['1', '4'], ['90', '100', '110', '120', '130']]);
+    expect(await page.textContent('#sweep-axes')).to.equal(`axes from the sweep file ${path.join(path.dirname(made.root), 'sweeps', 'beta-grid.yaml')}`);
     await shot('sweep', '#sweep');
-    // drag from 80 % of the first axis (learning rate, log scale) to above the plot (the brush
-    // stops at its edge): only the largest learning rate, 3e-3 (at the top), stays opaque
+    // drag from 80 % of the first axis (learning rate, its 4 values evenly spaced) to above the
+    // plot (the brush stops at its edge): only the largest learning rate, 3e-3 (at the top), stays opaque
     const box = (await page.locator('#sweep-parallel .layer_0_marks').boundingBox())!;
     const x0 = box.x - 15;
     await page.mouse.move(x0, box.y + box.height * 0.2);

@@ -193,6 +193,7 @@ describe('run index', () => {
       writeRun(sweep, {
         'state.json': {
           version: 1,
+          sweepFile: '/work/sweeps/lr.yaml',
           name: 'lr',
           method: 'random',
           metric: { name: 'val/loss', goal: 'minimize' },
@@ -237,6 +238,8 @@ describe('run index', () => {
       const sw = idx.sweeps[0];
       expect(sw.id).to.equal('sweeps/lr');
       expect(sw.parameters).to.deep.equal(['train.optimizer.learningRate']);
+      // the sweep file, for readers that want the parameters' distributions (the dashboard)
+      expect(sw.sweepFile).to.equal('/work/sweeps/lr.yaml');
       expect(sw.trials.map((t) => [t.runId, t.status, t.value])).to.deep.equal([
         ['sweeps/lr/trials/0000', 'completed', 1.5],
         ['sweeps/lr/trials/0001', 'pruned', 9],

@@ -26,7 +26,9 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { ConfigError } from '../errors';
-import { parallelCoordinatesSpec, metricVsParametersSpec, type SweepAxis } from '../sweep/plots';
+import { axisOf, parallelCoordinatesSpec, metricVsParametersSpec, type SweepAxis } from '../sweep/plots';
+import { sameValue, type Param } from '../sweep/space';
+import { readSweepParameters } from '../sweep/spec';
 import { metricCurvesSpec, type CurvePoint } from '../tracking/plots';
 import { downsample, loadIndex, readCurves, type RunEntry, type RunIndex, type SweepEntry } from './source';
 
@@ -194,7 +196,7 @@ export function indexPayload(index: RunIndex): Record<string, unknown> {
 }
 
 /**
- * The axes of a sweep's parameters as far as its trials show them (the sweep file itself is not
+ * The axes of a sweep's parameters as far as its trials show them (when its sweep file cannot be
  * read): numbers on a numeric axis, logarithmic when all are positive and span a decade or
  * more; anything else as choices in order of appearance.
  */
@@ -215,8 +217,54 @@ export function inferAxes(sweep: SweepEntry): SweepAxis[] {
   });
 }
 
+/** Whether a trial's value is one the parameter can take. */
+function fits(p: Param, v: unknown): boolean {
+  if (p.kind === 'choice') return p.values.some((x) => sameValue(x, v));
+  const slack = 1e-9 * Math.max(Math.abs(p.min), Math.abs(p.max));
+  return typeof v === 'number' && v >= p.min - slack && v <= p.max + slack;
+}
+
+/** A sweep's axes, and where they come from (shown under its plots). */
+export interface SweepAxes {
+  axes: SweepAxis[];
+  from: 'sweep file' | 'trials';
+  /** The sweep file read, or why the axes were guessed from the trials. */
+  note: string;
+}
+
+/**
+ * The axes of a sweep's parameters from its sweep file (named in state.json), each with its
+ * distribution: log for log-uniform and log-int, the listed values of a choice, the interval of
+ * a range. The file is read as data only (readSweepParameters: no experiment, no plugin module
+ * is loaded) and used only when it agrees with the trials (every parameter they set is swept by
+ * it, with a value it can take; the same metric); otherwise the axes are guessed from the trials
+ * (inferAxes), and the note says why.
+ */
+export function sweepAxes(sweep: SweepEntry): SweepAxes {
+  const guess = (why: string): SweepAxes => ({ axes: inferAxes(sweep), from: 'trials', note: `axes guessed from the trials: ${why}` });
+  if (!sweep.sweepFile) return guess('state.json names no sweep file');
+  const file = path.resolve(sweep.sweepFile);
+  let read: ReturnType<typeof readSweepParameters>;
+  try {
+    read = readSweepParameters(file);
+  } catch (e) {
+    return guess((e as Error).message.split('\n')[0]);
+  }
+  const byPath = new Map(read.parameters.map((p) => [p.path, p]));
+  for (const t of sweep.trials) {
+    for (const [k, v] of Object.entries(t.params)) {
+      const p = byPath.get(k);
+      if (!p) return guess(`${file} does not sweep ${k}, which trial ${t.number} sets (the file changed since the sweep ran?)`);
+      if (!fits(p, v)) return guess(`${file}: trial ${t.number} has ${k} = ${JSON.stringify(v)}, which parameters.${k} cannot give (the file changed since the sweep ran?)`);
+    }
+  }
+  if (read.metric && read.metric.name !== sweep.metric.name) return guess(`${file} names the metric ${read.metric.name}, the sweep's state ${sweep.metric.name}`);
+  const axes = read.parameters.filter((p) => sweep.parameters.includes(p.path)).map(axisOf);
+  return { axes, from: 'sweep file', note: `axes from the sweep file ${file}` };
+}
+
 export function sweepPayload(sweep: SweepEntry, index: RunIndex): Record<string, unknown> {
-  const axes = inferAxes(sweep);
+  const { axes, from, note } = sweepAxes(sweep);
   const byId = new Map(index.runs.map((r) => [r.id, r]));
   return {
     id: sweep.id,
@@ -224,6 +272,7 @@ export function sweepPayload(sweep: SweepEntry, index: RunIndex): Record<string,
     method: sweep.method,
     metric: sweep.metric,
     parameters: sweep.parameters,
+    axes: { from, note },
     trials: sweep.trials.map((t) => ({ ...t, runStatus: t.runId ? (byId.get(t.runId)?.status ?? null) : null, reason: t.runId ? (byId.get(t.runId)?.reason ?? null) : null })),
     specs: {
       metricVsParameters: metricVsParametersSpec(`${sweep.name}: ${sweep.metric.name} (${sweep.metric.goal}) against each parameter`, sweep.metric.name, axes, sweep.trials),

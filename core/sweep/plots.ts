@@ -98,7 +98,7 @@ export function axisOf(p: Param): SweepAxis {
 
 const endedTrials = (trials: readonly SweepPlotTrial[]) => trials.filter((t) => (t.status === 'completed' || t.status === 'pruned') && t.value !== null);
 
-/** The metric against each parameter, one panel per parameter; completed and pruned trials told apart. */
+/** The metric against each parameter, one panel per parameter (a choice's values as categories, in order); completed and pruned trials told apart. */
 export function metricVsParametersSpec(title: string, metric: string, axes: readonly SweepAxis[], trials: readonly SweepPlotTrial[]): VegaLiteSpec {
   const ended = endedTrials(trials);
   return {
@@ -109,7 +109,9 @@ export function metricVsParametersSpec(title: string, metric: string, axes: read
       data: { values: ended.filter((t) => p.path in t.params).map((t) => ({ x: axisValue(t.params[p.path]), y: t.value, status: t.status, trial: t.number })) },
       mark: { type: 'point', filled: true, size: 50 },
       encoding: {
-        x: { field: 'x', type: p.numeric ? 'quantitative' : 'nominal', title: p.path, ...(p.log ? { scale: { type: 'log' } } : { scale: { zero: false } }) },
+        x: p.choices
+          ? { field: 'x', type: 'ordinal', sort: p.choices.map(axisValue), title: p.path, axis: { labelAngle: 0 } }
+          : { field: 'x', type: p.numeric ? 'quantitative' : 'nominal', title: p.path, ...(p.log ? { scale: { type: 'log' } } : { scale: { zero: false } }) },
         y: { field: 'y', type: 'quantitative', title: metric, scale: { zero: false } },
         color: { field: 'status', type: 'nominal', scale: { domain: ['completed', 'pruned'], range: ['#1f77b4', '#d62728'] } },
       },
@@ -185,13 +187,14 @@ function axisScale(axis: SweepAxis | null, values: readonly unknown[]): AxisScal
     for (const v of values) if (v !== undefined && v !== null && !cats.some((c) => JSON.stringify(c) === JSON.stringify(v))) cats.push(v);
     const at = (i: number) => (cats.length === 1 ? 0.5 : i / (cats.length - 1));
     const every = Math.ceil(cats.length / MAX_CATEGORY_LABELS);
+    const labels = cats.every((c) => typeof c === 'number') ? tickLabels(cats as number[]) : cats.map((c) => String(axisValue(c)));
     return {
       place: (v) => {
         if (v === undefined || v === null) return null;
         const i = cats.findIndex((c) => JSON.stringify(c) === JSON.stringify(v));
         return i < 0 ? null : at(i);
       },
-      ticks: cats.flatMap((c, i) => (i % every === 0 ? [{ at: at(i), label: String(axisValue(c)) }] : [])),
+      ticks: cats.flatMap((_, i) => (i % every === 0 ? [{ at: at(i), label: labels[i] }] : [])),
     };
   }
   const nums = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));

@@ -131,9 +131,10 @@ function unknownPathMessage(where: string, key: string, keys: Map<string, Schema
   return `${where}: not a key of ${experiment} (keys${group ? ` of ${group}` : ''}: ${shownKeys})${hint ? `. Did you mean ${JSON.stringify(hint)}?` : ''}`;
 }
 
-function parseParam(key: string, node: unknown, keys: Map<string, SchemaEntry>, experiment: string, problems: string[]): Param | null {
+/** One parameter of the sweep file; with `keys` null (readSweepParameters) its paths are not checked against the experiment. */
+function parseParam(key: string, node: unknown, keys: Map<string, SchemaEntry> | null, experiment: string, problems: string[]): Param | null {
   const where = `parameters.${key}`;
-  if (!keys.has(key)) {
+  if (keys && !keys.has(key)) {
     problems.push(unknownPathMessage(where, key, keys, experiment));
     return null;
   }
@@ -146,7 +147,7 @@ function parseParam(key: string, node: unknown, keys: Map<string, SchemaEntry>, 
     if (!isObject(node.when) || Object.keys(node.when).length === 0) {
       problems.push(`${where}.when: must be a mapping of config paths to the values that switch this parameter on; got ${showValue(node.when)}`);
     } else {
-      for (const k of Object.keys(node.when)) if (!keys.has(k)) problems.push(unknownPathMessage(`${where}.when.${k}`, k, keys, experiment));
+      for (const k of Object.keys(node.when)) if (keys && !keys.has(k)) problems.push(unknownPathMessage(`${where}.when.${k}`, k, keys, experiment));
       when = node.when;
     }
   }
@@ -409,6 +410,32 @@ export function loadSweepSpec(file: string, registry: PluginRegistry, outDir?: s
     retries: retries as number,
     dir,
   };
+}
+
+/**
+ * The swept parameters and the metric of a sweep file, read as data only, for readers of a sweep
+ * directory (the dashboard): the file is parsed (YAML or JSON) and its `parameters` checked as
+ * loadSweepSpec checks them, but neither the base experiment nor its plugin modules are loaded,
+ * so nothing named by the sweep runs (and parameter paths are not checked against the
+ * experiment). Throws a ConfigError naming the file when it cannot be read or its parameters
+ * are wrong.
+ */
+export function readSweepParameters(file: string): { parameters: Param[]; metric: SweepSpec['metric'] | null } {
+  const raw = readExperimentFile(file);
+  const problems: string[] = [];
+  const parameters: Param[] = [];
+  if (!isObject(raw.parameters) || Object.keys(raw.parameters).length === 0) {
+    problems.push(`parameters: must be a mapping of dotted config paths to { values: [...] } or { distribution, min, max }; got ${showValue(raw.parameters)}`);
+  } else {
+    for (const [k, node] of Object.entries(raw.parameters)) {
+      const p = parseParam(k, node, null, '', problems);
+      if (p) parameters.push(p);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems, file);
+  const m = raw.metric;
+  const metric = isObject(m) && typeof m.name === 'string' ? { name: m.name, goal: m.goal === 'maximize' ? ('maximize' as const) : ('minimize' as const) } : null;
+  return { parameters, metric };
 }
 
 function flatten(obj: Raw, prefix: string): Array<[string, unknown]> {

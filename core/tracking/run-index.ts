@@ -67,6 +67,8 @@ export interface SweepEntry {
   metric: { name: string; goal: 'minimize' | 'maximize' };
   parameters: string[];
   trials: SweepTrialEntry[];
+  /** The sweep file as state.json records it (absolute when the sweep runner wrote it), if it does. */
+  sweepFile?: string;
 }
 
 export interface RunIndex {
@@ -332,6 +334,7 @@ function readSweep(root: string, dir: string, problems: string[]): SweepEntry | 
     metric: { name: String(metric.name ?? ''), goal: metric.goal === 'maximize' ? 'maximize' : 'minimize' },
     parameters: [...params],
     trials,
+    ...(typeof st.sweepFile === 'string' && st.sweepFile ? { sweepFile: st.sweepFile } : {}),
   };
 }
 

@@ -288,6 +288,7 @@ async function showSweep(id) {
     .join('');
   $('#sweep').innerHTML = `<h2>${esc(s.name)} <span class="note">${esc(s.method)}, ${esc(s.metric.name)} (${esc(s.metric.goal)})</span></h2>
     <div id="sweep-scatter" class="chart"></div><div id="sweep-parallel" class="chart"></div>
+    <p id="sweep-axes" class="note">${esc(s.axes.note)}</p>
     <h3>Trials</h3><table><tr><th>trial</th><th>status</th>${s.parameters.map((p) => `<th>${esc(p)}</th>`).join('')}<th>${esc(s.metric.name)}</th><th>run</th></tr>${trials}</table>`;
   await embed('#sweep-scatter', s.specs.metricVsParameters);
   await embed('#sweep-parallel', s.specs.parallelCoordinates);
