@@ -140,6 +140,8 @@ describe('dashboard server', function () {
     fs.rmSync(file);
     expect(sweepAxes(entry)).to.deep.equal({ from: 'trials', axes: guessed, note: `axes guessed from the trials: ${file}: no such file` });
     expect(sweepAxes({ ...entry, sweepFile: undefined }).note).to.equal('axes guessed from the trials: state.json names no sweep file');
+    // a state.json naming any other file does not make the dashboard read it
+    expect(sweepAxes({ ...entry, sweepFile: '/etc/passwd' }).note).to.equal('axes guessed from the trials: /etc/passwd is not a sweep file (.yaml, .yml or .json)');
   });
 
   it('Should serve a run\'s files and refuse every path out of the runs directory', async () => {

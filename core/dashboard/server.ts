@@ -244,6 +244,8 @@ export function sweepAxes(sweep: SweepEntry): SweepAxes {
   const guess = (why: string): SweepAxes => ({ axes: inferAxes(sweep), from: 'trials', note: `axes guessed from the trials: ${why}` });
   if (!sweep.sweepFile) return guess('state.json names no sweep file');
   const file = path.resolve(sweep.sweepFile);
+  // state.json is data of the runs directory: it must not make the dashboard read any file at all
+  if (!/\.(ya?ml|json)$/i.test(file)) return guess(`${file} is not a sweep file (.yaml, .yml or .json)`);
   let read: ReturnType<typeof readSweepParameters>;
   try {
     read = readSweepParameters(file);
