@@ -126,6 +126,11 @@ export const coreSchema = {
     iwSamples: { doc: 'importance samples k of the log-likelihood estimate at the end of training (0 = skip)', format: 'nat', default: 100 },
     iwChunk: { doc: 'importance samples drawn at once (memory bound: chunk x batch rows)', format: 'positive-int', default: 100 },
     iwLimit: { doc: 'estimate the log-likelihood on the first N test examples (0 = all)', format: 'nat', default: 0 },
+    priorSamples: {
+      doc: 'samples k of the plain Monte-Carlo estimate log mean_k p(x|z_k), z_k drawn from the prior (given y for a conditional prior), on the same test examples as iwSamples (0 = skip); a comparison for the IW estimate, e.g. the CVAE paper\'s',
+      format: 'nat',
+      default: 0,
+    },
     activeUnitThreshold: {
       doc: 'a latent unit is active when Var_x(E_q[z_i]) exceeds this (Burda et al. 2016)',
       format: 'non-negative-number',

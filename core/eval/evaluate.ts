@@ -11,6 +11,7 @@ import type { DiagGaussianParams, Features, LatentSample, ModelBatch, Objective,
 import { Batcher } from '../data/batcher';
 import { conditionOf, type ConditionOptions } from '../data/condition';
 import type { Batch, DataSplit, DatasetInfo } from '../data/types';
+import { tileSamples } from '../math';
 import { disposeLatentSample, type VaeModel } from '../model';
 import { Rng } from '../rng';
 
@@ -143,39 +144,36 @@ export function evaluateTerms(objective: Objective, split: DataSplit, ctx: EvalC
 }
 
 /**
- * Mean importance-weighted log-likelihood estimate over a split, with k samples per example
- * drawn `chunk` at a time; also returns the per-example estimates.
+ * Streams log mean_k exp(log w_k) per example over a split, k weights drawn `chunk` at a time
+ * (a running log-sum-exp in float64 on the host, so memory stays flat in k). `logWeights(mb, n,
+ * rng)` gives n weights per example of the batch, sample-major: [n * B].
  */
-export function iwLogLikelihood(
-  model: VaeModel,
+function streamLogMeanExp(
   split: DataSplit,
   ctx: EvalContext,
   k: number,
-  chunk: number,
+  c: number,
+  batchSize: number,
+  name: string,
+  logWeights: (mb: ModelBatch, n: number, rng: Rng) => tf.Tensor1D,
 ): { mean: number; perExample: Float64Array } {
-  const { samples: c, batchSize } = iwChunking(k, chunk, ctx.info.dim, model.likelihood.paramsPerDim);
   const batcher = evalBatcher(split, ctx, batchSize);
   const per = new Float64Array(split.n);
   let row = 0;
   let bi = 0;
   for (const b of batcher.epoch(0)) {
     const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
-    // Running log-sum-exp over chunks, per example, in float64 on the host.
     const m = new Float64Array(b.size).fill(-Infinity);
     const s = new Float64Array(b.size);
     for (let done = 0, ci = 0; done < k; ci++) {
       const n = Math.min(c, k - done);
-      const rng = Rng.derive(ctx.seed, `${ctx.stream}/iw`, bi, ci);
-      const lse = tf.tidy(() => {
-        const pass = model.forward(mb, n, { training: false, rng });
-        const logW = tf.sub(tf.add(pass.logPx, model.logPrior(pass.latent, mb.cond)), pass.latent.logQ);
-        disposeLatentSample(pass.latent);
-        return tf.logSumExp(tf.reshape(logW, [n, b.size]), 0);
-      });
+      const rng = Rng.derive(ctx.seed, `${ctx.stream}/${name}`, bi, ci);
+      const lse = tf.tidy(() => tf.logSumExp(tf.reshape(logWeights(mb, n, rng), [n, b.size]), 0));
       const v = lse.dataSync();
       lse.dispose();
       for (let j = 0; j < b.size; j++) {
         const x = v[j];
+        if (x === -Infinity) continue;
         if (x > m[j]) {
           s[j] = s[j] * Math.exp(m[j] - x) + 1;
           m[j] = x;
@@ -194,6 +192,53 @@ export function iwLogLikelihood(
   let total = 0;
   for (const v of per) total += v;
   return { mean: total / split.n, perExample: per };
+}
+
+/**
+ * Mean importance-weighted log-likelihood estimate over a split, with k samples per example
+ * drawn `chunk` at a time from q(z|x) (the encoder's posterior); also returns the per-example
+ * estimates.
+ */
+export function iwLogLikelihood(
+  model: VaeModel,
+  split: DataSplit,
+  ctx: EvalContext,
+  k: number,
+  chunk: number,
+): { mean: number; perExample: Float64Array } {
+  const { samples: c, batchSize } = iwChunking(k, chunk, ctx.info.dim, model.likelihood.paramsPerDim);
+  return streamLogMeanExp(split, ctx, k, c, batchSize, 'iw', (mb, n, rng) => {
+    const pass = model.forward(mb, n, { training: false, rng });
+    const logW = tf.sub(tf.add(pass.logPx, model.logPrior(pass.latent, mb.cond)), pass.latent.logQ) as tf.Tensor1D;
+    disposeLatentSample(pass.latent);
+    return logW;
+  });
+}
+
+/**
+ * The plain Monte-Carlo estimate log mean_k p(x | z_k), z_k ~ p(z | y) drawn from the prior (for
+ * a conditional prior, from its network given the example's conditioning input): the estimator
+ * without a recognition network, as the CVAE paper compares. Unbiased for p(x), so a lower bound
+ * of log p(x) in expectation like the IW estimate, but with far more variance: it needs many more
+ * samples for the same value. Per-example estimates too.
+ */
+export function priorLogLikelihood(
+  model: VaeModel,
+  split: DataSplit,
+  ctx: EvalContext,
+  k: number,
+  chunk: number,
+): { mean: number; perExample: Float64Array } {
+  const { samples: c, batchSize } = iwChunking(k, chunk, ctx.info.dim, model.likelihood.paramsPerDim);
+  return streamLogMeanExp(split, ctx, k, c, batchSize, 'prior', (mb, n, rng) => {
+    const B = mb.x.shape[0];
+    const condS = tileSamples(mb.cond, n);
+    const o = { training: false, rng, cond: condS };
+    const zPrior = model.prior.sample(n * B, rng, condS, o);
+    const z = model.latent.generate ? model.latent.generate(zPrior, o) : zPrior;
+    const xS = n === 1 ? mb.x : tileSamples(mb.x, n)!;
+    return model.likelihood.logProb(xS, model.decoder.decode(z, condS, o));
+  });
 }
 
 /** Latent diagnostics over a split. */

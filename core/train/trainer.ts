@@ -26,7 +26,7 @@ import { generationCondition, type ConditionOptions } from '../data/condition';
 import { initFromData, trainingExamples } from '../data/examples';
 import type { DataSplit } from '../data/types';
 import { ConfigError, TrainingError, VaelabError } from '../errors';
-import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, toModelBatch, type EvalContext } from '../eval/evaluate';
+import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, priorLogLikelihood, toModelBatch, type EvalContext } from '../eval/evaluate';
 import { latentTraversal } from '../eval/traversal';
 import { Rng } from '../rng';
 import type { Session } from '../session';
@@ -811,21 +811,20 @@ export function finalEvaluation(session: Session, ctx: EvalContext, log: (line: 
   const test: Record<string, number> = {};
   for (const [key, v] of Object.entries(evaluateTerms(parts.objective, dataset.test, ctx))) test[`test/${key}`] = v;
   const out: Record<string, unknown> = { test };
-  const iwK = k ?? config.eval.iwSamples;
-  if (iwK > 0) {
-    const limit = config.eval.iwLimit > 0 ? Math.min(config.eval.iwLimit, dataset.test.n) : dataset.test.n;
-    const split: DataSplit = {
-      x: dataset.test.x.subarray(0, limit * dataset.dim),
-      labels: dataset.test.labels.subarray(0, limit),
-      n: limit,
-    };
+  // both log-likelihood estimates run on the first eval.iwLimit test examples (0: all)
+  const limit = config.eval.iwLimit > 0 ? Math.min(config.eval.iwLimit, dataset.test.n) : dataset.test.n;
+  const head: DataSplit = { x: dataset.test.x.subarray(0, limit * dataset.dim), labels: dataset.test.labels.subarray(0, limit), n: limit };
+  const estimate = (key: string, samples: number, fn: typeof iwLogLikelihood) => {
     const t0 = Date.now();
-    const iw = iwLogLikelihood(parts.model, split, ctx, iwK, config.eval.iwChunk);
-    test['test/iw-log-likelihood'] = iw.mean;
+    const est = fn(parts.model, head, ctx, samples, config.eval.iwChunk);
+    test[`test/${key}-log-likelihood`] = est.mean;
     // the standard error of the mean over examples (the spread of the data, not of the sampling)
-    test['test/iw-log-likelihood-se'] = standardError(iw.perExample);
-    out.iw = { k: iwK, examples: limit, of: dataset.test.n, seconds: (Date.now() - t0) / 1000 };
-  }
+    test[`test/${key}-log-likelihood-se`] = standardError(est.perExample);
+    out[key] = { k: samples, examples: limit, of: dataset.test.n, seconds: (Date.now() - t0) / 1000 };
+  };
+  const iwK = k ?? config.eval.iwSamples;
+  if (iwK > 0) estimate('iw', iwK, iwLogLikelihood);
+  if (config.eval.priorSamples > 0) estimate('prior', config.eval.priorSamples, priorLogLikelihood);
   const stats = latentStats(parts.model, dataset.test, ctx, config.eval.activeUnitThreshold);
   if (stats) {
     test['test/active-units'] = stats.activeUnits;
