@@ -428,4 +428,45 @@ describe('dashboard in Chromium @slow', function () {
     expect(kept).to.equal(2);
     await shot('sweep-brushed', '#sweep-parallel');
   });
+
+  it('Should update a running run\'s row and its ticked curve without a reload when it logs an epoch, then show it finished', async () => {
+    const id = made.bad.running!;
+    const dir = path.join(made.root, id);
+    await page.click('#tab-runs');
+    await page.evaluate(() => {
+      (window as unknown as { loadedAt: number }).loadedAt = performance.timeOrigin;
+    });
+    for (const r of [made.runs[0], made.runs[1]]) await page.uncheck(`input[data-select="${r}"]`);
+    await page.check(`input[data-select="${id}"]`);
+    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent?.startsWith(`${run}:`), id);
+    await page.selectOption('#metric', 'val/loss');
+    const row = `tr:has(a[data-run="${id}"])`;
+    const cellOf = (key: string) =>
+      page.evaluate(([sel, k]) => {
+        const keys = [...document.querySelectorAll('#runs thead th')].map((th) => (th as HTMLElement).dataset.key);
+        return document.querySelector(sel)!.querySelectorAll('td')[keys.indexOf(k)].textContent;
+      }, [row, key] as const);
+    // the val/loss curve's vertices: its smoothed line's path, "M x,y L x,y ..."
+    const vertices = () => page.$eval('#curves .layer_1_marks path', (p) => (p.getAttribute('d') ?? '').split(/[ML]/).filter((x) => x.trim()).length);
+    // 30 lines: steps 1-28 and epoch records at steps 10 and 20
+    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 2 values logged (running)`, id);
+    expect([await cellOf('step'), await cellOf('status'), await vertices()]).to.deep.equal(['28', 'running', 2]);
+
+    // the trainer logs epoch 3 (appended, as it does) ...
+    const rec = { time: new Date().toISOString(), kind: 'epoch', epoch: 3, step: 30, seconds: 12.5, 'train/loss': 140, 'val/loss': 150, 'val/elbo': -150, 'val/kl': 20, evalSplit: 'validation' };
+    fs.appendFileSync(path.join(dir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
+    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 3 values logged (running)`, id, { timeout: 10000 });
+    expect([await cellOf('step'), await cellOf('status'), await vertices()]).to.deep.equal(['30', 'running', 3]);
+    await shot('live-epoch', '#compare');
+
+    // ... then ends: its summary, and the owner file removed (core/tracking/owner.ts)
+    fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ status: 'completed', steps: 30, epochsCompleted: 3, endedAt: new Date().toISOString(), lastEvaluation: { 'val/loss': 150 } }));
+    fs.rmSync(path.join(dir, 'owner.json'));
+    await page.waitForFunction((sel) => document.querySelector(`${sel} .status`)?.textContent === 'finished', row, { timeout: 10000 });
+    expect(await cellOf('step')).to.equal('30');
+    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 3 values logged`, id, { timeout: 10000 });
+    // no reload: the page is the one loaded before
+    expect(await page.evaluate(() => (window as unknown as { loadedAt: number }).loadedAt === performance.timeOrigin)).to.equal(true);
+    await shot('live-finished');
+  });
 });
