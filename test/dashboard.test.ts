@@ -433,40 +433,38 @@ describe('dashboard in Chromium @slow', function () {
     const id = made.bad.running!;
     const dir = path.join(made.root, id);
     await page.click('#tab-runs');
-    await page.evaluate(() => {
-      (window as unknown as { loadedAt: number }).loadedAt = performance.timeOrigin;
-    });
+    // a mark on this page's window: a reload would lose it
+    await page.evaluate('window.notReloaded = true');
     for (const r of [made.runs[0], made.runs[1]]) await page.uncheck(`input[data-select="${r}"]`);
     await page.check(`input[data-select="${id}"]`);
-    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent?.startsWith(`${run}:`), id);
+    const note = (text: string) => page.waitForFunction(`document.querySelector('#curves-note').textContent === ${JSON.stringify(text)}`, undefined, { timeout: 10000 });
+    await note(`${id}: 28 values logged (running)`);
     await page.selectOption('#metric', 'val/loss');
     const row = `tr:has(a[data-run="${id}"])`;
-    const cellOf = (key: string) =>
-      page.evaluate(([sel, k]) => {
-        const keys = [...document.querySelectorAll('#runs thead th')].map((th) => (th as HTMLElement).dataset.key);
-        return document.querySelector(sel)!.querySelectorAll('td')[keys.indexOf(k)].textContent;
-      }, [row, key] as const);
+    const cellOf = async (key: string) => {
+      const keys = await page.$$eval('#runs thead th', (ths) => ths.map((th) => th.getAttribute('data-key')));
+      return page.$eval(row, (tr, i) => tr.querySelectorAll('td')[i].textContent, keys.indexOf(key));
+    };
     // the val/loss curve's vertices: its smoothed line's path, "M x,y L x,y ..."
-    const vertices = () => page.$eval('#curves .layer_1_marks path', (p) => (p.getAttribute('d') ?? '').split(/[ML]/).filter((x) => x.trim()).length);
+    const vertices = () => page.$eval('#curves .layer_1_marks path', (p) => (p.getAttribute('d') ?? '').split(/[ML]/).filter((x: string) => x.trim() !== '').length);
     // 30 lines: steps 1-28 and epoch records at steps 10 and 20
-    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 2 values logged (running)`, id);
+    await note(`${id}: 2 values logged (running)`);
     expect([await cellOf('step'), await cellOf('status'), await vertices()]).to.deep.equal(['28', 'running', 2]);
 
     // the trainer logs epoch 3 (appended, as it does) ...
     const rec = { time: new Date().toISOString(), kind: 'epoch', epoch: 3, step: 30, seconds: 12.5, 'train/loss': 140, 'val/loss': 150, 'val/elbo': -150, 'val/kl': 20, evalSplit: 'validation' };
     fs.appendFileSync(path.join(dir, 'metrics.jsonl'), `${JSON.stringify(rec)}\n`);
-    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 3 values logged (running)`, id, { timeout: 10000 });
+    await note(`${id}: 3 values logged (running)`);
     expect([await cellOf('step'), await cellOf('status'), await vertices()]).to.deep.equal(['30', 'running', 3]);
     await shot('live-epoch', '#compare');
 
     // ... then ends: its summary, and the owner file removed (core/tracking/owner.ts)
     fs.writeFileSync(path.join(dir, 'summary.json'), JSON.stringify({ status: 'completed', steps: 30, epochsCompleted: 3, endedAt: new Date().toISOString(), lastEvaluation: { 'val/loss': 150 } }));
     fs.rmSync(path.join(dir, 'owner.json'));
-    await page.waitForFunction((sel) => document.querySelector(`${sel} .status`)?.textContent === 'finished', row, { timeout: 10000 });
-    expect(await cellOf('step')).to.equal('30');
-    await page.waitForFunction((run) => document.querySelector('#curves-note')?.textContent === `${run}: 3 values logged`, id, { timeout: 10000 });
-    // no reload: the page is the one loaded before
-    expect(await page.evaluate(() => (window as unknown as { loadedAt: number }).loadedAt === performance.timeOrigin)).to.equal(true);
+    await page.waitForFunction(`document.querySelector(${JSON.stringify(`${row} .status`)}).textContent === 'finished'`, undefined, { timeout: 10000 });
+    await note(`${id}: 3 values logged`);
+    expect([await cellOf('step'), await vertices()]).to.deep.equal(['30', 3]);
+    expect(await page.evaluate('window.notReloaded === true')).to.equal(true);
     await shot('live-finished');
   });
 });
