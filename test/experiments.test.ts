@@ -18,7 +18,8 @@ import { RunDir } from '../core/tracking/run-dir';
 import { builtins } from './kits/build';
 
 const dir = path.join(__dirname, '..', 'experiments');
-const inDir = (d: string) => fs.readdirSync(path.join(dir, d)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort().map((f) => path.join(d, f));
+// baselines/reproductions.yaml is the reproduction manifest (test/reproduce.test.ts), not an experiment
+const inDir = (d: string) => fs.readdirSync(path.join(dir, d)).filter((f) => /\.(ya?ml|json)$/.test(f) && f !== 'reproductions.yaml').sort().map((f) => path.join(d, f));
 const files = [...inDir('.'), ...inDir('baselines')];
 
 const overrides = [

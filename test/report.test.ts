@@ -61,7 +61,7 @@ describe('run reports', function () {
     expect(html).to.include('report-demo');
     expect(html).to.include(`<td class="n">${(summary.test['test/iw-log-likelihood'] as number).toFixed(2)}</td>`);
     expect(html).to.include('test/iw-log-likelihood-se');
-    // the pictures: two plots, the latent bars, and the run's three grids, each a decodable PNG
+    // the pictures: two plots, the latent bars, and the run's four grids, each a decodable PNG
     const alts = images(html).map((i) => i.alt.replace(/: [^:]*\.png$/, ''));
     expect(alts).to.deep.equal([
       'training loss per logged step',
@@ -69,6 +69,7 @@ describe('run reports', function () {
       `latent dimensions (${summary.test['test/active-units']} active units)`,
       'reconstructions (rows in pairs: inputs, then their reconstructions)',
       'samples from the prior',
+      'interpolations between the posterior modes of two test inputs of one class (one row per pair)',
       'latent traversals (one row per dimension, largest KL first)',
     ]);
     const grid = images(html).find((i) => i.alt.startsWith('latent traversals'))!.png;

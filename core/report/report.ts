@@ -68,7 +68,7 @@ function pictures(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   if (!fs.existsSync(dir)) return out;
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
-  for (const kind of ['reconstructions', 'samples', 'traversals', 'latent-map']) {
+  for (const kind of ['reconstructions', 'samples', 'interpolations', 'completions', 'traversals', 'latent-map']) {
     const final = files.find((f) => f === `${kind}.png`);
     const epochs = files.filter((f) => f.startsWith(`${kind}-epoch-`));
     const pick = final ?? epochs[epochs.length - 1];
@@ -211,6 +211,8 @@ async function runSection(r: RunRecord, level: number): Promise<string> {
   const names: Record<string, string> = {
     reconstructions: 'reconstructions (rows in pairs: inputs, then their reconstructions)',
     samples: 'samples from the prior',
+    interpolations: 'interpolations between the posterior modes of two test inputs of one class (one row per pair)',
+    completions: 'completions: the visible part, the truth, then samples of the hidden part (one row per test input)',
     traversals: 'latent traversals (one row per dimension, largest KL first)',
     'latent-map': 'test codes (posterior modes) in 2-D, coloured by label',
   };

@@ -5,7 +5,7 @@
  *   metrics.jsonl   one JSON object per logged step, epoch and evaluation
  *   summary.json    final metrics, wall time, backend, seed, status
  *   checkpoints/    epoch-NNNN.ckpt, best.ckpt, interrupt.ckpt, latest.json (pointer)
- *   images/         reconstruction, sample and latent traversal grids (PNG; traversals*.json: the dimensions shown, their KL and values)
+ *   images/         reconstruction, sample, interpolation (and, with visible quadrants, completion) and latent traversal grids (PNG; traversals*.json: the dimensions shown, their KL and values)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -41,6 +41,7 @@ import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 import { OWNER_FILE, RunOwner } from '../tracking/owner';
+import { completionGrid, interpolationGrid } from '../eval/pictures';
 
 export type { TrainStatus } from './events';
 
@@ -651,6 +652,11 @@ class Trainer {
     });
     writeGrid(path.join(images, `samples${tag}.png`), samples.dataSync() as Float32Array, nS, info.shape, g);
     samples.dispose();
+    const cond = config.data.condition as ConditionOptions;
+    const inter = interpolationGrid(parts.model, dataset.test, dataset, cond, g, g, seed);
+    if (inter) writeGrid(path.join(images, `interpolations${tag}.png`), inter, g * g, info.shape, g);
+    const done = completionGrid(parts.model, dataset.test, dataset, cond, g, g, seed);
+    if (done) writeGrid(path.join(images, `completions${tag}.png`), done, done.length / info.dim, info.shape, g);
     if (config.eval.traversalRows > 0) {
       const t = latentTraversal(parts.model, dataset.test, {
         info: dataset,

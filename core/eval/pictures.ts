@@ -1,0 +1,100 @@
+/**
+ * Two pictures of what a model learned, drawn from the test split at each evaluation:
+ *
+ * - interpolations: each row decodes `cols` codes evenly spaced on the line between the posterior
+ *   modes of two test inputs of the same class (row r: class r mod the number of classes, its
+ *   first and second test examples), with the class as conditioning input when the model is
+ *   conditioned on labels, so a class-conditional model interpolates within the class. Flat
+ *   latents only (hierarchies decode their bottom layer's modes; grids of codes get none).
+ * - completions (models conditioned on visible quadrants): row r is the r-th test example's
+ *   visible part (hidden pixels grey), its truth, then `cols - 2` samples of the hidden part
+ *   drawn from p(z | y), each pasted into the visible part.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { visibleMask, type ConditionOptions } from '../data/condition';
+import type { DataSplit, DatasetInfo } from '../data/types';
+import type { VaeModel } from '../model';
+import { Rng } from '../rng';
+import { hasFlatLatent } from './split-head';
+
+/** Indices of the first two test examples of each class that has two; in class order. */
+function pairsByClass(split: DataSplit, numClasses: number): Array<[number, number, number]> {
+  const seen: number[][] = Array.from({ length: numClasses }, () => []);
+  for (let i = 0; i < split.n; i++) {
+    const c = split.labels[i];
+    if (c >= 0 && c < numClasses && seen[c].length < 2) seen[c].push(i);
+  }
+  return seen.flatMap((ix, c) => (ix.length === 2 ? [[c, ix[0], ix[1]] as [number, number, number]] : []));
+}
+
+/**
+ * The interpolation grid, [rows * cols] images flattened row by row, or null when the latent is
+ * not flat, the data have no labels to pair inputs by, or the conditioning input is not labels
+ * or none.
+ */
+export function interpolationGrid(model: VaeModel, split: DataSplit, info: DatasetInfo, cond: ConditionOptions, rows: number, cols: number, seed: number): Float32Array | null {
+  // flat codes, or a hierarchy's bottom layer; not grids of codes
+  if (model.latent.shape && model.latent.shape.length > 1) return null;
+  if (!hasFlatLatent(model) && !model.latent.generate) return null;
+  if (cond.use !== 'none' && cond.use !== 'labels') return null;
+  if (info.numClasses < 1 || cols < 2) return null;
+  const pairs = pairsByClass(split, info.numClasses);
+  if (pairs.length === 0) return null;
+  const use = Array.from({ length: rows }, (_, r) => pairs[r % pairs.length] as [number, number, number]);
+  const out = tf.tidy(() => {
+    const idx = use.flatMap(([, a, b]) => [a, b]);
+    const x = tf.tensor2d(
+      idx.flatMap((i) => Array.from(split.x.subarray(i * info.dim, (i + 1) * info.dim))),
+      [idx.length, info.dim],
+    );
+    const y = cond.use === 'labels' ? (tf.oneHot(tf.tensor1d(idx.map((i) => split.labels[i]), 'int32'), info.numClasses).toFloat() as tf.Tensor2D) : null;
+    const opts = { training: false, rng: Rng.derive(seed, 'interpolation'), cond: y };
+    const modes = model.latent.mode(model.encoder.encode(x, y, opts), opts) as tf.Tensor2D;
+    const d = modes.shape[1];
+    const a = tf.gather(modes, use.map((_, r) => 2 * r));
+    const b = tf.gather(modes, use.map((_, r) => 2 * r + 1));
+    // codes [rows, cols, d]: a + t (b - a), t = 0 .. 1
+    const t = tf.reshape(tf.linspace(0, 1, cols), [1, cols, 1]);
+    const z = tf.reshape(tf.add(tf.expandDims(a, 1), tf.mul(t, tf.expandDims(tf.sub(b, a), 1))), [rows * cols, d]) as tf.Tensor2D;
+    const yRows = y ? (tf.reshape(tf.tile(tf.expandDims(tf.gather(y, use.map((_, r) => 2 * r)), 1), [1, cols, 1]), [rows * cols, info.numClasses]) as tf.Tensor2D) : null;
+    const dOpts = { ...opts, cond: yRows };
+    return model.likelihood.mean(model.decoder.decode(z, yRows, dOpts));
+  });
+  const v = out.dataSync() as Float32Array;
+  out.dispose();
+  return v;
+}
+
+/** The completion grid of a model conditioned on visible quadrants, [rows * cols] images, or null for other models. */
+export function completionGrid(model: VaeModel, split: DataSplit, info: DatasetInfo, cond: ConditionOptions, rows: number, cols: number, seed: number): Float32Array | null {
+  if (cond.use !== 'visible-quadrants' || cols < 3) return null;
+  const n = Math.min(rows, split.n);
+  const mask = visibleMask(info.shape ?? [1, 1, info.dim], cond.visibleQuadrants);
+  const D = info.dim;
+  const S = cols - 2;
+  const y = new Float32Array(n * S * D);
+  for (let r = 0; r < n; r++) {
+    for (let s = 0; s < S; s++) {
+      const o = (r * S + s) * D;
+      for (let j = 0; j < D; j++) y[o + j] = mask[j] ? split.x[r * D + j] : cond.hiddenValue;
+    }
+  }
+  const samples = tf.tidy(() => model.generate(n * S, tf.tensor2d(y, [n * S, D]), { training: false, rng: Rng.derive(seed, 'completion') }));
+  const sv = samples.dataSync() as Float32Array;
+  samples.dispose();
+  const out = new Float32Array(n * cols * D);
+  for (let r = 0; r < n; r++) {
+    const truth = split.x.subarray(r * D, (r + 1) * D);
+    const row = r * cols * D;
+    for (let j = 0; j < D; j++) {
+      out[row + j] = mask[j] ? truth[j] : 0.5;
+      out[row + D + j] = truth[j];
+    }
+    for (let s = 0; s < S; s++) {
+      const o = row + (2 + s) * D;
+      const g = (r * S + s) * D;
+      for (let j = 0; j < D; j++) out[o + j] = mask[j] ? truth[j] : sv[g + j];
+    }
+  }
+  return out;
+}
