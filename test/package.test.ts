@@ -3,17 +3,18 @@
  * the tarball installed into a fresh folder outside the repository holding a copy of
  * examples/laplace-prior (the README's plugin package), and there: the plugin built against
  * vaelab's declarations, its own tests run with the public conformance kit (`vaelab/testing`),
- * one copy of tfjs-core and inversify, and one epoch of `npx vaelab train` on synthetic data
- * loading the plugin's TypeScript source.
+ * one copy of tfjs-core and inversify, one epoch of `npx vaelab train` on synthetic data
+ * loading the plugin's TypeScript source, and `npx vaelab dashboard` serving its page.
  *
  * The install works offline from npm's cache once `npm ci` has run here: every dependency of the
  * example is also one of vaelab's, at the same version.
  */
 import { expect } from 'chai';
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { makeRuns } from './fixtures/make-runs';
 
 const ROOT = path.join(__dirname, '..');
 const EXAMPLE = path.join(ROOT, 'examples', 'laplace-prior');
@@ -79,6 +80,10 @@ describe('installed package: npm pack, install outside the repository, then buil
       'native/binding.gyp',
       'native/find-openblas.js',
       'native/src/vaelab_native.c',
+      // the dashboard's page, which tsc does not emit (scripts/build.js copies it)
+      'dist/core/dashboard/page/index.html',
+      'dist/core/dashboard/page/app.js',
+      'dist/core/dashboard/page/style.css',
       // the font plots are drawn with
       'assets/fonts/DejaVuSans.ttf',
       'assets/fonts/DejaVuSans.LICENSE',
@@ -155,5 +160,40 @@ describe('installed package: npm pack, install outside the repository, then buil
     expect(config.prior.use).to.equal('laplace');
     expect(config.plugins).to.deep.equal([path.join(plugin, 'src', 'laplace.prior.ts')]);
     expect(r.stderr).to.contain('epoch 1/1:');
+  });
+
+  it('Should serve the dashboard from the installed package: its page as packed, its script and style, vega from node_modules, the index', async () => {
+    const made = makeRuns(path.join(work, 'dashboard-runs'), { runs: 2, lines: 20, staged: false, sweep: false, bad: false });
+    // a process group of its own: npx and the server it starts are stopped together
+    const child = spawn('npx', ['vaelab', 'dashboard', '--port', '0', made.root], { cwd: plugin, env: cleanEnv(), detached: true });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /(http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+        child.on('exit', (code) => reject(new Error(`npx vaelab dashboard exited with ${code}: ${out}${err}`)));
+      });
+      const get = async (p: string) => {
+        const r = await fetch(new URL(p, url));
+        return { status: r.status, type: r.headers.get('content-type'), body: await r.text() };
+      };
+      const packed = (name: string) => fs.readFileSync(path.join(plugin, 'node_modules', 'vaelab', 'dist', 'core', 'dashboard', 'page', name), 'utf8');
+      expect(await get('/')).to.deep.equal({ status: 200, type: 'text/html; charset=utf-8', body: packed('index.html') });
+      expect(await get('/page/app.js')).to.deep.equal({ status: 200, type: 'text/javascript; charset=utf-8', body: packed('app.js') });
+      expect(await get('/page/style.css')).to.deep.equal({ status: 200, type: 'text/css; charset=utf-8', body: packed('style.css') });
+      for (const lib of ['vega', 'vega-lite', 'vega-embed']) {
+        const v = await get(`/vendor/${lib}.js`);
+        expect([v.status, v.type, v.body.length > 10000], lib).to.deep.equal([200, 'text/javascript; charset=utf-8', true]);
+      }
+      const ix = JSON.parse((await get('/api/index')).body) as { runs: Array<{ id: string }> };
+      expect(ix.runs.map((r) => r.id).sort()).to.deep.equal([...made.runs].sort());
+    } finally {
+      process.kill(-child.pid!, 'SIGINT');
+    }
   });
 });
