@@ -65,6 +65,13 @@ export interface DataInfo {
    */
   trainBatch?: { readonly size: number; readonly last: number };
   /**
+   * Labelled rows appended to every training batch (data.labelledBatchSize): the last
+   * `labelledBatch` rows of a training batch are labelled examples, the others unlabelled ones;
+   * 0 or absent: labelled examples come inside the batches at their natural rate. An objective
+   * weighting the two parts (M2) reads it with labelledTrainSize and trainSize.
+   */
+  labelledBatch?: number;
+  /**
    * Which dimensions of x are the target to predict given the conditioning input: 1 where the
    * conditioning input hides the dimension, 0 where it shows it. [dim] float32, set by
    * `data.condition: visible-quadrants` (x = the whole image, cond = its visible part, the target

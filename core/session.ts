@@ -24,12 +24,12 @@ export interface Session {
 /**
  * Rows of the training batches the trainer's Batcher makes from n examples: every batch has
  * min(batchSize, n) rows except the last of an epoch, which has n mod batchSize unless that is 0
- * or dropLast drops it.
+ * or dropLast drops it; plus `labelled` appended labelled rows each (data.labelledBatchSize).
  */
-export function trainBatchOf(n: number, batchSize: number, dropLast: boolean): { size: number; last: number } {
+export function trainBatchOf(n: number, batchSize: number, dropLast: boolean, labelled = 0): { size: number; last: number } {
   const size = Math.min(batchSize, n);
   const rest = n % batchSize;
-  return { size, last: n < batchSize || dropLast || rest === 0 ? size : rest };
+  return { size: size + labelled, last: (n < batchSize || dropLast || rest === 0 ? size : rest) + labelled };
 }
 
 /** Data info as the model sees it; condDim comes from data.condition. */
@@ -37,6 +37,7 @@ export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
   const condition = config.data.condition as ConditionOptions;
   let labelled = 0;
   for (const l of ds.train.labels) if (l >= 0) labelled++;
+  const L = config.data.labelledBatchSize;
   const info: DataInfo = {
     name: ds.name,
     shape: ds.shape,
@@ -45,7 +46,8 @@ export function dataInfoOf(ds: Dataset, config: ExperimentConfig): DataInfo {
     condDim: conditionDim(condition, ds),
     trainSize: ds.train.n,
     labelledTrainSize: ds.numClasses > 0 ? labelled : 0,
-    trainBatch: trainBatchOf(ds.train.n, config.train.batchSize, config.train.dropLast),
+    trainBatch: trainBatchOf(ds.train.n - (L > 0 ? labelled : 0), config.train.batchSize, config.train.dropLast, L),
+    labelledBatch: L,
   };
   if (condition.use === 'visible-quadrants') info.targetMask = visibleMask(ds.shape, condition.visibleQuadrants).map((v) => 1 - v);
   return info;

@@ -72,7 +72,7 @@ describe('interpolations and completions', () => {
         const yMid = y ? (tf.slice(y, [0, 0], [1, -1]) as tf.Tensor2D) : null;
         const dec = s.parts.model.likelihood.mean(s.parts.model.decoder.decode(mid, yMid, { ...opts, cond: yMid }));
         close(row(grid, r, 2, cols), Array.from(dec.dataSync()));
-        tf.dispose([x, y, rec, modes, mid, dec]);
+        tf.dispose([x, rec, modes, mid, dec, ...(y ? [y] : [])]);
       }
     });
   }

@@ -36,6 +36,11 @@ export const coreSchema = {
       format: 'nat',
       default: 0,
     },
+    labelledBatchSize: {
+      doc: 'semi-supervised, with data.labelledSize: every training batch is train.batchSize unlabelled examples plus this many labelled ones, cycled through the labelled subset in seeded orders (Kingma et al. 2014 and the PyTorch twin); an epoch is one pass over the unlabelled examples. 0 = the labelled examples come inside the batches at their natural rate',
+      format: 'nat',
+      default: 0,
+    },
     testLimit: { doc: 'use only the first N test examples (0 = all)', format: 'nat', default: 0 },
     condition: {
       use: {

@@ -32,11 +32,21 @@ export interface BatcherOptions {
    * 'binarize' by default and `${stream}-binarize` when a stream is given.
    */
   stream?: string;
+  /**
+   * Semi-supervised batches (data.labelledBatchSize): this many labelled examples (label >= 0)
+   * appended to every batch, whose other rows come from the unlabelled examples only (they alone
+   * make the epoch). The labelled rows of step t = epoch * batchesPerEpoch + index are positions
+   * [t*L, (t+1)*L) of the endless sequence that visits the labelled examples in the order
+   * Rng.derive(seed, `${stream}-labelled`, c).permutation(nLabelled) in cycle c: a pure function
+   * of (epoch, index) like the rest. 0 or absent: no appended rows.
+   */
+  labelled?: number;
 }
 
 /** Draws batches of one split; see the module comment for the addressing scheme. */
 export class Batcher {
   /** Number of examples in the split. */
+  /** Examples an epoch visits: the split's, or its unlabelled ones with `labelled`. */
   readonly n: number;
   private readonly dim: number;
   private readonly numClasses: number;
@@ -44,6 +54,11 @@ export class Batcher {
   private readonly binarizeStream: string;
   private cachedEpoch = -1;
   private cachedOrder: Int32Array | null = null;
+  /** Rows of the split the epoch visits (all, or the unlabelled ones with opts.labelled). */
+  private readonly rows: Int32Array | null = null;
+  /** The labelled rows appended to every batch, and the order of each cycle through them. */
+  private readonly labelledRows: Int32Array | null = null;
+  private readonly labelledOrders = new Map<number, Int32Array>();
 
   constructor(
     private readonly split: DataSplit,
@@ -69,6 +84,16 @@ export class Batcher {
       );
     }
     this.n = split.n;
+    if ((opts.labelled ?? 0) > 0) {
+      const lab: number[] = [];
+      const unl: number[] = [];
+      for (let r = 0; r < split.n; r++) (split.labels[r] >= 0 ? lab : unl).push(r);
+      if (lab.length === 0) throw new ConfigError(`data.labelledBatchSize: ${opts.labelled} labelled examples per batch, but the training split of ${info.name} has no labelled example (set data.labelledSize)`);
+      if (unl.length === 0) throw new ConfigError(`data.labelledBatchSize: every training example of ${info.name} is labelled, so the batches have no unlabelled part; set data.labelledSize below the training size, or data.labelledBatchSize to 0`);
+      this.rows = Int32Array.from(unl);
+      this.labelledRows = Int32Array.from(lab);
+      this.n = unl.length;
+    }
     this.dim = info.dim;
     this.numClasses = info.numClasses;
     this.orderStream = opts.stream ?? 'data-order';
@@ -117,8 +142,10 @@ export class Batcher {
     const B = this.opts.batchSize;
     const dim = this.dim;
     const start = index * B;
-    const size = Math.min(B, this.n - start);
-    const indices = order.slice(start, start + size);
+    let indices = order.slice(start, start + Math.min(B, this.n - start));
+    if (this.rows) indices = indices.map((i) => this.rows![i]);
+    if (this.labelledRows) indices = Int32Array.from([...indices, ...this.labelledFor(epoch * count + index)]);
+    const size = indices.length;
     // A fresh array per batch, owned by the tensor from then on: the cpu backend keeps a
     // reference to the values it is given instead of copying them, so a buffer reused across
     // batches would silently rewrite tensors the caller still holds.
@@ -145,6 +172,25 @@ export class Batcher {
       y = tf.tensor2d(oneHot, [size, this.numClasses], 'float32');
     }
     return { x: tf.tensor2d(x, [size, dim], 'float32'), y, labels, indices, size };
+  }
+
+  /** The labelled rows appended at global step t (see BatcherOptions.labelled). */
+  private labelledFor(t: number): number[] {
+    const L = this.opts.labelled!;
+    const lab = this.labelledRows!;
+    const out: number[] = [];
+    for (let q = t * L; q < (t + 1) * L; q++) {
+      const cycle = Math.floor(q / lab.length);
+      let ord = this.labelledOrders.get(cycle);
+      if (!ord) {
+        ord = Rng.derive(this.opts.seed, `${this.orderStream}-labelled`, cycle).permutation(lab.length);
+        // keep the cycles of the current neighbourhood only
+        if (this.labelledOrders.size > 4) this.labelledOrders.clear();
+        this.labelledOrders.set(cycle, ord);
+      }
+      out.push(lab[ord[q % lab.length]]);
+    }
+    return out;
   }
 
   /** The batches of `epoch` from `startIndex` on, created lazily one at a time. */

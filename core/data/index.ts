@@ -84,12 +84,15 @@ function checkOptions(opts: DataOptions): void {
   if (typeof opts.threshold !== 'number' || !(opts.threshold >= 0 && opts.threshold <= 1)) {
     problems.push(`data.threshold: must be a number in [0, 1]; got ${opts.threshold}`);
   }
-  for (const key of ['validationSize', 'trainLimit', 'testLimit', 'labelledSize'] as const) {
+  for (const key of ['validationSize', 'trainLimit', 'testLimit', 'labelledSize', 'labelledBatchSize'] as const) {
     const v = opts[key] ?? 0;
     if (!Number.isInteger(v) || v < 0) {
-      const zero = key === 'validationSize' ? 'no validation split' : key === 'labelledSize' ? 'every label kept' : 'all';
+      const zero = key === 'validationSize' ? 'no validation split' : key === 'labelledSize' ? 'every label kept' : key === 'labelledBatchSize' ? 'no separate labelled batch' : 'all';
       problems.push(`data.${key}: must be a non-negative integer (0 = ${zero}); got ${v}`);
     }
+  }
+  if ((opts.labelledBatchSize ?? 0) > 0 && !((opts.labelledSize ?? 0) > 0)) {
+    problems.push(`data.labelledBatchSize: ${opts.labelledBatchSize} labelled examples per batch need a labelled subset; set data.labelledSize (e.g. 100) or data.labelledBatchSize to 0`);
   }
   if (problems.length > 0) throw new ConfigError(problems);
 }

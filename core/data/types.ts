@@ -91,6 +91,11 @@ export interface DataOptions {
    * training label becomes -1 (unlabelled). 0 = keep every label. Absent = 0.
    */
   labelledSize?: number;
+  /**
+   * Labelled examples appended to every training batch (data.labelledBatchSize; needs
+   * labelledSize > 0). 0 or absent: none.
+   */
+  labelledBatchSize?: number;
   /** Settings used when `use` is 'synthetic'. */
   synthetic: SyntheticOptions;
   /** Settings used when `use` is 'dsprites' (core/data/dsprites.ts); absent = the defaults. */

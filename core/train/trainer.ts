@@ -217,6 +217,7 @@ class Trainer {
       seed: this.seed,
       dynamicBinarize: config.data.binarize === 'dynamic',
       dropLast: this.T.dropLast,
+      labelled: config.data.labelledBatchSize,
     });
     this.perEpoch = this.batcher.batchesPerEpoch();
     const all = this.T.epochs * this.perEpoch;

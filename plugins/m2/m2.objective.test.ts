@@ -27,7 +27,7 @@ const LOG_2PI = Math.log(2 * Math.PI);
  * p(z) = N(0, 1), x | z, y ~ N(w z + c_y + b, 0.5^2 I) with w = [1.5, -0.7], c_0 = [0.2, 0],
  * c_1 = [-0.3, 0.4], b = [0.3, 0.1]; classifier logits = x Wc + bc, Wc = [[1, -1], [0.5, 0.2]], bc = [0, 0.3].
  */
-function handModel(alpha = 0.1) {
+function handModel(alpha = 0.1, info: DataInfo = POINTS) {
   const parts = buildParts(
     {
       encoder: { use: 'mlp', mlp: { hiddenSizes: [4], activation: 'linear' } },
@@ -36,7 +36,7 @@ function handModel(alpha = 0.1) {
       likelihood: { use: 'gaussian', gaussian: { scale: 'fixed', fixedScale: 0.5 } },
       objective: { use: 'm2', m2: { alpha, classifierHiddenSizes: [] } },
     },
-    POINTS,
+    info,
     { plugins },
   );
   const vars = new Map([...parts.model.variables(), ...[...parts.objective.variables()].map(([k, v]) => [`objective/${k}`, v] as const)]);
@@ -107,6 +107,34 @@ describe('m2 objective', () => {
     const predicted = xs.map((x) => (logQyByHand(x)[0] > logQyByHand(x)[1] ? 0 : 1));
     expect(Array.from(t.error.dataSync())).to.deep.equal([predicted[0] !== 1 ? 1 : 0, 0, predicted[2] !== 0 ? 1 : 0]);
     tf.dispose([batch.x, batch.labels, batch.labelMask, ...Object.values(t)]);
+    disposeParts(parts);
+  });
+
+  it('Should weight a batch of B unlabelled and L labelled rows (data.labelledBatchSize) so its mean is (N_u/N) mean U + (N_l/N) mean labelled, in training only', () => {
+    // N = 10, N_l = 4; batches of 2 unlabelled + 1 labelled row
+    const parts = handModel(0.1, { ...POINTS, labelledBatch: 1, trainBatch: { size: 3, last: 3 } });
+    const m2 = parts.objective as M2Objective;
+    // (B + L) / L * N_l / N = 3 * 0.4; (B + L) / B * N_u / N = 1.5 * 0.6
+    expect(m2.batchWeights!.labelled).to.be.closeTo(1.2, 1e-12);
+    expect(m2.batchWeights!.unlabelled).to.be.closeTo(0.9, 1e-12);
+    const xs: Array<[number, number]> = [[0.5, -0.2], [2, -1], [-1, 0.8]];
+    const batch = { x: tf.tensor2d(xs), cond: null, labels: tf.tensor2d([[0, 0], [0, 0], [1, 0]]), labelMask: tf.tensor1d([0, 0, 1]) };
+    const unl = (x: [number, number]) => {
+      const lq = logQyByHand(x);
+      return [0, 1].reduce((s, y) => s + Math.exp(lq[y]) * (negElboByHand(x, y) + lq[y]), 0);
+    };
+    const lab = negElboByHand(xs[2], 0) - 0.25 * logQyByHand(xs[2])[0];
+    const train = parts.objective.terms(batch, { training: true, rng: Rng.derive(0, 'm2'), step: 0 });
+    const loss = Array.from(train.loss.dataSync());
+    expect(loss[0]).to.be.closeTo(0.9 * unl(xs[0]), 1e-3);
+    expect(loss[1]).to.be.closeTo(0.9 * unl(xs[1]), 1e-3);
+    expect(loss[2]).to.be.closeTo(1.2 * lab, 1e-3);
+    // the batch mean is the twin's (N_l/N) mean_l + (N_u/N) mean_u
+    expect(loss.reduce((a, b) => a + b, 0) / 3).to.be.closeTo(0.4 * lab + 0.6 * ((unl(xs[0]) + unl(xs[1])) / 2), 1e-3);
+    const evalLoss = Array.from(parts.objective.terms(batch, { training: false, rng: Rng.derive(0, 'm2'), step: 0 }).loss.dataSync());
+    expect(evalLoss[2]).to.be.closeTo(lab, 1e-3);
+    expect(evalLoss[0]).to.be.closeTo(unl(xs[0]), 1e-3);
+    tf.dispose([batch.x, batch.labels, batch.labelMask, ...Object.values(train)]);
     disposeParts(parts);
   });
 

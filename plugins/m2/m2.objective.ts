@@ -8,7 +8,10 @@
  *   unlabelled (mask 0):       U(x) = sum_y q(y|x) (L(x,y) + log q(y|x))   (exact sum over the K labels)
  * whose mean over the training split is the paper's J^alpha / N (eq. 9) with alpha_paper = alpha * N
  * (N training examples, N_l of them labelled: DataInfo.trainSize, labelledTrainSize). Every y
- * of an unlabelled example is enumerated: one forward pass of K * B rows. Reads objective.m2.alpha,
+ * of an unlabelled example is enumerated: one forward pass of K * B rows. With
+ * data.labelledBatchSize, every training batch is B unlabelled rows and L labelled ones, and the
+ * training loss weights them so that its mean is the same J^alpha / N (see batchWeights); the
+ * reported terms and every evaluation are unweighted. Reads objective.m2.alpha,
  * .classifierHiddenSizes and .classifierActivation.
  */
 import { inject, injectable } from 'inversify';
@@ -53,6 +56,8 @@ export class M2Objective extends Module implements Objective {
   private readonly classifier: Mlp;
   /** Weight of -log q(y|x) per labelled example: alpha * N / N_labelled. */
   readonly classWeight: number;
+  /** Per-row weights of training batches with appended labelled rows (data.labelledBatchSize), else null. */
+  readonly batchWeights: { labelled: number; unlabelled: number } | null = null;
   constructor(
     @inject(pluginConfig('objective', 'm2')) cfg: ConfigOf<typeof m2ObjectiveSchema>,
     @inject(TOKENS.Model) private readonly model: VaeModel,
@@ -73,6 +78,16 @@ export class M2Objective extends Module implements Objective {
     const labelled = data.labelledTrainSize ?? n;
     if (labelled === 0) throw new ConfigError(`objective.use: "m2" needs some labelled training examples; data set "${data.name}" has none in its training split`);
     this.classWeight = (cfg.alpha * n) / labelled;
+    const L = data.labelledBatch ?? 0;
+    if (L > 0) {
+      // B unlabelled rows and L labelled ones per training batch, averaged together by the
+      // trainer: weights that make that mean (N_u/N) mean_u U + (N_l/N) mean_l [L + w CE], the
+      // paper's J^alpha / N, as with labelled examples at their natural rate
+      const rows = data.trainBatch?.size ?? 0;
+      const B = rows - L;
+      if (B < 1) throw new ConfigError(`data.labelledBatchSize: ${L} labelled rows leave no unlabelled rows in a training batch of ${rows}`);
+      this.batchWeights = { labelled: ((B + L) / L) * (labelled / n), unlabelled: ((B + L) / B) * ((n - labelled) / n) };
+    }
     this.classifier = this.track('classifier', new Mlp([data.dim, ...cfg.classifierHiddenSizes, data.numClasses], cfg.classifierActivation, initRng(seed, 'objective', 'm2')));
   }
 
@@ -114,7 +129,8 @@ export class M2Objective extends Module implements Objective {
       const labelledNegElbo = tf.sum(tf.mul(labels, negElbo), 1);
       const classification = tf.neg(tf.sum(tf.mul(labels, logQy), 1)) as tf.Tensor1D;
       const labelled = tf.add(labelledNegElbo, tf.mul(classification, this.classWeight));
-      const loss = tf.add(tf.mul(mask, labelled), tf.mul(tf.sub(1, mask), unlabelled)) as tf.Tensor1D;
+      const w = ctx.training && this.batchWeights ? this.batchWeights : { labelled: 1, unlabelled: 1 };
+      const loss = tf.add(tf.mul(tf.mul(mask, w.labelled), labelled), tf.mul(tf.mul(tf.sub(1, mask), w.unlabelled), unlabelled)) as tf.Tensor1D;
       const out: ObjectiveTerms = { loss, elbo: tf.neg(unlabelled) as tf.Tensor1D, classification: tf.mul(classification, mask) as tf.Tensor1D };
       if (!ctx.training) {
         const wrong = tf.cast(tf.notEqual(tf.argMax(logQy, 1), tf.argMax(labels, 1)), 'float32');

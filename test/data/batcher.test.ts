@@ -199,4 +199,52 @@ describe('Batcher', () => {
       expect(Math.abs(ones / n - sumGrey / n)).to.be.below((4 * Math.sqrt(variance)) / n);
     });
   });
+
+  describe('labelled rows appended to every batch (data.labelledBatchSize)', () => {
+    // 30 rows: the 6 of rows % 5 == 0 labelled, the 24 others unlabelled
+    const M = 30;
+    const semi: DataSplit = {
+      x: Float32Array.from({ length: M * DIM }, (_, k) => 10 * Math.floor(k / DIM) + (k % DIM)),
+      labels: Int32Array.from({ length: M }, (_, i) => (i % 5 === 0 ? (i / 5) % 4 : -1)),
+      n: M,
+    };
+    const labelled = [0, 5, 10, 15, 20, 25];
+
+    it('Should make the epoch of the unlabelled rows, each batch followed by L labelled rows that cycle through the labelled subset', () => {
+      const b = new Batcher(semi, toyInfo, opts({ batchSize: 8, labelled: 4 }));
+      expect(b.n).to.equal(24);
+      expect(b.batchesPerEpoch()).to.equal(3);
+      const batches = [0, 1].flatMap((e) => [...b.epoch(e)].map(take));
+      for (const t of batches) {
+        expect(t.size).to.equal(12);
+        expect(t.indices.slice(0, 8).every((i) => semi.labels[i] < 0)).to.equal(true);
+        expect(t.indices.slice(8).every((i) => semi.labels[i] >= 0)).to.equal(true);
+        expect(t.x).to.deep.equal(t.indices.flatMap((i) => [10 * i, 10 * i + 1, 10 * i + 2]));
+      }
+      // each epoch visits every unlabelled row once
+      for (const e of [0, 1]) {
+        const seen = batches.slice(3 * e, 3 * e + 3).flatMap((t) => t.indices.slice(0, 8));
+        expect([...seen].sort((x, y) => x - y)).to.deep.equal(Array.from({ length: M }, (_, i) => i).filter((i) => i % 5 !== 0));
+      }
+      // the labelled rows of 6 steps (24 = 4 cycles of 6): every cycle is a permutation of the subset
+      const lab = batches.flatMap((t) => t.indices.slice(8));
+      for (let c = 0; c < 4; c++) expect([...lab.slice(6 * c, 6 * c + 6)].sort((x, y) => x - y)).to.deep.equal(labelled);
+      // and the cycles are drawn afresh, not one order repeated
+      expect(new Set([0, 1, 2, 3].map((c) => lab.slice(6 * c, 6 * c + 6).join(','))).size).to.be.above(1);
+    });
+
+    it('Should give the same batch for the same (epoch, index) from a fresh batcher, as a resumed run needs', () => {
+      const a = new Batcher(semi, toyInfo, opts({ batchSize: 8, labelled: 4 }));
+      const first = [...a.epoch(1)].map(take);
+      const b = new Batcher(semi, toyInfo, opts({ batchSize: 8, labelled: 4 }));
+      expect(take(b.batch(1, 2))).to.deep.equal(first[2]);
+    });
+
+    it('Should refuse appended labelled rows when the split has none, or has no unlabelled rows', () => {
+      const none: DataSplit = { ...semi, labels: new Int32Array(M).fill(-1) };
+      expectThrowExact(() => new Batcher(none, toyInfo, opts({ labelled: 4 })), ConfigError, 'data.labelledBatchSize: 4 labelled examples per batch, but the training split of toy has no labelled example (set data.labelledSize)');
+      const all: DataSplit = { ...semi, labels: new Int32Array(M).fill(1) };
+      expectThrowExact(() => new Batcher(all, toyInfo, opts({ labelled: 4 })), ConfigError, 'data.labelledBatchSize: every training example of toy is labelled, so the batches have no unlabelled part; set data.labelledSize below the training size, or data.labelledBatchSize to 0');
+    });
+  });
 });

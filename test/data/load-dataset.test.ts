@@ -159,6 +159,11 @@ describe('loadDataset: data.labelledSize (semi-supervised label subsets)', () =>
   it('Should refuse a size that is not a multiple of the classes, a class too small, and a negative size', () => {
     expectThrowExact(() => loadDataset(shapes({ labelledSize: 6 }), 0), ConfigError, 'data.labelledSize: must be a multiple of the 4 classes of synthetic/shapes (the same number per class); got 6');
     expectThrowExact(
+      () => loadDataset(shapes({ labelledBatchSize: 10 }), 0),
+      ConfigError,
+      'data.labelledBatchSize: 10 labelled examples per batch need a labelled subset; set data.labelledSize (e.g. 100) or data.labelledBatchSize to 0',
+    );
+    expectThrowExact(
       () => loadDataset(shapes({ labelledSize: 4000 }), 0),
       ConfigError,
       `data.labelledSize: 4000 needs 1000 labelled examples per class, but class 0 of synthetic/shapes has ${counts(loadDataset(shapes({}), 0).train.labels)[0]} training examples; got 4000`,
