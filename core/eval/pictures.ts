@@ -47,7 +47,7 @@ export function interpolationGrid(model: VaeModel, split: DataSplit, info: Datas
       idx.flatMap((i) => Array.from(split.x.subarray(i * info.dim, (i + 1) * info.dim))),
       [idx.length, info.dim],
     );
-    const y = cond.use === 'labels' ? (tf.oneHot(tf.tensor1d(idx.map((i) => split.labels[i]), 'int32'), info.numClasses).toFloat() as tf.Tensor2D) : null;
+    const y = cond.use === 'labels' ? (tf.cast(tf.oneHot(tf.tensor1d(idx.map((i) => split.labels[i]), 'int32'), info.numClasses), 'float32') as tf.Tensor2D) : null;
     const opts = { training: false, rng: Rng.derive(seed, 'interpolation'), cond: y };
     const modes = model.latent.mode(model.encoder.encode(x, y, opts), opts) as tf.Tensor2D;
     const d = modes.shape[1];
