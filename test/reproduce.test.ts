@@ -13,6 +13,7 @@ import { stringify } from 'yaml';
 import { claimStatus, manifestStatus, readManifest, rowStatus, type RowStatus } from '../core/reproduce';
 import { listTable } from '../core/reproduce';
 import type { ClaimRow, RunRow } from '../core/reproduce/manifest';
+import { experimentName } from '../core/reproduce/status';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
@@ -68,6 +69,15 @@ describe('reproduce', () => {
       `${f}: rows[1] (Bad Name).evaluate: { k: an integer >= 1, limit: an integer >= 0 (0: the whole test split) }; got {"k":0}`,
       `${f}: row c: claim names "nope", which is no row`,
     ]);
+  });
+
+  it('Should pass a row\'s overrides to its fresh run and find its runs under the name they set', () => {
+    const dir = tmp();
+    const m = readManifest(manifest(dir, [tinyRow({ set: ['name=tiny-grey', 'data.binarize=none'] })]));
+    const row = m.rows[0] as RunRow;
+    expect(row.set).to.deep.equal(['name=tiny-grey', 'data.binarize=none']);
+    expect(experimentName(row)).to.equal('tiny-grey');
+    expect(() => readManifest(manifest(dir, [tinyRow({ set: ['noequals'] })]))).to.throw('rows[0] (tiny-nll).set: a list of KEY=VALUE overrides (as --set takes them); got ["noequals"]');
   });
 
   describe('status from run directories', () => {

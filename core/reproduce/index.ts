@@ -103,7 +103,7 @@ async function reproduceRow(row: RunRow, o: ReproduceOptions, log: (line: string
   if (o.train) {
     const rel = (d: string) => path.relative(process.cwd(), d) || d;
     let code = 0;
-    if (!st.run || o.fresh) code = await vaelab(['train', rel(row.experiment), '--out', o.out, ...o.set.flatMap((s) => ['--set', s])], log);
+    if (!st.run || o.fresh) code = await vaelab(['train', rel(row.experiment), '--out', o.out, ...[...row.set, ...o.set].flatMap((s) => ['--set', s])], log);
     else if (st.run.status !== 'finished') {
       if (o.set.length) log(`note: --set is for a fresh run; ${rel(st.run.dir)} continues with its saved config (--fresh starts a new run)`);
       code = await vaelab(['train', '--resume', rel(st.run.dir)], log);

@@ -32,6 +32,8 @@ export interface RunRow {
   title: string;
   /** Absolute path of the experiment file. */
   experiment: string;
+  /** Overrides of a fresh run (`--set` syntax); `name=...` among them names its run directory. */
+  set: string[];
   metric: MetricSpec;
   evaluate: { k: number; limit: number } | null;
   reference: Reference | { none: string };
@@ -113,6 +115,11 @@ export function readManifest(file: string): Manifest {
     }
     const exp = path.resolve(path.dirname(abs), str('experiment', raw.experiment) || '.');
     if (typeof raw.experiment === 'string' && !fs.existsSync(exp)) problems.push(`${at('experiment')}: no such file ${show(raw.experiment)} (relative to ${file})`);
+    let set: string[] = [];
+    if (raw.set !== undefined) {
+      if (Array.isArray(raw.set) && raw.set.every((x) => typeof x === 'string' && /^[^=]+=/.test(x))) set = raw.set as string[];
+      else problems.push(`${at('set')}: a list of KEY=VALUE overrides (as --set takes them); got ${show(raw.set)}`);
+    }
     const m = raw.metric;
     let metric: MetricSpec = { key: '', negate: false, label: '', stage: null, se: null };
     if (!isObj(m) || typeof m.key !== 'string') problems.push(`${at('metric')}: { key, negate?, label?, stage?, se? } with key a test metric such as test/iw-log-likelihood; got ${show(m)}`);
@@ -149,7 +156,7 @@ export function readManifest(file: string): Manifest {
       if (typeof raw.tolerance === 'number' && raw.tolerance > 0) tolerance = raw.tolerance;
       else problems.push(`${at('tolerance')}: a number > 0 (the distance from the reference that still matches); got ${show(raw.tolerance)}`);
     }
-    rows.push({ kind: 'run', name, title, experiment: exp, metric, evaluate, reference, tolerance });
+    rows.push({ kind: 'run', name, title, experiment: exp, set, metric, evaluate, reference, tolerance });
   });
   for (const row of rows) {
     if (row.kind !== 'claim') continue;

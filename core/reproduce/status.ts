@@ -38,6 +38,8 @@ export interface RowStatus {
 
 /** The experiment's name: the directory its runs go to. */
 export function experimentName(row: RunRow): string {
+  const named = row.set.find((kv) => kv.startsWith('name='));
+  if (named) return named.slice('name='.length);
   const raw = readExperimentFile(row.experiment);
   return typeof raw.name === 'string' && raw.name ? raw.name : path.basename(row.experiment).replace(/\.(ya?ml|json)$/, '');
 }
