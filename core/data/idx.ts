@@ -94,6 +94,43 @@ interface CacheEntry {
 /** Parsed files of this process, keyed by absolute path; re-read when size or mtime change. */
 const cache = new Map<string, CacheEntry>();
 
+/** A file as readIdx found it: its absolute path, size and modification time. */
+export interface IdxFileStamp {
+  file: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** The files readIdx is asked for while `recordIdxReads` runs, else null. */
+let reads: IdxFileStamp[] | null = null;
+
+/**
+ * Runs `fn` and returns, with its value, the IDX files it read (from disk or from the cache),
+ * so that a value built from them can be cached and checked later with `idxFilesUnchanged`.
+ */
+export function recordIdxReads<T>(fn: () => T): { value: T; files: IdxFileStamp[] } {
+  const outer = reads;
+  const mine: IdxFileStamp[] = [];
+  reads = mine;
+  try {
+    return { value: fn(), files: mine };
+  } finally {
+    reads = outer;
+  }
+}
+
+/** True when every file still has the size and modification time it had when it was read. */
+export function idxFilesUnchanged(files: readonly IdxFileStamp[]): boolean {
+  return files.every((f) => {
+    try {
+      const st = fs.statSync(f.file);
+      return st.size === f.size && st.mtimeMs === f.mtimeMs;
+    } catch {
+      return false;
+    }
+  });
+}
+
 /**
  * Reads and parses an IDX file, cached per process: a second call for an unchanged file returns
  * the same arrays without touching the disk again (callers must not write into `data`).
@@ -106,6 +143,7 @@ export function readIdx(file: string): IdxArray {
   } catch (e) {
     throw new DataError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
+  reads?.push({ file: key, size: stat.size, mtimeMs: stat.mtimeMs });
   const hit = cache.get(key);
   if (hit && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs) return hit.value;
   let bytes: Buffer;

@@ -8,6 +8,7 @@
 import { ConfigError, unknownValueMessage } from '../errors';
 import { Rng } from '../rng';
 import { DEFAULT_DSPRITES_OPTIONS, makeDsprites } from './dsprites';
+import { idxFilesUnchanged, recordIdxReads, type IdxFileStamp } from './idx';
 import { loadFashionMnist } from './fashion-mnist';
 import { loadMnist } from './mnist';
 import { makeSynthetic } from './synthetic';
@@ -31,7 +32,7 @@ import type { DataOptions, DataSplit, Dataset } from './types';
 
 export type { Batch, DataOptions, DataSplit, Dataset, DatasetInfo, SyntheticOptions } from './types';
 export { Batcher, type BatcherOptions } from './batcher';
-export { clearIdxCache, isGzip, parseIdx, readIdx, type IdxArray } from './idx';
+export { clearIdxCache, idxFilesUnchanged, isGzip, parseIdx, readIdx, recordIdxReads, type IdxArray, type IdxFileStamp } from './idx';
 export { MNIST_FILES, loadMnist, mnistPackageDir } from './mnist';
 export {
   FASHION_MNIST_CLASSES,
@@ -164,15 +165,80 @@ function binarizeInPlace(split: DataSplit, threshold: number): void {
   for (let i = 0; i < x.length; i++) x[i] = x[i] > threshold ? 1 : 0;
 }
 
+/** JSON with object keys sorted, so that equal options give equal keys whatever their key order. */
+function stableKey(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(stableKey).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => `${JSON.stringify(k)}:${stableKey(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+interface DatasetCacheEntry {
+  key: string;
+  /** The IDX files the data set was built from (none for generated data). */
+  files: IdxFileStamp[];
+  value: Dataset;
+  bytes: number;
+}
+
+/** Data sets built in this process, least recently used first. */
+const datasets: DatasetCacheEntry[] = [];
+
+/**
+ * Bytes of splits kept by the data set cache: the newest data set is always kept, older ones
+ * while the total stays below this (three 20 000-image MNIST slices, or one full MNIST).
+ */
+export const DATASET_CACHE_BYTES = 256 * 2 ** 20;
+
+const splitBytes = (s: DataSplit | null) => (s ? s.x.byteLength + s.labels.byteLength : 0);
+
+/** A data set whose split objects are new (their arrays shared), so that replacing a split's x leaves the cache alone. */
+const withOwnSplits = (ds: Dataset): Dataset => ({ ...ds, train: { ...ds.train }, validation: ds.validation ? { ...ds.validation } : null, test: { ...ds.test } });
+
+/** Forgets the data sets cached by `loadDataset`. */
+export function clearDatasetCache(): void {
+  datasets.length = 0;
+}
+
 /**
  * Loads the data set named by `opts.use`, then, in this order: keeps the first
  * `trainLimit`/`testLimit` examples, moves `validationSize` seeded-random training examples to a
  * validation split, and applies static binarisation (x > threshold ? 1 : 0) to every split.
  * Dynamic binarisation is left to the `Batcher` (pass `dynamicBinarize: opts.binarize === 'dynamic'`).
- * Raw IDX files are cached per process, so loading again is cheap.
+ *
+ * Cached per process: loading with the same options and seed again returns the same arrays
+ * (in new split objects) as long as the IDX files it was read from are unchanged, so a sweep's
+ * worker builds its data set once for all its trials, and the sweep's check of every trial
+ * config once for all points that share it (converting 30 000 MNIST images to floats and
+ * carving the validation split take seconds). Callers must not write into the splits' arrays.
+ * The raw IDX files are cached as well (core/data/idx.ts).
  * Shapes: every split's x is [n, dim] with dim = H*W*C of `shape`.
  */
 export function loadDataset(opts: DataOptions, seed: number): Dataset {
+  const key = stableKey([opts, seed]);
+  const at = datasets.findIndex((e) => e.key === key);
+  if (at >= 0) {
+    const [hit] = datasets.splice(at, 1);
+    if (idxFilesUnchanged(hit.files)) {
+      datasets.push(hit);
+      return withOwnSplits(hit.value);
+    }
+  }
+  const { value, files } = recordIdxReads(() => buildDataset(opts, seed));
+  datasets.push({ key, files, value, bytes: splitBytes(value.train) + splitBytes(value.validation) + splitBytes(value.test) });
+  let total = datasets.reduce((a, e) => a + e.bytes, 0);
+  while (datasets.length > 1 && total > DATASET_CACHE_BYTES) total -= datasets.shift()!.bytes;
+  return withOwnSplits(value);
+}
+
+/** loadDataset without the cache. */
+function buildDataset(opts: DataOptions, seed: number): Dataset {
   if (!(DATA_SETS as readonly string[]).includes(opts.use)) {
     throw new ConfigError(unknownValueMessage('data.use', 'data set', opts.use, DATA_SETS));
   }

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
+import * as fs from 'fs';
+import * as path from 'path';
 import { ConfigError } from '../../core/errors';
 import { DEFAULT_DATA_OPTIONS, type DataOptions, loadDataset, splitOf } from '../../core/data';
-import { expectThrowExact } from './helpers';
+import { expectThrowExact, idxBytes, makeTempDir, removeDir } from './helpers';
 
 const mnist = (o: Partial<DataOptions>): DataOptions => ({ ...DEFAULT_DATA_OPTIONS, use: 'mnist', ...o });
 const mixture = (o: Partial<DataOptions>): DataOptions => ({
@@ -169,5 +171,43 @@ describe('loadDataset: data.labelledSize (semi-supervised label subsets)', () =>
       `data.labelledSize: 4000 needs 1000 labelled examples per class, but class 0 of synthetic/shapes has ${counts(loadDataset(shapes({}), 0).train.labels)[0]} training examples; got 4000`,
     );
     expectThrowExact(() => loadDataset(shapes({ labelledSize: -4 }), 0), ConfigError, 'data.labelledSize: must be a non-negative integer (0 = every label kept); got -4');
+  });
+});
+
+describe('loadDataset cache', () => {
+  it('Should give the same arrays for the same options and seed, in split objects of its own, and build again for another seed', () => {
+    const opts = mnist({ trainLimit: 1000, testLimit: 10, validationSize: 100 });
+    const a = loadDataset(opts, 0);
+    const b = loadDataset({ ...opts }, 0);
+    expect(b.train.x).to.equal(a.train.x); // the same array: built once
+    expect(b.validation!.x).to.equal(a.validation!.x);
+    expect(b.train).to.not.equal(a.train);
+    // What openSession does for dynamic binarisation: a new x for an evaluation split. The cache keeps the grey levels.
+    b.validation!.x = new Float32Array(b.validation!.x.length);
+    expect(loadDataset(opts, 0).validation!.x).to.equal(a.validation!.x);
+    expect(loadDataset(opts, 1).validation!.x).to.not.equal(a.validation!.x);
+  });
+
+  it('Should build again when an IDX file it was read from changed', () => {
+    const dir = makeTempDir('dataset-cache');
+    try {
+      // Two 2x2 training images and one test image, classes 0 and 1.
+      const write = (first: number) => {
+        fs.writeFileSync(path.join(dir, 'train-images-idx3-ubyte'), idxBytes([2, 2, 2], [first, 0, 0, 0, 255, 255, 255, 255]));
+        fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte'), idxBytes([2], [0, 1]));
+        fs.writeFileSync(path.join(dir, 't10k-images-idx3-ubyte'), idxBytes([1, 2, 2], [0, 0, 0, 0]));
+        fs.writeFileSync(path.join(dir, 't10k-labels-idx1-ubyte'), idxBytes([1], [0]));
+      };
+      write(0);
+      const opts = mnist({ dir });
+      expect(loadDataset(opts, 0).train.x[0]).to.equal(0);
+      write(255);
+      // Same size: the modification time tells them apart (set apart explicitly, as a fast disk may not).
+      const later = new Date(Date.now() + 5000);
+      fs.utimesSync(path.join(dir, 'train-images-idx3-ubyte'), later, later);
+      expect(loadDataset(opts, 0).train.x[0]).to.equal(1); // 255 / 255
+    } finally {
+      removeDir(dir);
+    }
   });
 });
