@@ -4,6 +4,7 @@
 import type { PluginDefinition } from '../core';
 import { plugins as betaVae } from './beta-vae';
 import { plugins as conv } from './conv';
+import { plugins as convHierarchy } from './conv-hierarchy';
 import { plugins as cvae } from './cvae';
 import { plugins as dipVae } from './dip-vae';
 import { plugins as discreteLikelihoods } from './discrete-likelihoods';
@@ -27,6 +28,7 @@ import { plugins as vqVae } from './vq-vae';
 export const plugins: PluginDefinition[] = [
   ...betaVae,
   ...conv,
+  ...convHierarchy,
   ...cvae,
   ...dipVae,
   ...discreteLikelihoods,

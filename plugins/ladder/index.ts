@@ -10,7 +10,14 @@ export {
   type LadderLatentConfig,
   type LadderLayerTerms,
 } from './ladder.latent';
-export { LadderObjective, ladderObjective, ladderObjectiveSchema, type LadderObjectiveConfig } from './ladder.objective';
+export {
+  LadderObjective,
+  isLayeredLatent,
+  ladderObjective,
+  ladderObjectiveSchema,
+  type LadderObjectiveConfig,
+  type LayeredLatent,
+} from './ladder.objective';
 import { ladderDecoder } from './ladder.decoder';
 import { ladderEncoder } from './ladder.encoder';
 import { ladderLatent } from './ladder.latent';

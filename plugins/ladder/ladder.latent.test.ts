@@ -471,7 +471,7 @@ describe('ladder latent', () => {
       expectThrowExact(
         () => buildParts({ objective: { use: 'ladder' } }, undefined, set),
         ConfigError,
-        'objective.ladder: needs latent "ladder" (the KL of each layer comes from its top-down pass); got latent "GaussianLatent"',
+        'objective.ladder: needs a latent that draws layer by layer, e.g. "ladder" or "conv-hierarchy" (the KL of each layer comes from its top-down pass); got latent "GaussianLatent"',
       );
       expectThrowExact(
         () =>

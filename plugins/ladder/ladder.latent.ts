@@ -163,6 +163,9 @@ export class LadderLatent extends Module implements Latent {
     }
   }
 
+  /** The config key that sets the number of layers (objective.ladder's messages). */
+  readonly layersKey = `${KEY}.dims`;
+
   /** Number of stochastic layers L. */
   get layers(): number {
     return this.up.length;

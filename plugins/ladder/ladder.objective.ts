@@ -10,8 +10,9 @@
  *   penalty_l = KL_l, or with free bits lambda_l: max(lambda_l, E_batch[KL_l]) (over: batch) or
  *   max(lambda_l, KL_l) per example (over: example)
  *
- * Needs `latent.ladder` (the per-layer terms come from its top-down pass). Reads
- * objective.ladder.samples, klSchedule.* (core's KL-weight schedule) and freeBits.*.
+ * Needs a latent that draws layer by layer (`LayeredLatent`: latent.ladder, or
+ * latent.conv-hierarchy whose groups are the layers); the per-layer terms come from its top-down
+ * pass. Reads objective.ladder.samples, klSchedule.* (core's KL-weight schedule) and freeBits.*.
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
@@ -27,6 +28,8 @@ import {
   tileSamples,
   weightAt,
   type ConfigOf,
+  type Features,
+  type Latent,
   type ModelBatch,
   type Objective,
   type ObjectiveContext,
@@ -35,7 +38,7 @@ import {
   type VaeModel,
 } from '../../core';
 import { refuse } from './blocks';
-import { LadderLatent, type LadderDraw } from './ladder.latent';
+import type { LadderDraw } from './ladder.latent';
 
 export const ladderObjectiveSchema = {
   samples: { doc: 'Monte-Carlo samples of z per input', format: 'positive-int', default: 1 },
@@ -59,13 +62,31 @@ export type LadderObjectiveConfig = ConfigOf<typeof ladderObjectiveSchema>;
 const KEY = 'objective.ladder';
 
 /**
+ * What objective.ladder needs of a latent: a draw that keeps each stochastic layer's terms, bottom
+ * first (`sampleLayers`), the number of layers, and the config key that sets it (for messages).
+ * latent.ladder offers it; so does any latent with a top-down pass of several layers.
+ */
+export interface LayeredLatent extends Latent {
+  readonly layers: number;
+  /** e.g. "latent.ladder.dims" */
+  readonly layersKey: string;
+  sampleLayers(h: Features, samples: number, opts: PassOptions): LadderDraw;
+}
+
+/** Whether a latent offers what objective.ladder needs (LayeredLatent). */
+export function isLayeredLatent(latent: Latent): latent is LayeredLatent {
+  const l = latent as Partial<LayeredLatent>;
+  return typeof l.sampleLayers === 'function' && typeof l.layers === 'number' && typeof l.layersKey === 'string';
+}
+
+/**
  * Terms, each [B]: loss; reconstruction = -E_q[log p(x | z_1)]; kl = sum_l KL_l (unweighted);
  * elbo = -(reconstruction + kl); klLayer1 .. klLayerL (bottom first); klWeight = w(step);
  * klPenalty = sum_l penalty_l (= kl without free bits); each latent term under its own name.
  */
 @injectable()
 export class LadderObjective extends Module implements Objective {
-  private readonly latent: LadderLatent;
+  private readonly latent: LayeredLatent;
   private readonly lambda: number[];
 
   constructor(
@@ -76,17 +97,19 @@ export class LadderObjective extends Module implements Objective {
     const latent = model.latent;
     const problems: Array<string | null> = klScheduleProblems(cfg.klSchedule, `${KEY}.klSchedule`);
     const fb = cfg.freeBits.natsPerLayer;
-    if (!(latent instanceof LadderLatent)) {
-      problems.push(`${KEY}: needs latent "ladder" (the KL of each layer comes from its top-down pass); got latent "${latent.constructor.name}"`);
+    if (!isLayeredLatent(latent)) {
+      problems.push(
+        `${KEY}: needs a latent that draws layer by layer, e.g. "ladder" or "conv-hierarchy" (the KL of each layer comes from its top-down pass); got latent "${latent.constructor.name}"`,
+      );
     } else if (fb.length > 1 && fb.length !== latent.layers) {
       problems.push(
-        `${KEY}.freeBits.natsPerLayer: must have no entry (off), one (every layer) or one per stochastic layer, ${latent.layers} for latent.ladder.dims; ` +
+        `${KEY}.freeBits.natsPerLayer: must have no entry (off), one (every layer) or one per stochastic layer, ${latent.layers} for ${latent.layersKey}; ` +
           `got ${JSON.stringify(fb)} (${fb.length} entries)`,
       );
     }
     if (fb.some((v) => !(v >= 0))) problems.push(`${KEY}.freeBits.natsPerLayer: every entry must be a non-negative number of nats; got ${JSON.stringify(fb)}`);
     refuse(problems);
-    this.latent = latent as LadderLatent;
+    this.latent = latent as LayeredLatent;
     this.lambda = fb.length === 0 ? [] : fb.length === 1 ? new Array<number>(this.latent.layers).fill(fb[0]) : [...fb];
   }
 
