@@ -31,6 +31,7 @@ import {
   initRng,
   pluginConfig,
   reserveParameters,
+  tanh,
   type ConfigOf,
   type DataInfo,
   type Latent,
@@ -113,7 +114,7 @@ function oneHotFloat(codes: tf.Tensor, depth: number): tf.Tensor2D {
 function gate(x: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => {
     const [a, b] = tf.split(x, 2, 3);
-    return tf.mul(tf.tanh(a), tf.sigmoid(b)) as tf.Tensor4D;
+    return tf.mul(tanh(a), tf.sigmoid(b)) as tf.Tensor4D;
   });
 }
 
