@@ -14,10 +14,11 @@ import { experimentFromObject, loadExperiment } from '../core/config/experiment'
 import { ConfigError } from '../core/errors';
 import { openSession } from '../core/session';
 import { closeSession } from '../core/session';
+import { LiveTable, liveModeFor, standings } from '../core/sweep/live';
 import { checkPoints, trialRaw } from '../core/sweep/points';
 import { runSweep } from '../core/sweep/runner';
 import { loadSweepSpec } from '../core/sweep/spec';
-import { openState, readState, type SweepState } from '../core/sweep/state';
+import { openState, readState, type SweepState, type TrialRecord } from '../core/sweep/state';
 import { builtins } from './kits/build';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
@@ -138,6 +139,76 @@ budgte: { trials: 4 }
       `${a.shownFile}: sweep directory ${shownDir} already holds this sweep (0 trials); continue it with --resume, or remove the directory to start again`,
     );
     expect(openState(a, true).sweepFile).to.equal(a.file);
+  });
+});
+
+describe('live results table', () => {
+  const registry = builtins();
+  const d = tempDir();
+  const spec = loadSweepSpec(
+    sweepFile(d, 'live.yaml', `experiment: BASE\nmethod: grid\nmetric: { name: test/loss, goal: minimize }\nparameters:\n  latent.gaussian.dim: { values: [2, 3, 4, 5, 6, 7] }\nbudget: { trials: 6 }\ndir: ${path.join(d, 'out')}\n`),
+    registry,
+  );
+  const trial = (number: number, status: TrialRecord['status'], extra: Partial<TrialRecord> = {}): TrialRecord => ({
+    number, params: { 'latent.gaussian.dim': number + 2 }, seed: null, dir: `trials/000${number}`, status, attempts: 1, failures: [], intermediate: {}, decisions: [], value: null, seconds: 1, ...extra,
+  });
+  const stateOf = (trials: TrialRecord[]): SweepState => ({
+    version: 1, sweepFile: spec.file, specHash: '', name: 'live', method: 'grid', metric: spec.metric, createdAt: '', suggestions: 6, wallSeconds: 0, sessions: [], trials,
+  });
+  const mixed = () =>
+    stateOf([
+      trial(0, 'completed', { value: 5, intermediate: { 1: 6, 2: 5 } }),
+      trial(1, 'pruned', { value: 7.5, intermediate: { 1: 7.5 } }),
+      trial(2, 'running', { intermediate: { 1: 6.2, 2: 5.5 } }),
+      trial(3, 'completed', { value: 4.25, intermediate: { 1: 5, 2: 4.25 } }),
+      trial(4, 'failed', { attempts: 2 }),
+      trial(5, 'queued', { attempts: 0 }),
+    ]);
+  // The order of results.csv: completed by value (4.25 < 5), pruned, running, queued (not shown), failed.
+  const TABLE = [
+    'sweep live: 4 of 6 trials ended (2 completed, 1 pruned, 1 running, 1 failed); by test/loss (minimize)',
+    '  rank  trial  test/loss  status                 parameters',
+    '  1     3      4.25       completed              latent.gaussian.dim=5',
+    '  2     0      5          completed              latent.gaussian.dim=2',
+    '  3     1      7.5        pruned at epoch 1      latent.gaussian.dim=3',
+    '  4     2      -          running, epoch 2: 5.5  latent.gaussian.dim=4',
+    '  6     4      -          failed (2 attempts)    latent.gaussian.dim=6',
+  ];
+
+  it('Should list the trials by the metric with their status: running with its newest epoch and value, pruned at its epoch, failed', () => {
+    expect(standings(spec, mixed(), 10)).to.deep.equal(TABLE);
+    // Room for 3 rows: the 2 best and the running trial; the rest counted.
+    expect(standings(spec, mixed(), 3)).to.deep.equal([...TABLE.slice(0, 4), TABLE[5], '  ... 2 more in results.csv']);
+  });
+
+  it('Should print plain lines after each trial ends when the output is not a terminal, and redraw in place on one', () => {
+    expect(liveModeFor('auto', { isTTY: false })).to.equal('plain');
+    expect(liveModeFor('auto', { isTTY: true })).to.equal('redraw');
+    expect(liveModeFor('none', { isTTY: true })).to.equal('none');
+
+    const plain: string[] = [];
+    const p = new LiveTable(spec, 'plain', (l) => plain.push(l), null);
+    const s = mixed();
+    p.update(s);
+    p.update(s); // nothing ended since: nothing printed
+    expect(plain).to.deep.equal(TABLE);
+    s.trials[2] = { ...s.trials[2], status: 'completed', value: 5.25 };
+    p.update(s);
+    expect(plain.slice(TABLE.length, TABLE.length + 1)).to.deep.equal(['sweep live: 5 of 6 trials ended (3 completed, 1 pruned, 1 failed); by test/loss (minimize)']);
+
+    const out: string[] = [];
+    const r = new LiveTable(spec, 'redraw', (l) => out.push(`log: ${l}\n`), { write: (t) => out.push(t), columns: 200, rows: 40 });
+    r.update(mixed());
+    r.print('trial 2 epoch 3: test/loss 5.4');
+    r.close();
+    const drawn = `${TABLE.join('\n')}\n`;
+    // Up 7 lines (ESC [ 7 A) and clear to the end of the screen (ESC [ J) before each line and at the end.
+    expect(out).to.deep.equal([drawn, '\x1b[7A\x1b[J', 'log: trial 2 epoch 3: test/loss 5.4\n', drawn, '\x1b[7A\x1b[J']);
+
+    // A narrow terminal: lines cut at its width (29 characters, the last an ellipsis), so none wraps.
+    const narrow: string[] = [];
+    new LiveTable(spec, 'redraw', () => {}, { write: (t) => narrow.push(t), columns: 30, rows: 40 }).update(mixed());
+    expect(narrow[0].split('\n')[0]).to.equal(`${TABLE[0].slice(0, 28)}…`);
   });
 });
 
@@ -281,6 +352,65 @@ dir: ${out}
     expect(s4.sessions.map((x) => x.ended)).to.deep.equal(['interrupted', 'completed']);
     // For the record: how long a killed trial waited to run again (a new worker's start included).
     console.log(`      (killed trial restarted after ${restartSeconds.toFixed(1)} s)`);
+  });
+
+  it('Should keep results.csv and results.json current while the sweep runs, and print the standings after each trial', async () => {
+    const d = tempDir();
+    const out = path.join(d, 'out');
+    const f = sweepFile(
+      d,
+      'live.yaml',
+      `experiment: BASE
+set: { train.epochs: 3, data.synthetic.size: 256, eval.iwSamples: 0, eval.images: false, train.progress: none }
+method: grid
+metric: { name: test/loss, goal: minimize }
+parameters:
+  latent.gaussian.dim: { values: [2, 3, 4] }
+budget: { trials: 3, concurrent: 1 }
+retries: 0
+dir: ${out}
+`,
+    );
+    const lines: string[] = [];
+    const done = runSweep(loadSweepSpec(f, registry), registry, { log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false, pictures: false });
+    // Mid-sweep: trial 0 completed and trial 1 has reported an epoch, in the files (written at most a second after the change).
+    const t0 = Date.now();
+    let mid: { final: boolean; trials: Array<{ trial: number; status: string; value: number | null; latest?: { epoch: number; value: number } }> } | null = null;
+    while (Date.now() - t0 < 90000) {
+      const file = path.join(out, 'results.json');
+      const r = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : null;
+      if (r?.trials.some((t: { trial: number; latest?: unknown; status: string }) => t.trial === 1 && t.status === 'running' && t.latest)) {
+        mid = r;
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    expect(mid, 'results.json with trial 1 running and reported').to.not.equal(null);
+    const state = readState(out)!;
+    expect(mid!.final).to.equal(false);
+    // Trial 2 is drawn from the sampler only when a worker is free for it.
+    expect(mid!.trials.map((t) => [t.trial, t.status])).to.deep.equal([[0, 'completed'], [1, 'running']]);
+    expect(mid!.trials[0].value).to.equal(state.trials[0].value);
+    const latest = mid!.trials[1].latest!;
+    expect(latest.value).to.equal(state.trials[1].intermediate[latest.epoch]);
+    const csv = fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
+    expect(csv[2]).to.match(new RegExp(`^2,1,running,,\\d,[\\d.]+,1,3,trials/0001,epoch \\d: test/loss [\\d.]+$`));
+    expect(fs.existsSync(path.join(out, 'best-experiment.yaml'))).to.equal(true); // trial 0's, the best so far
+
+    expect((await done).status).to.equal('completed');
+    const end = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+    expect(end.final).to.equal(true);
+    expect(end.trials.map((t: { status: string }) => t.status)).to.deep.equal(['completed', 'completed', 'completed']);
+    // Plain standings after each of the 3 trials ended (no terminal here), the table under each.
+    const heads = lines.filter((l) => /^sweep live: \d+ of /.test(l));
+    expect(heads).to.deep.equal([
+      'sweep live: 1 of 3 trials ended (1 completed); by test/loss (minimize)',
+      'sweep live: 2 of 3 trials ended (2 completed); by test/loss (minimize)',
+      'sweep live: 3 of 3 trials ended (3 completed); by test/loss (minimize)',
+    ]);
+    expect(lines[lines.indexOf(heads[0]) + 1]).to.equal('  rank  trial  test/loss  status     parameters');
+    expect(lines[lines.indexOf(heads[0]) + 2]).to.match(/^ {2}1 {5}0 {6}[\d.]+ +completed {2}latent\.gaussian\.dim=2$/);
+    expect(fs.existsSync(path.join(out, 'plots'))).to.equal(false); // pictures: false
   });
 
   it('Should record a trial whose loss turns NaN with its reason, retry it, and finish the other trials', async () => {

@@ -10,6 +10,7 @@ import { selectBackend } from '../backend/select';
 import { ConfigError } from '../errors';
 import type { PluginRegistry } from '../plugin';
 import { writeJsonAtomic } from '../tracking/files';
+import { liveModeFor, type LiveMode } from './live';
 import { QueuePool, connectRedis, serveQueueWorker, stateKey } from './queue';
 import { runSweep, vaelabBin, type SweepOptions } from './runner';
 import { loadSweepSpec } from './spec';
@@ -20,6 +21,12 @@ const positiveInt = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be an integer >= 1; got ${JSON.stringify(v)}`);
   return n;
+};
+
+const TABLE_MODES = ['auto', 'redraw', 'plain', 'none'];
+const tableMode = (v: string): 'auto' | LiveMode => {
+  if (!TABLE_MODES.includes(v)) throw new InvalidArgumentError(`--table must be one of ${TABLE_MODES.join(', ')}; got ${JSON.stringify(v)}`);
+  return v as 'auto' | LiveMode;
 };
 
 /** Adds `sweep` and `worker` to the program; `state.code` is set to 130 when a sweep is interrupted. */
@@ -34,7 +41,8 @@ export function registerSweepCommands(prog: Command, registry: PluginRegistry, s
     .option('--backend <name>', 'backend of the trials: auto, node-gpu, node, wasm or cpu (default: $VAELAB_BACKEND or auto)')
     .option('--check', 'only validate the sweep file and every trial config it can give; run nothing')
     .option('--queue <url>', 'put the trials on a BullMQ queue in Redis (redis://HOST:PORT) for `vaelab worker --queue` processes on any machine')
-    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string; check?: boolean; queue?: string }) => {
+    .option('--table <mode>', 'the results table while the sweep runs: auto (redrawn in place on a terminal, plain lines after each trial otherwise), redraw, plain or none', tableMode, 'auto')
+    .action(async (file: string, o: { workers?: number; resume?: boolean; out?: string; backend?: string; check?: boolean; queue?: string; table: 'auto' | LiveMode }) => {
       // The configs are checked here as `vaelab validate` checks them; trials train in the workers.
       await selectBackend('cpu', { quiet: true });
       const spec = loadSweepSpec(file, registry, o.out);
@@ -51,7 +59,8 @@ export function registerSweepCommands(prog: Command, registry: PluginRegistry, s
         const url = o.queue;
         pool = (listener, state) => new QueuePool(client, url, sweepId, Number.MAX_SAFE_INTEGER, listener, state);
       }
-      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {}, checkOnly: o.check, pool });
+      const table = liveModeFor(o.table, process.stderr);
+      const result = await runSweep(spec, registry, { workers: o.workers, resume: o.resume, log: err, env: o.backend ? { VAELAB_BACKEND: o.backend } : {}, checkOnly: o.check, pool, table });
       if (result.status === 'checked') {
         err(`${file}: valid`);
       } else if (result.status === 'interrupted') {

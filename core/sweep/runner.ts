@@ -14,10 +14,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { PluginRegistry } from '../plugin';
+import { LiveTable, type LiveMode, type LiveOutput } from './live';
 import { checkPoints, gridPoints, pointsToCheck, seedsOf, trialRaw } from './points';
 import type { TrialReports } from './pruners';
 import { writeSweepPlots } from './plots';
-import { writeResults } from './results';
+import { writeResultFiles, writeResults } from './results';
 import { makeSampler, type Observation } from './samplers';
 import { showParams } from './space';
 import type { SweepSpec } from './spec';
@@ -42,6 +43,16 @@ export interface SweepOptions {
   checkOnly?: boolean;
   /** Where trials run (default: a LocalPool of worker processes on this machine). */
   pool?: (listener: PoolListener, state: SweepState) => TrialPool;
+  /**
+   * The results table while the sweep runs (core/sweep/live.ts): `redraw` in place on
+   * `tableOutput` (a terminal; `log` must print to the same terminal), `plain` lines through
+   * `log` after each trial ends (the default), or `none`.
+   */
+  table?: LiveMode;
+  /** The terminal of the `redraw` table (default: process.stderr). */
+  tableOutput?: LiveOutput;
+  /** Draw the pictures at the end of the session (default true). */
+  pictures?: boolean;
 }
 
 export interface SweepResult {
@@ -80,15 +91,19 @@ const fmt = (v: number | null) => (v === null ? '-' : Math.abs(v) >= 100 ? v.toF
 
 /** Runs (or resumes) a sweep to its end, its budget, or an interrupt. */
 export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: SweepOptions = {}): Promise<SweepResult> {
-  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const baseLog = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const live = new LiveTable(spec, opts.checkOnly ? 'none' : (opts.table ?? 'plain'), baseLog, opts.tableOutput ?? process.stderr);
+  const log = (line: string) => live.print(line);
   const dir = spec.dir;
   const shownDir = path.relative(process.cwd(), dir) || dir;
   // The directory is checked first (another sweep's, or this one's without --resume), then
   // every config a trial can have, before anything is written or run.
   if (fs.existsSync(path.join(dir, 'state.json'))) openState(spec, opts.resume ?? false);
 
+  const checkStart = Date.now();
   const points = pointsToCheck(spec);
   const checked = checkPoints(spec, registry, points);
+  const checkSeconds = (Date.now() - checkStart) / 1000;
   const perPoint = seedsOf(spec).length;
   if (spec.method === 'grid') {
     const size = gridPoints(spec).length * perPoint;
@@ -96,7 +111,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
       log(`warning: ${spec.shownFile}: the grid has ${size} trials (${size / perPoint} points${perPoint > 1 ? ` x ${perPoint} seeds` : ''}) and budget.trials is ${spec.budget.trials}: only the first ${spec.budget.trials} run`);
     }
   }
-  log(`sweep ${spec.name}: ${spec.method}, ${spec.parameters.length} parameters, metric ${spec.metric.name} (${spec.metric.goal}); ${checked} configs validated; directory ${shownDir}`);
+  log(`sweep ${spec.name}: ${spec.method}, ${spec.parameters.length} parameters, metric ${spec.metric.name} (${spec.metric.goal}); ${checked} configs validated (${checkSeconds.toFixed(1)} s); directory ${shownDir}`);
   if (opts.checkOnly) return { status: 'checked', state: null };
   const state = openState(spec, opts.resume ?? false);
 
@@ -104,10 +119,32 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const sessionStart = Date.now();
   const wallBefore = state.wallSeconds;
   let poolRef: TrialPool | null = null;
+  // results.csv and .json follow the state while the sweep runs, at most once a second (the
+  // last change always written, by a timer), so that the files are current between trial ends.
+  const written: { best?: number } = {};
+  let filesAt = 0;
+  let filesTimer: NodeJS.Timeout | null = null;
+  let filesProblem = false;
+  const writeFilesNow = () => {
+    if (filesTimer) clearTimeout(filesTimer);
+    filesTimer = null;
+    filesAt = Date.now();
+    try {
+      writeResultFiles(spec, state, { final: false, written });
+    } catch (e) {
+      // The state is written above; the results files are rewritten at the end of the session.
+      if (!filesProblem) log(`results.csv not updated during the sweep: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+      filesProblem = true;
+    }
+  };
   const save = () => {
     state.wallSeconds = wallBefore + (Date.now() - sessionStart) / 1000;
     saveState(dir, state);
     poolRef?.persist?.(state);
+    live.update(state);
+    const wait = filesAt + 1000 - Date.now();
+    if (wait <= 0) writeFilesNow();
+    else filesTimer ??= setTimeout(writeFilesNow, wait);
   };
 
   const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
@@ -329,10 +366,13 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     session.endedAt = new Date().toISOString();
     session.ended = stopReason ?? 'completed';
     save();
+    if (filesTimer) clearTimeout(filesTimer);
+    live.close();
     logEvent(dir, { event: 'session-end', ended: session.ended });
   }
   writeResults(spec, state, log);
-  if (state.trials.some((t) => t.status === 'completed' || t.status === 'pruned')) {
+  log(`session: ${((Date.now() - sessionStart) / 1000).toFixed(1)} s from the configs validated to the results written${opts.pictures === false ? '' : ' (the pictures follow)'}`);
+  if (opts.pictures !== false && state.trials.some((t) => t.status === 'completed' || t.status === 'pruned')) {
     try {
       const files = await writeSweepPlots(spec, state);
       log(`pictures: ${files.map((f) => path.relative(process.cwd(), f)).join(', ')}`);
