@@ -449,6 +449,29 @@ dir: ${path.join(d, 'out')}
     expect(csv[2].startsWith('2,1,failed,')).to.equal(true);
   });
 
+  it('Should start no trial when a point fails its check, stop the workers started meanwhile, and leave no directory behind', async () => {
+    const d = tempDir();
+    const out = path.join(d, 'out');
+    const f = sweepFile(d, 'bad-point.yaml', `experiment: BASE\nmethod: grid\nparameters:\n  latent.gaussian.dim: { values: [2, 0] }\nbudget: { trials: 2, concurrent: 2 }\ndir: ${out}\n`);
+    const spec = loadSweepSpec(f, registry);
+    let error: unknown = null;
+    try {
+      await runSweep(spec, registry, { log: () => {}, env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).to.be.instanceOf(ConfigError);
+    expect((error as ConfigError).message).to.match(new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: point 2 of 2 \\(latent\\.gaussian\\.dim=0\\): latent\\.gaussian\\.dim: `));
+    // The directory was made for the worker processes' log; it goes with them.
+    expect(fs.existsSync(out)).to.equal(false);
+    // The same sweep, fixed, starts in that place as a new sweep.
+    fs.writeFileSync(f, fs.readFileSync(f, 'utf8').replace('[2, 0]', '[2, 3]').replace('trials: 2, concurrent: 2', 'trials: 1, concurrent: 1'));
+    const fixed = loadSweepSpec(f, registry);
+    const r = await runSweep(fixed, registry, { log: () => {}, env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false, pictures: false, table: 'none' });
+    expect(r.status).to.equal('completed');
+    expect(readState(out)!.trials.map((t) => t.status)).to.deep.equal(['completed']);
+  });
+
   it('Should exit 2 from the command line on a bad sweep file, naming it', () => {
     const d = tempDir();
     const f = sweepFile(d, 'cli.yaml', `experiment: BASE\nparameters:\n  latent.gaussian.dim: { values: [2] }\nbudget: { trials: 0 }\n`);

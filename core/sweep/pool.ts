@@ -132,6 +132,12 @@ export class LocalPool implements TrialPool {
     this.workers.push(w);
   }
 
+  /** Stops every worker at once (SIGKILL): for workers that have taken no trial (a sweep whose configs failed their check). */
+  kill(): void {
+    for (const w of this.workers) w.proc.kill('SIGKILL');
+    fs.closeSync(this.logFd);
+  }
+
   async close(): Promise<void> {
     const exits = this.workers.map((w) => new Promise<void>((resolve) => w.proc.once('exit', () => resolve())));
     this.broadcast({ type: 'exit' });

@@ -23,7 +23,7 @@ import { makeSampler, type Observation } from './samplers';
 import { showParams } from './space';
 import type { SweepSpec } from './spec';
 import { LocalPool, type PoolListener, type TrialPool } from './pool';
-import { logEvent, openState, saveState, trialDirName, type SweepState, type TrialRecord } from './state';
+import { checkNewSweepDir, logEvent, openState, saveState, trialDirName, type SweepState, type TrialRecord } from './state';
 import type { TrialTask } from './worker';
 
 export interface SweepOptions {
@@ -97,12 +97,39 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const dir = spec.dir;
   const shownDir = path.relative(process.cwd(), dir) || dir;
   // The directory is checked first (another sweep's, or this one's without --resume), then
-  // every config a trial can have, before anything is written or run.
-  if (fs.existsSync(path.join(dir, 'state.json'))) openState(spec, opts.resume ?? false);
+  // every config a trial can have, before any trial runs.
+  const saved = fs.existsSync(path.join(dir, 'state.json')) ? openState(spec, opts.resume ?? false) : null;
+  if (!saved) checkNewSweepDir(spec, opts.resume ?? false);
+
+  const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
+  const concurrent = Math.min(nWorkers, spec.budget.concurrent ?? nWorkers);
+  // Local worker processes start while the configs are checked (Node, the modules and the
+  // backend take about a second each, the check about as long): they take no trial before the
+  // check has passed, and are stopped, with the directory if it was made for them, when it fails.
+  let forward: PoolListener | null = null;
+  const relay: PoolListener = { message: (m) => forward?.message(m), lost: (n, reason, kind) => forward?.lost(n, reason, kind), wake: () => forward?.wake() };
+  let local: LocalPool | null = null;
+  const madeDir = !fs.existsSync(dir);
+  if (!opts.checkOnly && !opts.pool) {
+    const open = saved ? saved.trials.filter((t) => ['queued', 'running', 'interrupted'].includes(t.status)).length + Math.max(0, spec.budget.trials - saved.trials.length) : spec.budget.trials;
+    if (open > 0) {
+      fs.mkdirSync(dir, { recursive: true });
+      local = new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), relay);
+      local.grow(open);
+    }
+  }
 
   const checkStart = Date.now();
-  const points = pointsToCheck(spec);
-  const checked = checkPoints(spec, registry, points);
+  let checked: number;
+  try {
+    checked = checkPoints(spec, registry, pointsToCheck(spec));
+  } catch (e) {
+    if (local) {
+      local.kill();
+      if (madeDir) fs.rmSync(dir, { recursive: true, force: true });
+    }
+    throw e;
+  }
   const checkSeconds = (Date.now() - checkStart) / 1000;
   const perPoint = seedsOf(spec).length;
   if (spec.method === 'grid') {
@@ -113,7 +140,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   }
   log(`sweep ${spec.name}: ${spec.method}, ${spec.parameters.length} parameters, metric ${spec.metric.name} (${spec.metric.goal}); ${checked} configs validated (${checkSeconds.toFixed(1)} s); directory ${shownDir}`);
   if (opts.checkOnly) return { status: 'checked', state: null };
-  const state = openState(spec, opts.resume ?? false);
+  const state = saved ?? openState(spec, false);
 
   const sampler = makeSampler(spec);
   const sessionStart = Date.now();
@@ -147,8 +174,6 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     else filesTimer ??= setTimeout(writeFilesNow, wait);
   };
 
-  const nWorkers = Math.max(1, opts.workers ?? spec.budget.concurrent ?? os.cpus().length);
-  const concurrent = Math.min(nWorkers, spec.budget.concurrent ?? nWorkers);
   state.sessions.push({ startedAt: new Date().toISOString(), workers: concurrent });
   save();
   logEvent(dir, { event: 'session-start', workers: concurrent, resume: opts.resume ?? false, trials: state.trials.length });
@@ -274,9 +299,10 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     },
   };
 
+  forward = listener;
   const pool: TrialPool = opts.pool
     ? opts.pool(listener, state)
-    : new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), listener);
+    : (local ?? new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), listener));
   poolRef = pool;
 
   // Resume: trials that were running or interrupted continue from their checkpoints, except

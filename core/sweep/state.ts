@@ -114,10 +114,7 @@ export function openState(spec: SweepSpec, resume: boolean): SweepState {
     }
     return saved;
   }
-  if (resume) throw new ConfigError(`--resume: no sweep in ${shownDir} (no state.json); start it without --resume`, spec.shownFile);
-  if (fs.existsSync(spec.dir) && fs.readdirSync(spec.dir).length > 0) {
-    throw new ConfigError(`sweep directory ${shownDir} is not empty and holds no sweep state; choose another directory (dir: or --out)`, spec.shownFile);
-  }
+  checkNewSweepDir(spec, resume);
   fs.mkdirSync(path.join(spec.dir, 'trials'), { recursive: true });
   return {
     version: 1,
@@ -132,6 +129,18 @@ export function openState(spec: SweepSpec, resume: boolean): SweepState {
     sessions: [],
     trials: [],
   };
+}
+
+/**
+ * The checks of a directory that holds no sweep state yet: not asked to resume, and empty but
+ * for workers.log (the worker processes are started while the configs are checked).
+ */
+export function checkNewSweepDir(spec: SweepSpec, resume: boolean): void {
+  const shownDir = path.relative(process.cwd(), spec.dir) || spec.dir;
+  if (resume) throw new ConfigError(`--resume: no sweep in ${shownDir} (no state.json); start it without --resume`, spec.shownFile);
+  if (fs.existsSync(spec.dir) && fs.readdirSync(spec.dir).some((f) => f !== 'workers.log')) {
+    throw new ConfigError(`sweep directory ${shownDir} is not empty and holds no sweep state; choose another directory (dir: or --out)`, spec.shownFile);
+  }
 }
 
 export function saveState(dir: string, state: SweepState): void {
