@@ -179,6 +179,8 @@ describe('live results table', () => {
     expect(standings(spec, mixed(), 10)).to.deep.equal(TABLE);
     // Room for 3 rows: the 2 best and the running trial; the rest counted.
     expect(standings(spec, mixed(), 3)).to.deep.equal([...TABLE.slice(0, 4), TABLE[5], '  ... 2 more in results.csv']);
+    // Before the first trial: the summary line alone.
+    expect(standings(spec, stateOf([trial(0, 'queued', { attempts: 0 })]), 10)).to.deep.equal(['sweep live: 0 of 6 trials ended; by test/loss (minimize)']);
   });
 
   it('Should print plain lines after each trial ends when the output is not a terminal, and redraw in place on one', () => {

@@ -61,6 +61,7 @@ export function standings(spec: SweepSpec, state: SweepState, maxRows: number): 
     if (r.status === 'running') return true;
     return kept++ < room;
   });
+  if (visible.length === 0) return [head];
   const hidden = rows.filter((r) => r.status !== 'queued').length - visible.length;
   const lines = table(
     ['rank', 'trial', spec.metric.name, 'status', 'parameters'],
