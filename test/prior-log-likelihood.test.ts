@@ -86,7 +86,7 @@ function check(s: Session, cond: ConditionOptions): void {
   }
 }
 
-describe('log-likelihood estimators against quadrature', () => {
+describe('log-likelihood estimators against quadrature @slow', () => {
   it('Should give log p(x) of a VAE with a 1-d latent by importance sampling and by sampling the prior', () => {
     check(session({}), { use: 'none' } as ConditionOptions);
   });
