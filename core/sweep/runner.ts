@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { clearDatasetCache } from '../data';
 import type { PluginRegistry } from '../plugin';
 import { LiveTable, type LiveMode, type LiveOutput } from './live';
 import { checkPoints, gridPoints, pointsToCheck, seedsOf, trialRaw } from './points';
@@ -131,6 +132,9 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     throw e;
   }
   const checkSeconds = (Date.now() - checkStart) / 1000;
+  // The check's data sets (cached so that points sharing them load them once) are not needed
+  // here again: the trials load theirs in the workers.
+  clearDatasetCache();
   const perPoint = seedsOf(spec).length;
   if (spec.method === 'grid') {
     const size = gridPoints(spec).length * perPoint;
