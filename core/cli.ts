@@ -13,6 +13,7 @@ import { coreSchema } from './config/core-schema';
 import { generationCondition, type ConditionOptions } from './data/condition';
 import { DspritesData } from './data/dsprites';
 import { disentanglementSummary, evaluateModelDisentanglement } from './eval/disentanglement';
+import { checkSampleQualityData } from './eval/sample-quality';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -185,14 +186,19 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
 
   prog
     .command('eval')
-    .description('evaluate a run on the test split (ELBO terms, importance-weighted log-likelihood, active units)')
+    .description('evaluate a run on the test split (ELBO terms, importance-weighted log-likelihood, active units; optionally disentanglement or sample quality)')
     .argument('<runDir>', 'run directory')
     .option('--k <n>', 'importance samples per example', positiveInt('--k'))
     .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--limit <n>', 'evaluate the log-likelihood on the first N test examples', positiveInt('--limit'))
     .option('--disentanglement', 'also MIG, FactorVAE score, DCI and SAP (disentanglement_lib protocols) of the posterior means; needs a run trained on data.use: dsprites')
+    .option(
+      '--sample-quality',
+      'also the offline sample-quality metrics (mnist, fashion-mnist): Fréchet distance of prior samples to the test images on a small cached classifier\'s features (not the Inception FID), the floor between two test halves, its accuracy on reconstructions and class-conditional samples',
+    )
+    .option('--samples <n>', 'images drawn from the prior for --sample-quality (default: eval.sampleQualitySamples)', positiveInt('--samples'))
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; disentanglement?: boolean; backend?: string }) => {
+    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; disentanglement?: boolean; sampleQuality?: boolean; samples?: number; backend?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
       const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint, err);
       if (o.disentanglement && session.config.data.use !== 'dsprites') {
@@ -200,6 +206,8 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
           `eval --disentanglement: needs a run trained on data.use: dsprites (the data set whose factors of variation are known); run ${JSON.stringify(dir)} was trained on data.use: ${session.config.data.use}`,
         );
       }
+      if (o.sampleQuality) checkSampleQualityData('eval --sample-quality', session.config.data.use, session.dataset.shape);
+      if (o.samples && !o.sampleQuality) throw new ConfigError('eval --samples: sets the images of --sample-quality; give --sample-quality with it');
       if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
       const ctx = {
         info: session.dataset,
@@ -210,7 +218,8 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
         step,
       };
       const t0 = Date.now();
-      const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples);
+      const sampleQuality = o.sampleQuality ? { key: 'eval --sample-quality', samples: o.samples ?? session.config.eval.sampleQualitySamples } : undefined;
+      const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples, sampleQuality);
       const record: Record<string, unknown> = { checkpoint: path.relative(run.dir, checkpoint), backend: backend.name, seconds: (Date.now() - t0) / 1000, ...result };
       if (o.disentanglement) {
         err('disentanglement metrics on the dsprites factors (MIG, FactorVAE score, DCI, SAP)');

@@ -153,6 +153,12 @@ export const coreSchema = {
       format: 'positive-number',
       default: 2.5,
     },
+    sampleQuality: {
+      doc: 'at the end of training also the offline sample-quality metrics (MNIST and Fashion-MNIST only): Fréchet distance of prior samples to the test images on the features of a small classifier trained on first use and cached (not the Inception FID), its accuracy on reconstructions and on class-conditional samples (docs/evaluation.md)',
+      format: 'boolean',
+      default: false,
+    },
+    sampleQualitySamples: { doc: 'images drawn from the prior for eval.sampleQuality\'s Fréchet distance', format: 'positive-int', default: 10000 },
   },
   tracking: {
     dir: { doc: 'root directory of run directories', format: 'string', default: 'runs' },

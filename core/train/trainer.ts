@@ -42,6 +42,7 @@ import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 import { OWNER_FILE, RunOwner } from '../tracking/owner';
 import { completionGrid, interpolationGrid } from '../eval/pictures';
+import { checkSampleQualityData, evaluateSampleQuality } from '../eval/sample-quality';
 
 export type { TrainStatus } from './events';
 
@@ -107,6 +108,8 @@ export function checkModelSelection(config: ExperimentConfig): void {
       `train.earlyStopping.patience: early stopping selects a checkpoint on a validation split, and data.validationSize is 0 (the test split is never used for selection); set data.validationSize above 0 or train.earlyStopping.patience to 0`,
     );
   }
+  // before training, not after it: the metrics exist for MNIST and Fashion-MNIST only
+  if (config.eval.sampleQuality) checkSampleQualityData('eval.sampleQuality', config.data.use);
 }
 
 /**
@@ -812,8 +815,24 @@ export async function train(session: Session, opts: TrainOptions): Promise<Train
   return new Trainer(session, opts).run();
 }
 
-/** Test-split metrics: objective terms, importance-weighted log-likelihood, latent diagnostics. */
-export function finalEvaluation(session: Session, ctx: EvalContext, log: (line: string) => void, k?: number): Record<string, unknown> {
+/** Which sample-quality metrics to compute and the setting that asked for them (for its errors). */
+export interface SampleQualityRequest {
+  key: string;
+  samples: number;
+}
+
+/**
+ * Test-split metrics: objective terms, importance-weighted log-likelihood, latent diagnostics, and
+ * the sample-quality metrics (core/eval/sample-quality.ts) when `sampleQuality` asks for them
+ * (undefined: when eval.sampleQuality does, with eval.sampleQualitySamples images).
+ */
+export function finalEvaluation(
+  session: Session,
+  ctx: EvalContext,
+  log: (line: string) => void,
+  k?: number,
+  sampleQuality?: SampleQualityRequest | null,
+): Record<string, unknown> {
   const { config, dataset, parts } = session;
   const test: Record<string, number> = {};
   for (const [key, v] of Object.entries(evaluateTerms(parts.objective, dataset.test, ctx))) test[`test/${key}`] = v;
@@ -836,6 +855,12 @@ export function finalEvaluation(session: Session, ctx: EvalContext, log: (line: 
   if (stats) {
     test['test/active-units'] = stats.activeUnits;
     out.latent = stats;
+  }
+  const sq = sampleQuality !== undefined ? sampleQuality : config.eval.sampleQuality ? { key: 'eval.sampleQuality', samples: config.eval.sampleQualitySamples } : null;
+  if (sq) {
+    const r = evaluateSampleQuality(parts.model, dataset.test, dataset, ctx, { data: config.data, seed: config.seed, samples: sq.samples, key: sq.key, log });
+    for (const [kk, v] of Object.entries(r.metrics)) test[`test/${kk}`] = v;
+    out.sampleQuality = r.details;
   }
   const parts2 = Object.entries(test).map(([kk, v]) => `${kk} ${fmt(v)}`);
   log(parts2.join(' | '));
