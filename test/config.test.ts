@@ -108,7 +108,7 @@ describe('experiment config', () => {
     expectThrowExact(
       () => experimentFromObject(experimentObject({ encoder: { use: 'mlp', mpl: { hiddenSizes: [3] } } }), builtins()),
       ConfigError,
-      'encoder.mpl: not a plugin of slot encoder (plugins: conv, gated-mlp, mlp, vq-conv; select one with encoder.use). Did you mean "mlp"?',
+      'encoder.mpl: not a plugin of slot encoder (plugins: conv, conv-hierarchy, gated-mlp, ladder, mlp, vq-conv; select one with encoder.use). Did you mean "mlp"?',
     );
   });
 
