@@ -363,7 +363,7 @@ dir: ${out}
       d,
       'live.yaml',
       `experiment: BASE
-set: { train.epochs: 3, data.synthetic.size: 256, eval.iwSamples: 0, eval.images: false, train.progress: none }
+set: { train.epochs: 12, data.synthetic.size: 256, eval.iwSamples: 0, eval.images: false, train.progress: none }
 method: grid
 metric: { name: test/loss, goal: minimize }
 parameters:
@@ -375,7 +375,8 @@ dir: ${out}
     );
     const lines: string[] = [];
     const done = runSweep(loadSweepSpec(f, registry), registry, { log: (l) => lines.push(l), env: { VAELAB_BACKEND: 'cpu' }, handleSignals: false, pictures: false });
-    // Mid-sweep: trial 0 completed and trial 1 has reported an epoch, in the files (written at most a second after the change).
+    // Mid-sweep: trial 0 completed and trial 1 has reported an epoch, in the files (written at most a second after the change;
+    // 12 epochs keep trial 1 running long enough to be seen on a loaded machine).
     const t0 = Date.now();
     let mid: { final: boolean; trials: Array<{ trial: number; status: string; value: number | null; latest?: { epoch: number; value: number } }> } | null = null;
     while (Date.now() - t0 < 90000) {
@@ -396,7 +397,7 @@ dir: ${out}
     const latest = mid!.trials[1].latest!;
     expect(latest.value).to.equal(state.trials[1].intermediate[latest.epoch]);
     const csv = fs.readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
-    expect(csv[2]).to.match(new RegExp(`^2,1,running,,\\d,[\\d.]+,1,3,trials/0001,epoch \\d: test/loss [\\d.]+$`));
+    expect(csv[2]).to.match(new RegExp(`^2,1,running,,\\d+,[\\d.]+,1,3,trials/0001,epoch \\d+: test/loss [\\d.]+$`));
     expect(fs.existsSync(path.join(out, 'best-experiment.yaml'))).to.equal(true); // trial 0's, the best so far
 
     expect((await done).status).to.equal('completed');
