@@ -25,6 +25,7 @@ import type { PluginRegistry } from '../plugin';
 import { closeSession } from '../session';
 import { openRun } from '../train/open-run';
 import { writeFileAtomic } from '../tracking/files';
+import { readMetricsFile } from '../tracking/run-index';
 import { metricCurvesSpec, svgToPng, vegaLiteToSvg, writePlot, type CurvePoint, type VegaLiteSpec } from '../tracking/plots';
 
 type Json = Record<string, any>;
@@ -47,20 +48,6 @@ function readJson(file: string): Json | null {
   } catch {
     return null;
   }
-}
-
-function readJsonl(file: string): Json[] {
-  if (!fs.existsSync(file)) return [];
-  const out: Json[] = [];
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      out.push(JSON.parse(line) as Json);
-    } catch {
-      // a line cut by a crash: the report shows what was written whole
-    }
-  }
-  return out;
 }
 
 /** The final picture of each kind (reconstructions, samples, traversals), else the newest epoch's. */
@@ -95,7 +82,7 @@ export function readRun(dir: string): RunRecord {
     config,
     summary: readJson(path.join(dir, 'summary.json')),
     evalRecord: readJson(path.join(dir, 'eval.json')),
-    metrics: readJsonl(path.join(dir, 'metrics.jsonl')),
+    metrics: readMetricsFile(path.join(dir, 'metrics.jsonl')).records as Json[],
     images: pictures(path.join(dir, 'images')),
     stages,
   };

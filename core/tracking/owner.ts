@@ -61,7 +61,7 @@ export class RunOwner {
 }
 
 /** Whether a process with this id exists on this host. */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -14,22 +14,13 @@ import { DEFAULT_BASE_URL } from './logger';
 import { Outbox } from './outbox';
 import { sendPending, type SendReport } from './send';
 import { WireClient, WireError } from './wire';
+import { processAlive } from '../tracking/owner';
 
 /** What one run directory's sync sent. */
 export interface SyncResult {
   dir: string;
   url: string;
   report: SendReport;
-}
-
-/** True when process `pid` of this host still runs. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const describe = (r: SendReport): string => {
@@ -50,7 +41,7 @@ export async function wandbSync(dir: string, opts: { env?: NodeJS.ProcessEnv; lo
   const boxes = dirs.map((d) => ({ dir: d, box: Outbox.open(d)! }));
   for (const { dir: d, box } of boxes) {
     const owner = box.state.owner;
-    if (owner && owner.host === os.hostname() && owner.pid !== process.pid && alive(owner.pid)) {
+    if (owner && owner.host === os.hostname() && owner.pid !== process.pid && processAlive(owner.pid)) {
       throw new ConfigError(`wandb-sync ${shown}: ${path.relative(run.dir, d) || 'the run'} is still training (process ${owner.pid}), and sends its own W&B data; sync it after it ended`);
     }
   }
