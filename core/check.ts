@@ -105,6 +105,7 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
       checkGauss(s.posteriorStats, 'sample: posteriorStats');
       if (s.innerLogPrior) expect(sameShape(s.innerLogPrior, [rows]), () => `${stage}.sample: innerLogPrior must be [S*N] = [${rows}]; got ${shapeOf(s.innerLogPrior!)}`);
       if (s.innerKl) expect(sameShape(s.innerKl, [n]), () => `${stage}.sample: innerKl must be [N] = [${n}]; got ${shapeOf(s.innerKl!)}`);
+      (s.layerKl ?? []).forEach((t, i) => expect(sameShape(t, [rows]) || sameShape(t, [n]), () => `${stage}.sample: layerKl[${i}] must be [S*N] = [${rows}] or [N] = [${n}]; got ${shapeOf(t)}`));
       for (const [k, t] of Object.entries(s.terms ?? {})) expect(sameShape(t, [n]), () => `${stage}.sample: term "${k}" must be [N] = [${n}]; got ${shapeOf(t)}`);
       if (lat.posterior) checkGauss(lat.posterior(h, opts), 'posterior');
       if (lat.posteriorStats) checkGauss(lat.posteriorStats(h, opts), 'posteriorStats');

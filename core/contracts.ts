@@ -225,6 +225,13 @@ export interface LatentSample {
    * innerLogPrior is present, the KL falls back to Monte Carlo over all layers.
    */
   innerKl?: tf.Tensor1D;
+  /**
+   * Diagnostics only, never part of a loss: the KL contribution of each stochastic layer below
+   * the one the prior scores, z_1 first, as log q(z_l | .) - log p(z_l | z_l+1) per sample
+   * [S*B] or as a closed form per example [B]. An objective that reports a `kl` term then also
+   * reports klLayer1 .. klLayerL (addLatentTerms), the top layer's being kl minus the layers below.
+   */
+  layerKl?: tf.Tensor1D[];
   /** The latent's own per-example losses (VQ codebook/commitment), added to the objective. [B] */
   terms?: Record<string, tf.Tensor1D>;
 }

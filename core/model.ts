@@ -151,6 +151,7 @@ export class VaeModel implements Trainable {
 /**
  * The latent's own per-example losses (LatentSample.terms: VQ's codebook and commitment terms)
  * added to an objective's loss and reported under their names: out.loss = loss + sum(terms).
+ * With LatentSample.layerKl and a `kl` term, also the KL per stochastic layer (klLayer1 ..).
  * Every objective that takes a latent sample ends with it. Shapes: loss and every term [B].
  */
 export function addLatentTerms(out: ObjectiveTerms, loss: tf.Tensor1D, latent: LatentSample): ObjectiveTerms {
@@ -160,6 +161,16 @@ export function addLatentTerms(out: ObjectiveTerms, loss: tf.Tensor1D, latent: L
     out[name] = t;
   }
   out.loss = total;
+  if (latent.layerKl?.length && out.kl) {
+    const rows = out.kl.shape[0];
+    let below: tf.Tensor1D | null = null;
+    latent.layerKl.forEach((t, i) => {
+      const perExample = t.shape[0] === rows ? t : meanOverSamples(t, latent.samples);
+      out[`klLayer${i + 1}`] = perExample;
+      below = below ? (tf.add(below, perExample) as tf.Tensor1D) : perExample;
+    });
+    out[`klLayer${latent.layerKl.length + 1}`] = tf.sub(out.kl, below!) as tf.Tensor1D;
+  }
   return out;
 }
 
@@ -195,6 +206,7 @@ export function disposeLatentSample(s: LatentSample): void {
     s.posteriorStats?.logVar,
     s.innerLogPrior,
     s.innerKl,
+    ...(s.layerKl ?? []),
   ];
   for (const t of ts) t?.dispose();
   for (const t of Object.values(s.terms ?? {})) t.dispose();

@@ -58,7 +58,7 @@ import {
   type LatentSample,
   type PassOptions,
 } from '../../core';
-import { VARIANCES, precisionWeighted, type LadderDraw, type LadderLayerTerms } from '../ladder';
+import { VARIANCES, precisionWeighted, sampleOfDraw, type LadderDraw, type LadderLayerTerms } from '../ladder';
 import { ConvGaussianHead, ResidualCell, Upsample, applyCells, log2Exact } from './cells';
 
 export const MERGES = ['concat', 'precision'] as const;
@@ -307,9 +307,7 @@ export class ConvHierarchyLatent extends Module implements Latent {
 
   /** Draws S codes per input top-down (see the class doc). */
   sample(h: Features, samples: number, opts: PassOptions): LatentSample {
-    const { sample, layers } = this.sampleLayers(h, samples, opts);
-    for (const t of layers) tf.dispose([t.logQ, t.logP, t.kl].filter((x): x is tf.Tensor1D => x !== null));
-    return sample;
+    return sampleOfDraw(this.sampleLayers(h, samples, opts));
   }
 
   /** q(z_G | x), the top group's exact diagonal Gaussian. loc, logVar: [B, priorDim] */

@@ -8,6 +8,7 @@ import {
   Rng,
   TOKENS,
   definePlugin,
+  disposeLatentSample,
   experimentFromObject,
   initRng,
   type DataInfo,
@@ -230,6 +231,56 @@ describe('bottom-up latent (hierarchical)', () => {
     expect(exactKl).to.be.above(0.1); // a KL far enough from 0 for a relative tolerance
     expect(Math.abs(kl - exactKl) / exactKl).to.be.below(0.05);
     tf.dispose(Object.values(terms));
+    disposeParts(parts);
+  });
+
+  it('Should report the KL of each layer (klLayer1, klLayer2) within 4 standard errors of their closed forms, summing to kl', () => {
+    // Under q: z1 ~ N(m, v1), z2 = u z1 + U0 + sqrt(v2) e. Layer 1: E[log q(z1 | x) - log p(z1 | z2)]
+    // = -0.5 ln(2 pi e v1) + 0.5 ln(2 pi T2) + E[(z1 - A z2 - C)^2] / (2 T2), where z1 - A z2 - C has
+    // mean m (1 - A u) - A U0 - C and variance (1 - A u)^2 v1 + A^2 v2. Layer 2 (the top):
+    // E[log q(z2 | z1) - log N(z2; 0, 1)] = -0.5 ln(2 pi e v2) + 0.5 ln(2 pi) + E[z2^2] / 2, with
+    // E[z2^2] = (u m + U0)^2 + u^2 v1 + v2.
+    const q = { shift1: 0.3, scale1: 1.5, gain: 0.7, scale2: 2 };
+    const n = 20000;
+    const parts = linearGaussianParts(q, { use: 'elbo', elbo: { samples: n } });
+    const x = POINTS[1];
+    const s2 = S * S;
+    const m = V1 * (C / P1 + (W[0] * (x[0] - B[0]) + W[1] * (x[1] - B[1])) / s2) + q.shift1;
+    const v1 = q.scale1 * V1;
+    const v2 = q.scale2 * V2;
+    const u = q.gain * U;
+    const mu = m * (1 - A * u) - A * U0 - C;
+    const varD = (1 - A * u) ** 2 * v1 + A * A * v2;
+    const kl1 = -0.5 * Math.log(2 * Math.PI * Math.E * v1) + 0.5 * Math.log(2 * Math.PI * T2) + (mu * mu + varD) / (2 * T2);
+    const kl2 = -0.5 * Math.log(2 * Math.PI * Math.E * v2) + 0.5 * Math.log(2 * Math.PI) + 0.5 * ((u * m + U0) ** 2 + u * u * v1 + v2);
+
+    // the per-draw values the latent carries, and their standard errors
+    const batch = { x: tf.tensor2d([x]), cond: null };
+    const pass = parts.model.forward(batch, n, { training: false, rng: Rng.derive(3, 'kl') });
+    expect(pass.latent.layerKl).to.have.length(1);
+    const draws1 = Array.from(pass.latent.layerKl![0].dataSync());
+    const draws = Array.from(tf.tidy(() => tf.sub(pass.latent.logQ, parts.model.logPrior(pass.latent, null))).dataSync());
+    const draws2 = draws.map((v, i) => v - draws1[i]);
+    const meanSe = (a: number[]) => {
+      const mean = a.reduce((s, v) => s + v, 0) / a.length;
+      const sd = Math.sqrt(a.reduce((s, v) => s + (v - mean) ** 2, 0) / (a.length - 1));
+      return { mean, se: sd / Math.sqrt(a.length) };
+    };
+    const e1 = meanSe(draws1);
+    const e2 = meanSe(draws2);
+    expect(Math.abs(e1.mean - kl1), `layer 1: ${e1.mean} vs ${kl1} (se ${e1.se})`).to.be.below(4 * e1.se);
+    expect(Math.abs(e2.mean - kl2), `layer 2: ${e2.mean} vs ${kl2} (se ${e2.se})`).to.be.below(4 * e2.se);
+
+    // what the objective logs: the same draws (same stream), the top layer being kl minus layer 1
+    const terms = parts.objective.terms(batch, { training: false, rng: Rng.derive(3, 'kl'), step: 0 });
+    expect(Object.keys(terms)).to.include.members(['klLayer1', 'klLayer2']);
+    const [t1, t2, tk] = [terms.klLayer1, terms.klLayer2, terms.kl].map((t) => t.dataSync()[0]);
+    expect(t1).to.be.closeTo(e1.mean, 1e-3 * Math.max(1, Math.abs(e1.mean)));
+    expect(t1 + t2).to.be.closeTo(tk, 1e-4 * Math.max(1, Math.abs(tk)));
+    expect(Math.abs(t2 - kl2)).to.be.below(4 * e2.se);
+    tf.dispose(Object.values(terms));
+    tf.dispose([batch.x, pass.logPx, pass.params]);
+    disposeLatentSample(pass.latent);
     disposeParts(parts);
   });
 

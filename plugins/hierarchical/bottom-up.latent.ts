@@ -17,7 +17,9 @@
  * innerLogPrior = sum_l<L log p(z_l | z_l+1), so the ELBO, the IWAE objective and the IW
  * evaluation see every layer. With L > 1, q(z_L | x) is a mixture, not a Gaussian: the sample
  * sets no `posterior` and the KL is the Monte-Carlo mean of log q - log p over all layers (as
- * the PyTorch twin's bottom-up hierarchy does). With L = 1 this is the Gaussian latent.
+ * the PyTorch twin's bottom-up hierarchy does). With L = 1 this is the Gaussian latent. For the
+ * logs, `layerKl` carries log q(z_l | .) - log p(z_l | z_l+1) of each layer below the top, so
+ * objectives that report `kl` also report klLayer1 .. klLayerL.
  *
  * Reads latent.bottom-up.dims, hiddenSizes, hiddenLayers, activation and minLogVar.
  */
@@ -175,19 +177,23 @@ export class BottomUpLatent extends Module implements Latent {
       const first = this.q[0].apply(x);
       const d1 = drawDiagGaussian(first.loc, first.logVar, samples, opts.rng);
       const zs: tf.Tensor2D[] = [d1.z];
-      let logQ = d1.logQ;
+      const layerLogQ: tf.Tensor1D[] = [d1.logQ];
       for (let l = 1; l < this.layers; l++) {
         const q = this.q[l].apply(zs[l - 1]);
         const d = drawDiagGaussian(q.loc, q.logVar, 1, opts.rng);
         zs.push(d.z);
-        logQ = tf.add(logQ, d.logQ);
+        layerLogQ.push(d.logQ);
       }
+      const logQ = layerLogQ.reduce((a, b) => tf.add(a, b));
+      const layerKl: tf.Tensor1D[] = [];
       let innerLogPrior = tf.zeros([zs[0].shape[0]]) as tf.Tensor1D;
       for (let l = 0; l + 1 < this.layers; l++) {
         const p = this.p[l].apply(zs[l + 1]);
-        innerLogPrior = tf.add(innerLogPrior, diagGaussianLogProb(zs[l], p.loc, p.logVar));
+        const logP = diagGaussianLogProb(zs[l], p.loc, p.logVar);
+        innerLogPrior = tf.add(innerLogPrior, logP);
+        layerKl.push(tf.sub(layerLogQ[l], logP));
       }
-      return { z: zs[0], priorZ: zs[this.layers - 1], samples, logQ, innerLogPrior } as unknown as tf.TensorContainer;
+      return { z: zs[0], priorZ: zs[this.layers - 1], samples, logQ, innerLogPrior, layerKl } as unknown as tf.TensorContainer;
     }) as unknown as LatentSample;
   }
 

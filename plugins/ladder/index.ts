@@ -6,6 +6,7 @@ export {
   ladderLatent,
   ladderLatentSchema,
   precisionWeighted,
+  sampleOfDraw,
   type LadderDraw,
   type LadderLatentConfig,
   type LadderLayerTerms,

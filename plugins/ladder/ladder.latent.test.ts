@@ -323,6 +323,37 @@ describe('ladder latent', () => {
       disposeBatch(batch);
       disposeParts(parts);
     });
+
+    it('Should give objective.elbo and objective.beta-vae the same klLayer1..L as objective.ladder (same draws), through LatentSample.layerKl', () => {
+      const build = (objective: Record<string, unknown>) =>
+        buildParts(
+          {
+            encoder: { use: 'ladder', ladder: { hiddenSizes: [12, 8, 6] } },
+            latent: { use: 'ladder', ladder: { dims: [4, 3, 2], hiddenSizes: [6, 5] } },
+            objective,
+          },
+          undefined,
+          set,
+        );
+      const ladder = build({ use: 'ladder', ladder: { samples: 3 } });
+      const batch = greyBatch(6, ladder.model.data, 4);
+      const reference = ladder.objective.terms(batch, { ...evaluation(9, 'terms'), step: 0 });
+      for (const objective of [{ use: 'elbo', elbo: { samples: 3 } }, { use: 'beta-vae', 'beta-vae': { samples: 3, beta: 4 } }]) {
+        const other = build(objective);
+        const terms = other.objective.terms(batch, { ...evaluation(9, 'terms'), step: 0 });
+        for (const l of [1, 2, 3]) {
+          const [a, b] = [values(terms[`klLayer${l}`] ?? tf.tensor1d([])), values(reference[`klLayer${l}`])];
+          expect(a, `${objective.use}: klLayer${l}`).to.have.length(6);
+          a.forEach((v, i) => expect(v, `${objective.use}: klLayer${l}[${i}]`).to.be.closeTo(b[i], 1e-4));
+        }
+        expect(terms).to.not.have.property('klLayer4');
+        tf.dispose(Object.values(terms));
+        disposeParts(other);
+      }
+      tf.dispose(Object.values(reference));
+      disposeBatch(batch);
+      disposeParts(ladder);
+    });
   });
 
   describe('generation', () => {

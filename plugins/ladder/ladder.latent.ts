@@ -108,6 +108,18 @@ export interface LadderDraw {
 }
 
 /**
+ * The LatentSample of a draw for objectives other than objective.ladder: the layers' log-densities
+ * are disposed, and their closed-form KLs below the top are kept as `layerKl` (diagnostics), so
+ * any objective that reports `kl` also reports klLayer1 .. klLayerL.
+ */
+export function sampleOfDraw({ sample, layers }: LadderDraw): LatentSample {
+  for (const t of layers) tf.dispose([t.logQ, t.logP].filter((x): x is tf.Tensor1D => x !== null));
+  const below = layers.map((t) => t.kl).filter((x): x is tf.Tensor1D => x !== null);
+  if (below.length > 0) sample.layerKl = below;
+  return sample;
+}
+
+/**
  * Ladder latent. Shapes: h = [d_1 [B, h_1], .., d_L [B, h_L]] (one flat row [B, D] is accepted
  * when L = 1) -> z = z_1 [S*B, dims[0]], priorZ = z_L [S*B, dims[L-1]], logQ, innerLogPrior
  * [S*B], innerKl [B], posterior = q(z_L | x) [B, dims[L-1]].
@@ -230,9 +242,7 @@ export class LadderLatent extends Module implements Latent {
 
   /** Draws S codes per input top-down (see the class doc). */
   sample(h: Features, samples: number, opts: PassOptions): LatentSample {
-    const { sample, layers } = this.sampleLayers(h, samples, opts);
-    for (const t of layers) tf.dispose([t.logQ, t.logP, t.kl].filter((x): x is tf.Tensor1D => x !== null));
-    return sample;
+    return sampleOfDraw(this.sampleLayers(h, samples, opts));
   }
 
   /** q(z_L | x) = N(mu^_L, sigma^2_L), the top layer's exact Gaussian. loc, logVar: [B, dims[L-1]] */
