@@ -157,3 +157,15 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
   }));
   return f(x) as T;
 }
+
+/** Standard error of the mean of `v`: the sample standard deviation over sqrt(n); 0 for n < 2. */
+export function standardError(v: ArrayLike<number>): number {
+  const n = v.length;
+  if (n < 2) return 0;
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += v[i];
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (v[i] - mean) ** 2;
+  return Math.sqrt(ss / (n - 1) / n);
+}

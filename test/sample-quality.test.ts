@@ -196,6 +196,25 @@ describe('Sample-quality metrics: exact messages', () => {
     expect(() => checkSampleQualityData('eval.sampleQuality', 'fashion-mnist', [28, 28, 1])).not.to.throw();
   });
 
+  it('Should refuse to train the classifier on the cpu backend, naming the cache file and the way out', async () => {
+    const before = tf.getBackend();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-clf-cpu-'));
+    await tf.setBackend('cpu');
+    try {
+      const recipe = { ...DEFAULT_CLASSIFIER_RECIPE, channels: [...DEFAULT_CLASSIFIER_RECIPE.channels] as [number, number] };
+      const file = path.join(dir, `mnist-${recipeHash(recipe)}-cpu.ckpt`);
+      expectThrowExact(
+        () => loadOrTrainClassifier('mnist', { cacheDir: dir }),
+        ConfigError,
+        `eval --sample-quality: the mnist classifier for the cpu backend is not cached (${file}), and training it (5 epochs of a conv net over the training images) on the cpu backend's pure-JavaScript kernels is impractically slow; run with --backend wasm (or a tfjs-node backend), which trains and caches its own classifier`,
+      );
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+    } finally {
+      await tf.setBackend(before);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('Should refuse eval.sampleQuality on synthetic data before training (checkModelSelection)', () => {
     const exp = experimentFromObject(experimentObject({ data: { use: 'synthetic' }, eval: { sampleQuality: true } }), builtins());
     expectThrowExact(

@@ -8,7 +8,8 @@ import { ConfigError, TrainingError } from '../core/errors';
 import { openSession } from '../core/session';
 import { loadCheckpoint } from '../core/train/checkpoint';
 import { chooseCheckpoint } from '../core/train/open-run';
-import { standardError, train, trainableVariables, type TrainOptions } from '../core/train/trainer';
+import { standardError } from '../core/math';
+import { train, trainableVariables, type TrainOptions } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 

@@ -42,7 +42,7 @@ import { Batcher } from '../data/batcher';
 import { loadFashionMnist } from '../data/fashion-mnist';
 import { loadMnist } from '../data/mnist';
 import type { DataSplit, Dataset } from '../data/types';
-import { TrainingError } from '../errors';
+import { ConfigError, TrainingError } from '../errors';
 import '../gradients';
 import { Conv2d, Dense, Module } from '../nn';
 import { Rng } from '../rng';
@@ -350,6 +350,13 @@ export function loadOrTrainClassifier(dataset: ClassifierDataSet, opts: Classifi
   const file = path.join(dir, `${dataset}-${recipeHash(recipe)}-${bpath}.ckpt`);
   const cached = readCached(file, recipe, log);
   if (cached) return cached;
+  if (bpath === 'cpu') {
+    throw new ConfigError(
+      `eval --sample-quality: the ${dataset} classifier for the cpu backend is not cached (${file}), and training it ` +
+        `(${recipe.epochs} epochs of a conv net over the training images) on the cpu backend's pure-JavaScript kernels is impractically slow; ` +
+        'run with --backend wasm (or a tfjs-node backend), which trains and caches its own classifier',
+    );
+  }
   log(`training the ${dataset} classifier of the sample-quality metrics (recipe ${recipeHash(recipe)}, ${recipe.epochs} epochs, backend path ${bpath}); cached as ${file}`);
   const data = loadData(dataset, opts.dataDir ?? '');
   const t = trainClassifier(data.train, data.test, recipe, log);

@@ -28,6 +28,7 @@ import type { DataSplit } from '../data/types';
 import { ConfigError, TrainingError, VaelabError } from '../errors';
 import { disposeBatch, disposeModelBatch, evaluateTerms, iwLogLikelihood, latentStats, priorLogLikelihood, toModelBatch, type EvalContext } from '../eval/evaluate';
 import { latentTraversal } from '../eval/traversal';
+import { standardError } from '../math';
 import { Rng } from '../rng';
 import type { Session } from '../session';
 import { writeJsonAtomic } from '../tracking/files';
@@ -122,18 +123,6 @@ export function checkInit(session: Session): void {
   const file = resolveInitCheckpoint(init.from, init.checkpoint);
   const { model, objective } = session.parts;
   applyInit(file, init.include, trainableVariables(model, objective), stateVariables(model, objective), { check: true });
-}
-
-/** Standard error of the mean of `v`: the sample standard deviation over sqrt(n); 0 for n < 2. */
-export function standardError(v: ArrayLike<number>): number {
-  const n = v.length;
-  if (n < 2) return 0;
-  let mean = 0;
-  for (let i = 0; i < n; i++) mean += v[i];
-  mean /= n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (v[i] - mean) ** 2;
-  return Math.sqrt(ss / (n - 1) / n);
 }
 
 /** Restores the weights and state saved in a checkpoint (evaluation, sampling, the best checkpoint). */
