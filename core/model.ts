@@ -49,7 +49,8 @@ export class VaeModel implements Trainable {
     @inject(TOKENS.DataInfo) readonly data: DataInfo,
   ) {}
 
-  private parts(): Array<[string, Trainable]> {
+  /** The model's five slots with their parts, in SLOTS order. */
+  slots(): Array<[string, Trainable]> {
     return [
       ['encoder', this.encoder],
       ['latent', this.latent],
@@ -61,12 +62,12 @@ export class VaeModel implements Trainable {
 
   /** Every trainable variable, keyed "<slot>/<name>"; a variable shared by two slots appears once. */
   variables(): Map<string, tf.Variable> {
-    return collectVariables(this.parts(), (p) => p.variables());
+    return collectVariables(this.slots(), (p) => p.variables());
   }
 
   /** Every slot's non-trainable state (Trainable.state), keyed "<slot>/<name>". */
   state(): Map<string, tf.Variable> {
-    return collectVariables(this.parts(), (p) => p.state?.() ?? new Map());
+    return collectVariables(this.slots(), (p) => p.state?.() ?? new Map());
   }
 
   /** Encodes, samples S codes per input, decodes and scores x. opts.cond is set to batch.cond. */

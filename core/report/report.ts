@@ -18,6 +18,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { stringify } from 'yaml';
+import { SLOTS } from '../contracts';
 import type { ConditionOptions } from '../data/condition';
 import { ConfigError } from '../errors';
 import { latentMap, latentMapSpec } from '../eval/latent-map';
@@ -184,8 +185,7 @@ function runTable(runs: RunRecord[]): string {
     ['tested checkpoint', (r) => r.summary?.testedCheckpoint ?? 'final weights'],
     ['IW estimate', (r) => (r.summary?.iw ? `k = ${r.summary.iw.k} on ${r.summary.iw.examples} test examples, ${num(r.summary.iw.seconds)} s` : '–')],
   ];
-  const slots = ['encoder', 'latent', 'decoder', 'prior', 'likelihood', 'objective'];
-  rows.splice(2, 0, ['plugins', (r) => slots.map((s) => `${s}=${r.config[s]?.use ?? '?'}`).join(' ')]);
+  rows.splice(2, 0, ['plugins', (r) => SLOTS.map((s) => `${s}=${r.config[s]?.use ?? '?'}`).join(' ')]);
   const head = `<tr><th>run</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>`;
   return `<table>${head}\n${rows.map(([name, f]) => `<tr><td>${esc(name)}</td>${runs.map((r) => `<td>${num(f(r))}</td>`).join('')}</tr>`).join('\n')}</table>`;
 }

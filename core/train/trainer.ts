@@ -238,23 +238,22 @@ class Trainer {
 
   /** Resumes from a checkpoint, or applies init.from to a fresh run; then the run-start event. */
   private start(): void {
-    if (!this.opts.resumeFrom) {
+    if (this.opts.resumeFrom) {
+      this.resume(this.opts.resumeFrom);
+    } else {
       const { parts, dataset } = this.session;
-      const m = parts.model;
       const done = initFromData(
-        [['encoder', m.encoder], ['latent', m.latent], ['decoder', m.decoder], ['prior', m.prior], ['likelihood', m.likelihood], ['objective', parts.objective]],
+        [...parts.model.slots(), ['objective', parts.objective]],
         trainingExamples(dataset.train, dataset, this.config.data.condition as ConditionOptions),
         (name) => Rng.derive(this.seed, `init-data/${name}`),
       );
       if (done.length > 0) this.log(`init: ${done.join(', ')} initialised from the training split`);
-    }
-    if (this.opts.resumeFrom) {
-      this.resume(this.opts.resumeFrom);
-    } else if (this.config.init.from) {
-      const file = resolveInitCheckpoint(this.config.init.from, this.config.init.checkpoint);
-      const r = applyInit(file, this.config.init.include, this.vars, this.stateVars);
-      const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${r.kept.join(', ')}` : '';
-      this.log(`init: ${r.copied.length} tensors from ${path.relative(process.cwd(), file)}${kept}`);
+      if (this.config.init.from) {
+        const file = resolveInitCheckpoint(this.config.init.from, this.config.init.checkpoint);
+        const r = applyInit(file, this.config.init.include, this.vars, this.stateVars);
+        const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${r.kept.join(', ')}` : '';
+        this.log(`init: ${r.copied.length} tensors from ${path.relative(process.cwd(), file)}${kept}`);
+      }
     }
     if (this.T.trainable.length > 0) {
       const trained = this.groups.reduce((n, g) => n + g.vars.size, 0);
