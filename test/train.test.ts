@@ -9,7 +9,7 @@ import { openSession } from '../core/session';
 import { loadCheckpoint } from '../core/train/checkpoint';
 import { chooseCheckpoint } from '../core/train/open-run';
 import { standardError } from '../core/math';
-import { train, trainableVariables, type TrainOptions } from '../core/train/trainer';
+import { keptSummary, train, trainableVariables, type TrainOptions } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 
@@ -205,5 +205,13 @@ describe('standard error', () => {
     expect(standardError([1, 2, 3, 4])).to.be.closeTo(Math.sqrt(5 / 12), 1e-12);
     expect(standardError(Float64Array.from([7, 7, 7]))).to.equal(0);
     expect(standardError([3])).to.equal(0);
+  });
+});
+
+describe('init log: the variables left as initialised', () => {
+  it('Should name up to six variables, and count larger sets per part and slot', () => {
+    expect(keptSummary(['model/prior/a', 'model/prior/b'])).to.equal('model/prior/a, model/prior/b');
+    const many = [...Array.from({ length: 68 }, (_, i) => `model/prior/layer${i}/kernel`), 'model/decoder/extra', 'objective/disc/w'];
+    expect(keptSummary(many)).to.equal('68 tensors under model/prior/, 1 tensor under model/decoder/, 1 tensor under objective/disc/');
   });
 });

@@ -125,6 +125,20 @@ export function checkInit(session: Session): void {
   applyInit(file, init.include, trainableVariables(model, objective), stateVariables(model, objective), { check: true });
 }
 
+/**
+ * The variables an init left as initialised, for the log: every name when there are few, else a
+ * count per "<part>/<slot>/" prefix (a whole new prior is one entry, not 68 names).
+ */
+export function keptSummary(kept: string[]): string {
+  if (kept.length <= 6) return kept.join(', ');
+  const groups = new Map<string, number>();
+  for (const k of kept) {
+    const prefix = k.split('/').slice(0, 2).join('/');
+    groups.set(prefix, (groups.get(prefix) ?? 0) + 1);
+  }
+  return [...groups].map(([prefix, n]) => `${n} tensor${n === 1 ? '' : 's'} under ${prefix}/`).join(', ');
+}
+
 /** Restores the weights and state saved in a checkpoint (evaluation, sampling, the best checkpoint). */
 export function restoreModel(session: Session, file: string): CheckpointMeta {
   const ck = loadCheckpoint(file);
@@ -251,7 +265,7 @@ class Trainer {
       if (this.config.init.from) {
         const file = resolveInitCheckpoint(this.config.init.from, this.config.init.checkpoint);
         const r = applyInit(file, this.config.init.include, this.vars, this.stateVars);
-        const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${r.kept.join(', ')}` : '';
+        const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${keptSummary(r.kept)}` : '';
         this.log(`init: ${r.copied.length} tensors from ${path.relative(process.cwd(), file)}${kept}`);
       }
     }
