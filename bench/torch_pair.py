@@ -2,7 +2,7 @@
 """The PyTorch peer's --steps-only measurement with a start barrier, for bench/run.ts.
 
 Imports the peer script (torch_vae.py) as a module and calls its own load_mnist, model classes and
-steps_only, so the timed steps are exactly the peer's. For the variants (--model iwae|vamp) it
+steps_only, so the timed steps are exactly the peer's. For the variants (--model iwae|vamp|vqvae|pixelcnn|cvae|m2) it
 imports torch_variants.py instead and builds the twin from the same arguments its command line
 takes (--variant-args, e.g. "--model iwae1 --objective iwae --k 50"), with its own build() and
 steps_only(). Between the warm-up and the timed steps it
@@ -22,20 +22,24 @@ import sys
 import time
 
 
+# The models of bench/run.ts whose twin is in torch_variants.py.
+VARIANTS = ["iwae", "vamp", "vqvae", "pixelcnn", "cvae", "m2"]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--peer-script")
     p.add_argument("--variants-script")
     p.add_argument("--variant-args", default="", help="the twin's own command-line arguments (torch_variants.py)")
     p.add_argument("--data", required=True)
-    p.add_argument("--model", choices=["mlp", "conv", "iwae", "vamp"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "conv", *VARIANTS], default="mlp")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--barrier", required=True)
     p.add_argument("--id", required=True)
     args = p.parse_args()
 
-    variant = args.model in ("iwae", "vamp")
+    variant = args.model in VARIANTS
     script = args.variants_script if variant else args.peer_script
     if not script:
         sys.exit(f"--model {args.model}: needs {'--variants-script' if variant else '--peer-script'}")
@@ -49,9 +53,11 @@ def main():
     gen = torch.Generator().manual_seed(1)
     train, _ = tv.load_mnist(args.data)
     if variant:
-        # The twin's own parser and defaults (batch size, lr, Adam epsilon per model), as its CLI.
+        # The twin's own parser and defaults (batch size, lr, Adam epsilon per model) and its
+        # labels (CVAE, M2), as its CLI's --steps-only gives them.
         targs = tv.finish_args(tv.build_parser().parse_args(["--data", args.data, *args.variant_args.split()]))
-        b = tv.build(targs, train)
+        train_y, _ = tv.load_mnist_labels(args.data)
+        b = tv.build(targs, train, train_y)
         model, opt, train, bs = b.model, b.opt, b.data, b.bs
     else:
         model = tv.MLPVAE() if args.model == "mlp" else tv.ConvVAE()
