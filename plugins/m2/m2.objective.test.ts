@@ -106,7 +106,11 @@ describe('m2 objective', () => {
     expect(t.classification.dataSync()[2]).to.be.closeTo(-logQyByHand(xs[2])[0], 1e-5);
     const predicted = xs.map((x) => (logQyByHand(x)[0] > logQyByHand(x)[1] ? 0 : 1));
     expect(Array.from(t.error.dataSync())).to.deep.equal([predicted[0] !== 1 ? 1 : 0, 0, predicted[2] !== 0 ? 1 : 0]);
-    tf.dispose([batch.x, batch.labels, batch.labelMask, ...Object.values(t)]);
+    // training (labelled rows passed once with their label, then put back in the batch's order): the same losses
+    const tr = parts.objective.terms(batch, { training: true, rng: Rng.derive(0, 'm2'), step: 0 });
+    const trLoss = tr.loss.dataSync();
+    [0, 1, 2].forEach((i) => expect(trLoss[i], `row ${i}`).to.be.closeTo(loss[i], 1e-3));
+    tf.dispose([batch.x, batch.labels, batch.labelMask, ...Object.values(t), ...Object.values(tr)]);
     disposeParts(parts);
   });
 
@@ -131,6 +135,14 @@ describe('m2 objective', () => {
     expect(loss[2]).to.be.closeTo(1.2 * lab, 1e-3);
     // the batch mean is the twin's (N_l/N) mean_l + (N_u/N) mean_u
     expect(loss.reduce((a, b) => a + b, 0) / 3).to.be.closeTo(0.4 * lab + 0.6 * ((unl(xs[0]) + unl(xs[1])) / 2), 1e-3);
+    // in training the labelled row is passed once with its label: elbo = -L(x, y) there, -U(x) elsewhere
+    const elbo = Array.from(train.elbo.dataSync());
+    expect(elbo[0]).to.be.closeTo(-unl(xs[0]), 1e-3);
+    expect(elbo[1]).to.be.closeTo(-unl(xs[1]), 1e-3);
+    expect(elbo[2]).to.be.closeTo(-negElboByHand(xs[2], 0), 1e-3);
+    const cls = Array.from(train.classification.dataSync());
+    expect(cls.slice(0, 2)).to.deep.equal([0, 0]);
+    expect(cls[2]).to.be.closeTo(-logQyByHand(xs[2])[0], 1e-5);
     const evalLoss = Array.from(parts.objective.terms(batch, { training: false, rng: Rng.derive(0, 'm2'), step: 0 }).loss.dataSync());
     expect(evalLoss[2]).to.be.closeTo(lab, 1e-3);
     expect(evalLoss[0]).to.be.closeTo(unl(xs[0]), 1e-3);
