@@ -114,6 +114,34 @@ describe('m2 objective', () => {
     disposeParts(parts);
   });
 
+  it('Should give, in training, the gradients of the enumeration of every row (labelled rows passed once, merged back by a permutation product)', () => {
+    const parts = handModel(0.1);
+    const batch = {
+      x: tf.tensor2d([[0.5, -0.2], [2, -1], [-1, 0.8], [0.3, 0.3]]),
+      cond: null,
+      labels: tf.tensor2d([[0, 1], [0, 0], [1, 0], [0, 0]]),
+      labelMask: tf.tensor1d([1, 0, 1, 0]),
+    };
+    const vars = new Map([...parts.model.variables(), ...[...parts.objective.variables()].map(([k, v]) => [`objective/${k}`, v] as const)]);
+    const list = [...vars.values()];
+    const gradsOf = (training: boolean) => {
+      const { value, grads } = tf.variableGrads(() => tf.mean(parts.objective.terms(batch, { training, rng: Rng.derive(0, 'm2'), step: 0 }).loss) as tf.Scalar, list);
+      const out = new Map(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())]));
+      tf.dispose([value, ...Object.values(grads)]);
+      return out;
+    };
+    const split = gradsOf(true);
+    const all = gradsOf(false);
+    expect(split.size).to.equal(list.length);
+    for (const [name, g] of all) {
+      const h = split.get(name)!;
+      g.forEach((v, i) => expect(h[i], `${name}[${i}]`).to.be.closeTo(v, 1e-3 * Math.max(1, Math.abs(v))));
+      expect(h.some((v) => v !== 0), `${name}: some gradient`).to.equal(true);
+    }
+    tf.dispose([batch.x, batch.labels, batch.labelMask]);
+    disposeParts(parts);
+  });
+
   it('Should weight a batch of B unlabelled and L labelled rows (data.labelledBatchSize) so its mean is (N_u/N) mean U + (N_l/N) mean labelled, in training only', () => {
     // N = 10, N_l = 4; batches of 2 unlabelled + 1 labelled row
     const parts = handModel(0.1, { ...POINTS, labelledBatch: 1, trainBatch: { size: 3, last: 3 } });

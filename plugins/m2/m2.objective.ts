@@ -180,12 +180,14 @@ export class M2Objective extends Module implements Objective {
       const labelledNegElbo = tf.add(tf.sub(kl, pass.logPx), Math.log(this.classes)) as tf.Tensor1D;
       const classification = tf.neg(tf.sum(tf.mul(yl, this.logQy(xl)), 1)) as tf.Tensor1D;
       const labelled = tf.add(labelledNegElbo, tf.mul(classification, this.classWeight));
-      // back to the batch's row order
+      // back to the batch's row order, by a product with a permutation matrix: the gradient of
+      // tf.gather (UnsortedSegmentSum) has no wasm kernel, a matMul's has
       const order = [...rows.unlabelled, ...rows.labelled];
-      const inverse = new Array<number>(order.length);
-      order.forEach((row, j) => (inverse[row] = j));
-      const back = tf.tensor1d(inverse, 'int32');
-      const merge = (u: tf.Tensor, l: tf.Tensor) => tf.gather(tf.concat([u, l]), back) as tf.Tensor1D;
+      const n = order.length;
+      const perm = new Float32Array(n * n);
+      order.forEach((row, j) => (perm[row * n + j] = 1));
+      const back = tf.tensor2d(perm, [n, n]);
+      const merge = (u: tf.Tensor, l: tf.Tensor) => tf.reshape(tf.matMul(back, tf.reshape(tf.concat([u, l]), [n, 1])), [n]) as tf.Tensor1D;
       return {
         loss: merge(tf.mul(unlabelled, w.unlabelled), tf.mul(labelled, w.labelled)),
         elbo: merge(tf.neg(unlabelled), tf.neg(labelledNegElbo)),
