@@ -150,6 +150,13 @@ function logWeights(parts: Parts, x: [number, number], k: number, seed: number):
   }).dataSync() as Float32Array;
 }
 
+/** An inexact q, and its moments at x: q(z1 | x) = N(m, v1), q(z2 | z1) = N(u z1 + U0, v2). */
+const INEXACT_Q: QShape = { shift1: 0.3, scale1: 1.5, gain: 0.7, scale2: 2 };
+function qMoments(q: QShape, x: [number, number]): { m: number; v1: number; v2: number; u: number } {
+  const m = V1 * (C / P1 + (W[0] * (x[0] - B[0]) + W[1] * (x[1] - B[1])) / (S * S)) + q.shift1;
+  return { m, v1: q.scale1 * V1, v2: q.scale2 * V2, u: q.gain * U };
+}
+
 const POINTS: Array<[number, number]> = [
   [0.5, -0.2],
   [2.0, -1.0],
@@ -209,15 +216,10 @@ describe('bottom-up latent (hierarchical)', () => {
     // q(z1, z2 | x): mean (m, u m + U0), cov [[v1, u v1], [u v1, u^2 v1 + v2]];
     // p(z1, z2): mean (C, 0), cov [[A^2 + T2, A], [A, 1]] (z1 = A z2 + C + noise of variance T2).
     // KL = 0.5 (tr(Sp^-1 Sq) + d^T Sp^-1 d - 2 + ln(det Sp / det Sq)), d = mean_p - mean_q.
-    const q = { shift1: 0.3, scale1: 1.5, gain: 0.7, scale2: 2 };
     const n = 20000;
-    const parts = linearGaussianParts(q, { use: 'elbo', elbo: { samples: n } });
+    const parts = linearGaussianParts(INEXACT_Q, { use: 'elbo', elbo: { samples: n } });
     const x = POINTS[1];
-    const s2 = S * S;
-    const m = V1 * (C / P1 + (W[0] * (x[0] - B[0]) + W[1] * (x[1] - B[1])) / s2) + q.shift1;
-    const v1 = q.scale1 * V1;
-    const v2 = q.scale2 * V2;
-    const u = q.gain * U;
+    const { m, v1, v2, u } = qMoments(INEXACT_Q, x);
     const sq = [v1, u * v1, u * u * v1 + v2]; // [s11, s12, s22]
     const sp = [A * A + T2, A, 1];
     const detP = sp[0] * sp[2] - sp[1] * sp[1]; // = T2
@@ -240,15 +242,10 @@ describe('bottom-up latent (hierarchical)', () => {
     // mean m (1 - A u) - A U0 - C and variance (1 - A u)^2 v1 + A^2 v2. Layer 2 (the top):
     // E[log q(z2 | z1) - log N(z2; 0, 1)] = -0.5 ln(2 pi e v2) + 0.5 ln(2 pi) + E[z2^2] / 2, with
     // E[z2^2] = (u m + U0)^2 + u^2 v1 + v2.
-    const q = { shift1: 0.3, scale1: 1.5, gain: 0.7, scale2: 2 };
     const n = 20000;
-    const parts = linearGaussianParts(q, { use: 'elbo', elbo: { samples: n } });
+    const parts = linearGaussianParts(INEXACT_Q, { use: 'elbo', elbo: { samples: n } });
     const x = POINTS[1];
-    const s2 = S * S;
-    const m = V1 * (C / P1 + (W[0] * (x[0] - B[0]) + W[1] * (x[1] - B[1])) / s2) + q.shift1;
-    const v1 = q.scale1 * V1;
-    const v2 = q.scale2 * V2;
-    const u = q.gain * U;
+    const { m, v1, v2, u } = qMoments(INEXACT_Q, x);
     const mu = m * (1 - A * u) - A * U0 - C;
     const varD = (1 - A * u) ** 2 * v1 + A * A * v2;
     const kl1 = -0.5 * Math.log(2 * Math.PI * Math.E * v1) + 0.5 * Math.log(2 * Math.PI * T2) + (mu * mu + varD) / (2 * T2);
