@@ -106,7 +106,7 @@ describe('m2 objective', () => {
     expect(t.classification.dataSync()[2]).to.be.closeTo(-logQyByHand(xs[2])[0], 1e-5);
     const predicted = xs.map((x) => (logQyByHand(x)[0] > logQyByHand(x)[1] ? 0 : 1));
     expect(Array.from(t.error.dataSync())).to.deep.equal([predicted[0] !== 1 ? 1 : 0, 0, predicted[2] !== 0 ? 1 : 0]);
-    // training (labelled rows passed once with their label, then put back in the batch's order): the same losses
+    // training without data.labelledBatchSize (rows mixed at random): every row enumerated, the same losses
     const tr = parts.objective.terms(batch, { training: true, rng: Rng.derive(0, 'm2'), step: 0 });
     const trLoss = tr.loss.dataSync();
     [0, 1, 2].forEach((i) => expect(trLoss[i], `row ${i}`).to.be.closeTo(loss[i], 1e-3));
@@ -114,31 +114,36 @@ describe('m2 objective', () => {
     disposeParts(parts);
   });
 
-  it('Should give, in training, the gradients of the enumeration of every row (labelled rows passed once, merged back by a permutation product)', () => {
-    const parts = handModel(0.1);
+  it('Should give, in training, the gradients of the weighted enumeration of every row (labelled rows passed once)', () => {
+    // data.labelledBatchSize 2: two unlabelled rows, then the two labelled rows the Batcher appends
+    const parts = handModel(0.1, { ...POINTS, labelledBatch: 2, trainBatch: { size: 4, last: 4 } });
+    const m2 = parts.objective as M2Objective;
     const batch = {
-      x: tf.tensor2d([[0.5, -0.2], [2, -1], [-1, 0.8], [0.3, 0.3]]),
+      x: tf.tensor2d([[2, -1], [0.3, 0.3], [0.5, -0.2], [-1, 0.8]]),
       cond: null,
-      labels: tf.tensor2d([[0, 1], [0, 0], [1, 0], [0, 0]]),
-      labelMask: tf.tensor1d([1, 0, 1, 0]),
+      labels: tf.tensor2d([[0, 0], [0, 0], [0, 1], [1, 0]]),
+      labelMask: tf.tensor1d([0, 0, 1, 1]),
     };
+    const weights = tf.tensor1d([m2.batchWeights!.unlabelled, m2.batchWeights!.unlabelled, m2.batchWeights!.labelled, m2.batchWeights!.labelled]);
     const vars = new Map([...parts.model.variables(), ...[...parts.objective.variables()].map(([k, v]) => [`objective/${k}`, v] as const)]);
     const list = [...vars.values()];
-    const gradsOf = (training: boolean) => {
-      const { value, grads } = tf.variableGrads(() => tf.mean(parts.objective.terms(batch, { training, rng: Rng.derive(0, 'm2'), step: 0 }).loss) as tf.Scalar, list);
+    const gradsOf = (loss: () => tf.Scalar) => {
+      const { value, grads } = tf.variableGrads(loss, list);
       const out = new Map(Object.entries(grads).map(([k, g]) => [k, Array.from(g.dataSync())]));
       tf.dispose([value, ...Object.values(grads)]);
       return out;
     };
-    const split = gradsOf(true);
-    const all = gradsOf(false);
+    const ctx = (training: boolean) => ({ training, rng: Rng.derive(0, 'm2'), step: 0 });
+    const split = gradsOf(() => tf.mean(parts.objective.terms(batch, ctx(true)).loss) as tf.Scalar);
+    // evaluation enumerates every row, unweighted: weight it by hand
+    const all = gradsOf(() => tf.mean(tf.mul(parts.objective.terms(batch, ctx(false)).loss, weights)) as tf.Scalar);
     expect(split.size).to.equal(list.length);
     for (const [name, g] of all) {
       const h = split.get(name)!;
       g.forEach((v, i) => expect(h[i], `${name}[${i}]`).to.be.closeTo(v, 1e-3 * Math.max(1, Math.abs(v))));
       expect(h.some((v) => v !== 0), `${name}: some gradient`).to.equal(true);
     }
-    tf.dispose([batch.x, batch.labels, batch.labelMask]);
+    tf.dispose([batch.x, batch.labels, batch.labelMask, weights]);
     disposeParts(parts);
   });
 

@@ -8,8 +8,8 @@
  *   unlabelled (mask 0):       U(x) = sum_y q(y|x) (L(x,y) + log q(y|x))   (exact sum over the K labels)
  * whose mean over the training split is the paper's J^alpha / N (eq. 9) with alpha_paper = alpha * N
  * (N training examples, N_l of them labelled: DataInfo.trainSize, labelledTrainSize). Every y
- * of an unlabelled example is enumerated: one forward pass of K * B rows; in training, a batch with
- * both kinds of rows passes its labelled rows once, with their label (trainingTerms). With
+ * of an unlabelled example is enumerated: one forward pass of K * B rows; in training with
+ * data.labelledBatchSize, the labelled rows go through once, with their label (trainingTerms). With
  * data.labelledBatchSize, every training batch is B unlabelled rows and L labelled ones, and the
  * training loss weights them so that its mean is the same J^alpha / N (see batchWeights); the
  * reported terms and every evaluation are unweighted. Reads objective.m2.alpha,
@@ -59,6 +59,8 @@ export class M2Objective extends Module implements Objective {
   readonly classWeight: number;
   /** Per-row weights of training batches with appended labelled rows (data.labelledBatchSize), else null. */
   readonly batchWeights: { labelled: number; unlabelled: number } | null = null;
+  /** data.labelledBatchSize: the labelled rows appended to every training batch (0: none). */
+  private readonly labelledBatch: number;
   constructor(
     @inject(pluginConfig('objective', 'm2')) cfg: ConfigOf<typeof m2ObjectiveSchema>,
     @inject(TOKENS.Model) private readonly model: VaeModel,
@@ -80,6 +82,7 @@ export class M2Objective extends Module implements Objective {
     if (labelled === 0) throw new ConfigError(`objective.use: "m2" needs some labelled training examples; data set "${data.name}" has none in its training split`);
     this.classWeight = (cfg.alpha * n) / labelled;
     const L = data.labelledBatch ?? 0;
+    this.labelledBatch = L;
     if (L > 0) {
       // B unlabelled rows and L labelled ones per training batch, averaged together by the
       // trainer: weights that make that mean (N_u/N) mean_u U + (N_l/N) mean_l [L + w CE], the
@@ -119,9 +122,8 @@ export class M2Objective extends Module implements Objective {
   terms(batch: ModelBatch, ctx: ObjectiveContext): ObjectiveTerms {
     const labels = batch.labels;
     if (!labels) throw new ConfigError('M2Objective.terms: the batch has no labels (ModelBatch.labels); M2 needs a labelled data set');
-    if (ctx.training && batch.labelMask) {
-      const split = this.splitRows(labels, batch.labelMask);
-      if (split) return this.trainingTerms(batch.x, labels, split, ctx);
+    if (ctx.training && this.labelledBatch > 0 && batch.x.shape[0] > this.labelledBatch) {
+      return this.trainingTerms(batch.x, labels, ctx);
     }
     return tf.tidy(() => {
       const logQy = this.logQy(batch.x);
@@ -145,53 +147,35 @@ export class M2Objective extends Module implements Objective {
     });
   }
 
-  /** The rows whose label is used (mask 1 and a known label) and the others; null when one side is empty. */
-  private splitRows(labels: tf.Tensor2D, labelMask: tf.Tensor1D): { labelled: number[]; unlabelled: number[] } | null {
-    const known = tf.tidy(() => tf.mul(labelMask, tf.sum(labels, 1)));
-    const m = known.dataSync();
-    known.dispose();
-    const labelled: number[] = [];
-    const unlabelled: number[] = [];
-    m.forEach((v, i) => (v > 0.5 ? labelled : unlabelled).push(i));
-    return labelled.length > 0 && unlabelled.length > 0 ? { labelled, unlabelled } : null;
-  }
-
   /**
-   * The training terms of a batch with both kinds of rows, each kind computed only as its loss
-   * needs: K labels enumerated for the unlabelled rows, one pass with the known label for the
-   * labelled ones (L(x, y) + w (-log q(y|x))), as the paper's J^alpha. The same loss as the
-   * enumeration of every row, at (B_u K + B_l) rows of encoder and decoder instead of B K.
-   * Logged `elbo` is -U(x) on unlabelled rows and -L(x, y) on labelled ones.
+   * The training terms of a data.labelledBatchSize batch (the Batcher appends its L labelled rows
+   * after the unlabelled ones), each kind computed only as its loss needs: K labels enumerated
+   * for the unlabelled rows, one pass with the known label for the labelled ones
+   * (L(x, y) + w (-log q(y|x))). The same loss as enumerating every row, at (B_u K + B_l) rows of
+   * encoder and decoder instead of B K, and no read of the mask from the device. Logged `elbo` is
+   * -U(x) on unlabelled rows and -L(x, y) on labelled ones.
    */
-  private trainingTerms(x: tf.Tensor2D, labels: tf.Tensor2D, rows: { labelled: number[]; unlabelled: number[] }, ctx: ObjectiveContext): ObjectiveTerms {
+  private trainingTerms(x: tf.Tensor2D, labels: tf.Tensor2D, ctx: ObjectiveContext): ObjectiveTerms {
     return tf.tidy(() => {
-      const ui = tf.tensor1d(rows.unlabelled, 'int32');
-      const li = tf.tensor1d(rows.labelled, 'int32');
-      const w = this.batchWeights ?? { labelled: 1, unlabelled: 1 };
+      const rows = x.shape[0];
+      const u = rows - this.labelledBatch;
+      const w = this.batchWeights!;
       // unlabelled: U(x) = sum_y q(y|x) (L(x,y) + log q(y|x))
-      const xu = tf.gather(x, ui) as tf.Tensor2D;
+      const xu = tf.slice(x, [0, 0], [u, -1]);
       const logQyU = this.logQy(xu);
       const unlabelled = tf.sum(tf.mul(tf.exp(logQyU), tf.add(this.negElboPerClass(xu, ctx), logQyU)), 1) as tf.Tensor1D;
       // labelled: L(x, y) with the known label, one sample of z
-      const xl = tf.gather(x, li) as tf.Tensor2D;
-      const yl = tf.gather(labels, li) as tf.Tensor2D;
+      const xl = tf.slice(x, [u, 0], [-1, -1]);
+      const yl = tf.slice(labels, [u, 0], [-1, -1]);
       const pass = this.model.forward({ x: xl, cond: yl }, 1, { ...ctx, cond: yl });
       const { kl } = this.model.kl(pass.latent, yl, { ...ctx, cond: yl });
       const labelledNegElbo = tf.add(tf.sub(kl, pass.logPx), Math.log(this.classes)) as tf.Tensor1D;
       const classification = tf.neg(tf.sum(tf.mul(yl, this.logQy(xl)), 1)) as tf.Tensor1D;
       const labelled = tf.add(labelledNegElbo, tf.mul(classification, this.classWeight));
-      // back to the batch's row order, by a product with a permutation matrix: the gradient of
-      // tf.gather (UnsortedSegmentSum) has no wasm kernel, a matMul's has
-      const order = [...rows.unlabelled, ...rows.labelled];
-      const n = order.length;
-      const perm = new Float32Array(n * n);
-      order.forEach((row, j) => (perm[row * n + j] = 1));
-      const back = tf.tensor2d(perm, [n, n]);
-      const merge = (u: tf.Tensor, l: tf.Tensor) => tf.reshape(tf.matMul(back, tf.reshape(tf.concat([u, l]), [n, 1])), [n]) as tf.Tensor1D;
       return {
-        loss: merge(tf.mul(unlabelled, w.unlabelled), tf.mul(labelled, w.labelled)),
-        elbo: merge(tf.neg(unlabelled), tf.neg(labelledNegElbo)),
-        classification: merge(tf.zerosLike(unlabelled), classification),
+        loss: tf.concat([tf.mul(unlabelled, w.unlabelled), tf.mul(labelled, w.labelled)]) as tf.Tensor1D,
+        elbo: tf.concat([tf.neg(unlabelled), tf.neg(labelledNegElbo)]) as tf.Tensor1D,
+        classification: tf.concat([tf.zerosLike(unlabelled), classification]) as tf.Tensor1D,
       };
     });
   }
