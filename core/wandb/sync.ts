@@ -45,15 +45,15 @@ export async function wandbSync(dir: string, opts: { env?: NodeJS.ProcessEnv; lo
       throw new ConfigError(`wandb-sync ${shown}: ${path.relative(run.dir, d) || 'the run'} is still training (process ${owner.pid}), and sends its own W&B data; sync it after it ended`);
     }
   }
-  const todo = boxes.filter(({ box }) => !box.settled);
-  if (todo.length === 0) {
+  const unsettled = boxes.filter(({ box }) => !box.settled);
+  if (unsettled.length === 0) {
     const at = boxes.map(({ box }) => box.state.sent.at).filter(Boolean).sort().pop();
     throw new ConfigError(`wandb-sync ${shown}: nothing to send: the server has acknowledged all of the run's W&B data${at ? ` (last at ${at})` : ''}`);
   }
   const apiKey = env.WANDB_API_KEY ?? '';
   if (!apiKey) throw new ConfigError(`WANDB_API_KEY: not set; wandb-sync needs the API key of the W&B account to send run ${shown} to`);
   const results: SyncResult[] = [];
-  for (const { dir: d, box } of todo) {
+  for (const { dir: d, box } of unsettled) {
     const baseUrl = env.WANDB_BASE_URL || box.state.baseUrl || DEFAULT_BASE_URL;
     const seconds = getPath(box.state.config, 'tracking.wandb.timeoutSeconds');
     const client = new WireClient({ baseUrl, apiKey, timeoutMs: (typeof seconds === 'number' && seconds > 0 ? seconds : 10) * 1000 });
