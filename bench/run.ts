@@ -13,7 +13,7 @@
  * --quadrants 1`; m2 = experiments/m2-mnist-100.yaml against `--model m2 --labels 100`. A benchmark, not a test: it prints figures and never fails on
  * speed; it exits 1 only if a measured process crashed, 2 on a bad flag.
  *
- *   npm run bench -- [--quick] [--models mlp,conv,iwae,vamp,vqvae,pixelcnn,cvae,m2] [--reps 3] [--no-peer] [--json FILE]
+ *   npm run bench -- [--quick] [--models mlp,conv,iwae,iwae2,vamp,vqvae,pixelcnn,cvae,m2,lvae] [--reps 3] [--no-peer] [--json FILE]
  *                    [--memory-steps 10000] [--no-pair] [--pair-reps 3] [--no-memory] [--peer-script PATH]
  *                    [--variants-script PATH] [--mlp-steps 300] [--conv-steps 60] [--iwae-steps 150]
  *                    [--vamp-steps 100] [--cpu-steps 10] [--warmup 50]
@@ -58,8 +58,8 @@ const TORCH_INSTALL = 'apt-get install -y python3-torch libopenblas0-pthread';
 
 // ------------------------------------------------------------------------------------- options
 
-type ModelKey = 'mlp' | 'conv' | 'iwae' | 'vamp' | 'vqvae' | 'pixelcnn' | 'cvae' | 'm2';
-const ALL_MODELS: ModelKey[] = ['mlp', 'conv', 'iwae', 'vamp', 'vqvae', 'pixelcnn', 'cvae', 'm2'];
+type ModelKey = 'mlp' | 'conv' | 'iwae' | 'iwae2' | 'vamp' | 'vqvae' | 'pixelcnn' | 'cvae' | 'm2' | 'lvae';
+const ALL_MODELS: ModelKey[] = ['mlp', 'conv', 'iwae', 'iwae2', 'vamp', 'vqvae', 'pixelcnn', 'cvae', 'm2', 'lvae'];
 
 /**
  * What is run for each model: vaelab's experiment file and overrides, its batch size, and the
@@ -83,6 +83,15 @@ const MODELS: Record<ModelKey, ModelSpec> = {
     peer: 'variants',
     peerArgs: ['--model', 'iwae1', '--objective', 'iwae', '--k', '50'],
   },
+  // Burda et al.'s two stochastic layers (200-200 -> 100, 100-100 -> 50, tanh), k = 50; the
+  // experiment's base config (its stages only change epochs and learning rate)
+  iwae2: {
+    experiment: 'experiments/baselines/burda-two-layer-iwae-k5.yaml',
+    sets: ['objective.iwae.samples=50'],
+    batch: 20,
+    peer: 'variants',
+    peerArgs: ['--model', 'iwae2', '--objective', 'iwae', '--k', '50'],
+  },
   // --pseudo-param direct: the pseudo-inputs are the weight matrix itself, as vaelab's variable;
   // the official identity-times-Linear product gives the same values at the cost of a
   // 500 x 500 x 784 product each way per step, which vaelab does not do.
@@ -100,6 +109,9 @@ const MODELS: Record<ModelKey, ModelSpec> = {
   // the twin adds a separate batch of 100 labelled images to every step; ours has none (the
   // labelled examples come inside the batches), so its step does less work than the twin's
   m2: { experiment: 'experiments/m2-mnist-100.yaml', sets: [], batch: 100, peer: 'variants', peerArgs: ['--model', 'm2', '--labels', '100'] },
+  // the five-layer ladder VAE with batch norm (the official settings); the twin's KL warm-up
+  // weight differs from ours inside the window, which changes no work
+  lvae: { experiment: 'experiments/ladder-vae-mnist.yaml', sets: [], batch: 256, peer: 'variants', peerArgs: ['--model', 'lvae', '--which', 'lvae'] },
 };
 
 interface Options {
@@ -126,7 +138,7 @@ interface Options {
 
 const USAGE = `usage: npm run bench -- [options]
   --quick               few steps, 1 repetition, short memory run (a smoke check, ~4 min)
-  --models mlp,conv     models to measure, any of mlp, conv, iwae, vamp, vqvae, pixelcnn, cvae, m2 (default mlp,conv: the
+  --models mlp,conv     models to measure, any of mlp, conv, iwae, iwae2, vamp, vqvae, pixelcnn, cvae, m2, lvae (default mlp,conv: the
                         others, against their twins in torch_variants.py, add ~1.5 min per repetition each and are
                         measured only when named, e.g. --models iwae,vamp)
   --reps N              repetitions of each measurement, interleaved with the peer (default 3; 1 with --quick)
@@ -139,13 +151,14 @@ const USAGE = `usage: npm run bench -- [options]
   --side-reps N         runs of the side-by-side section per model, cores swapped every run (default 4; 2 with --quick)
   --pair-reps N         repetitions of the two-processes section (default: 3, or --reps if lower; 1 with --quick; a median of 3 rides out one disturbed repetition)
   --peer-script PATH    torch_vae.py (default ../shared/peers/torch_vae.py, or $VAELAB_TORCH_PEER)
-  --variants-script PATH  torch_variants.py, the twins of iwae and vamp (default: next to the peer script, or $VAELAB_TORCH_VARIANTS)
+  --variants-script PATH  torch_variants.py, the twins of the variant models (default: next to the peer script, or $VAELAB_TORCH_VARIANTS)
   --mlp-steps N         timed steps per mlp run (default 300; 60 with --quick)
   --conv-steps N        timed steps per conv run (default 60; 10 with --quick)
   --iwae-steps N        timed steps per iwae run (default 150; 30 with --quick)
   --vamp-steps N        timed steps per vamp run (default 100; 20 with --quick)
-  --vqvae-steps N, --pixelcnn-steps N, --cvae-steps N, --m2-steps N
-                        timed steps per run of those models (default 60, 40, 60, 40; 10 with --quick)
+  --iwae2-steps N       timed steps per iwae2 run (default 150; 30 with --quick)
+  --vqvae-steps N, --pixelcnn-steps N, --cvae-steps N, --m2-steps N, --lvae-steps N
+                        timed steps per run of those models (default 60, 40, 60, 40, 60; 10 with --quick)
   --cpu-steps N         timed steps of the cpu backend, mlp only (default 10; 5 with --quick)
   --warmup N            untimed warm-up steps before the clock starts (default 50; 30 with --quick; wasm code is tiered up while it runs hot)
   --iw-eval             also time the importance-weighted log-likelihood evaluation of the 784-400-20 VAE
@@ -157,7 +170,7 @@ class UsageError extends Error {}
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--iw-eval', '--help', '-h']);
-  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
+  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--iwae2-steps', '--lvae-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -201,11 +214,13 @@ function parseOptions(argv: string[]): Options {
       mlp: int('--mlp-steps', quick ? 60 : 300, 1),
       conv: int('--conv-steps', quick ? 10 : 60, 1),
       iwae: int('--iwae-steps', quick ? 30 : 150, 1),
+      iwae2: int('--iwae2-steps', quick ? 30 : 150, 1),
       vamp: int('--vamp-steps', quick ? 20 : 100, 1),
       vqvae: int('--vqvae-steps', quick ? 10 : 60, 1),
       pixelcnn: int('--pixelcnn-steps', quick ? 10 : 40, 1),
       cvae: int('--cvae-steps', quick ? 10 : 60, 1),
       m2: int('--m2-steps', quick ? 10 : 40, 1),
+      lvae: int('--lvae-steps', quick ? 10 : 60, 1),
     },
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
     warmup: int('--warmup', quick ? 30 : 50, 1),
@@ -740,7 +755,7 @@ async function main(): Promise<number> {
       peer.why = `${missing.join(', ')} not found`;
       console.log(
         `PyTorch peer: torch ${t.stdout} is installed but ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} missing; pass --peer-script PATH` +
-          `${o.models.some((m) => MODELS[m].peer === 'variants') ? ' (torch_vae.py) or --variants-script PATH (torch_variants.py, for iwae and vamp)' : ''} (continuing without the peer)`,
+          `${o.models.some((m) => MODELS[m].peer === 'variants') ? ' (torch_vae.py) or --variants-script PATH (torch_variants.py, for the variant models)' : ''} (continuing without the peer)`,
       );
     } else {
       peer.available = true;

@@ -2,7 +2,7 @@
 """The PyTorch peer's --steps-only measurement with a start barrier, for bench/run.ts.
 
 Imports the peer script (torch_vae.py) as a module and calls its own load_mnist, model classes and
-steps_only, so the timed steps are exactly the peer's. For the variants (--model iwae|vamp|vqvae|pixelcnn|cvae|m2) it
+steps_only, so the timed steps are exactly the peer's. For the variants (--model iwae|iwae2|vamp|vqvae|pixelcnn|cvae|m2|lvae) it
 imports torch_variants.py instead and builds the twin from the same arguments its command line
 takes (--variant-args, e.g. "--model iwae1 --objective iwae --k 50"), with its own build() and
 steps_only(). Between the warm-up and the timed steps it
@@ -23,7 +23,7 @@ import time
 
 
 # The models of bench/run.ts whose twin is in torch_variants.py.
-VARIANTS = ["iwae", "vamp", "vqvae", "pixelcnn", "cvae", "m2"]
+VARIANTS = ["iwae", "iwae2", "vamp", "vqvae", "pixelcnn", "cvae", "m2", "lvae"]
 
 
 def main():

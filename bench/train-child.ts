@@ -1,7 +1,7 @@
 /**
  * One measured training run, started by bench/run.ts in a child process (pinned to a core with
- * taskset). It goes through the same code path as `vaelab train`: selectBackend, loadExperiment
- * with --set style overrides, openSession, and core/train/trainer.ts `train`, writing its run
+ * taskset). It goes through the same code path as `vaelab train`: selectBackend, the experiment
+ * file with --set style overrides (a staged file: its first stage), openSession, and core/train/trainer.ts `train`, writing its run
  * directory to a temporary folder that is removed afterwards.
  *
  *   node -r ts-node/register/transpile-only bench/train-child.ts --experiment FILE \
@@ -29,7 +29,8 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../core/backend/select';
 import { coreSchema } from '../core/config/core-schema';
-import { loadExperiment } from '../core/config/experiment';
+import { applyOverrides, experimentFromObject, readExperimentFile, type Experiment } from '../core/config/experiment';
+import { hasStages, planStages } from '../core/config/stages';
 import { PluginRegistry } from '../core/plugin';
 import { openSession } from '../core/session';
 import { train } from '../core/train/trainer';
@@ -98,6 +99,16 @@ function waitAtBarrier(prefix: string, id: string): void {
   }
 }
 
+/**
+ * The experiment a bench run trains: the file with the overrides applied; for a staged file, its
+ * first stage (the base with that stage's keys), which is where `vaelab train` starts.
+ */
+export function benchExperiment(file: string, registry: PluginRegistry, sets: readonly string[]): Experiment {
+  let raw = readExperimentFile(file);
+  if (hasStages(raw)) raw = planStages(raw, registry, file).stages[0].raw;
+  return experimentFromObject(applyOverrides(raw, sets), registry, file);
+}
+
 let trainStartMs = 0;
 
 function memorySample(step: number): MemorySample {
@@ -142,7 +153,7 @@ async function main(): Promise<void> {
     if (a === '--set' && i + 1 < process.argv.length) sets.push(process.argv[i + 1]);
   });
   const registry = new PluginRegistry(plugins);
-  const base = loadExperiment(file, registry, sets);
+  const base = benchExperiment(file, registry, sets);
   const batchSize = base.config.train.batchSize;
   // Enough training examples that the timed steps stay inside one epoch (no epoch-end
   // checkpoint in the window), unless asked otherwise (--train-limit 0 = the whole split).
@@ -167,7 +178,7 @@ async function main(): Promise<void> {
   // sample is taken, so tf.memory().numTensors does not swing with the step's phase.
   const syncEvery = argValue('--sync-every');
   if (syncEvery !== undefined && 'syncEvery' in coreSchema.train) overrides.push(`train.syncEvery=${syncEvery}`);
-  const session = openSession(loadExperiment(file, registry, overrides));
+  const session = openSession(benchExperiment(file, registry, overrides));
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-bench-'));
   const log = process.argv.includes('--verbose') ? (line: string) => process.stderr.write(`${line}\n`) : () => undefined;
