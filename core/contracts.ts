@@ -232,6 +232,12 @@ export interface LatentSample {
    * reports klLayer1 .. klLayerL (addLatentTerms), the top layer's being kl minus the layers below.
    */
   layerKl?: tf.Tensor1D[];
+  /**
+   * Diagnostics only (active units per layer): the mean of q of every stochastic layer, z_1 first
+   * and the top last, each given the drawn layers it is conditioned on (a bottom-up layer: the
+   * draw below; a top-down layer: the draws above), flattened per example. [S*B, D_l]
+   */
+  layerLoc?: tf.Tensor2D[];
   /** The latent's own per-example losses (VQ codebook/commitment), added to the objective. [B] */
   terms?: Record<string, tf.Tensor1D>;
 }
@@ -249,6 +255,8 @@ export interface Latent extends Trainable {
   readonly shape?: ExampleShape;
   /** Per-example shape of priorZ; absent = [priorDim]. */
   readonly priorShape?: ExampleShape;
+  /** Stochastic layers of a hierarchy (absent = 1); with more than one, samples carry `layerLoc`. */
+  readonly layers?: number;
   /** Draws `samples` codes per input. h: the encoder's features (one tensor or its list). */
   sample(h: Features, samples: number, opts: PassOptions): LatentSample;
   /**

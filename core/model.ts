@@ -208,6 +208,7 @@ export function disposeLatentSample(s: LatentSample): void {
     s.innerLogPrior,
     s.innerKl,
     ...(s.layerKl ?? []),
+    ...(s.layerLoc ?? []),
   ];
   for (const t of ts) t?.dispose();
   for (const t of Object.values(s.terms ?? {})) t.dispose();

@@ -141,6 +141,11 @@ export const coreSchema = {
       format: 'non-negative-number',
       default: 0.01,
     },
+    activeUnitSamples: {
+      doc: 'hierarchical latents: draws per test example behind the active units of each layer (E_q[z_l | x] is the mean of q(z_l | .)\'s mean over draws of the layers it is conditioned on)',
+      format: 'positive-int',
+      default: 10,
+    },
     images: { doc: 'write reconstruction and sample grids at each evaluation', format: 'boolean', default: true },
     gridSize: { doc: 'images per side of the grids', format: 'positive-int', default: 8 },
     traversalRows: {

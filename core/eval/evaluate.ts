@@ -253,6 +253,62 @@ export interface LatentStats {
   meanVariance: number[];
   /** Dimensions with meanVariance above the threshold. */
   activeUnits: number;
+  /**
+   * For a latent that reports each layer's q (LatentSample.layerLoc): Var_x(E_q[z_l,d]) and the
+   * active units of every stochastic layer, z_1 first and the top last. E_q[z_l | x] is the mean
+   * of q(z_l | .)'s mean over `samples` draws of the layers it is conditioned on.
+   */
+  layers?: Array<{ meanVariance: number[]; activeUnits: number }>;
+  /** Draws per example behind `layers`. */
+  samples?: number;
+}
+
+/** Running sums of one statistic per dimension over examples. */
+class DimSums {
+  sum: Float64Array | null = null;
+  sumSq: Float64Array | null = null;
+  count = 0;
+
+  /** Adds the per-dimension sums and sums of squares of `n` examples. */
+  add(s: Float32Array | Int32Array | Uint8Array, s2: Float32Array | Int32Array | Uint8Array, n: number): void {
+    if (!this.sum) {
+      this.sum = new Float64Array(s.length);
+      this.sumSq = new Float64Array(s.length);
+    }
+    for (let d = 0; d < s.length; d++) {
+      this.sum[d] += s[d];
+      this.sumSq![d] += s2[d];
+    }
+    this.count += n;
+  }
+
+  /** The variance over examples per dimension. */
+  variance(): number[] {
+    const { sum, sumSq, count } = this;
+    return Array.from(sum!, (v, d) => sumSq![d] / count - (v / count) ** 2);
+  }
+}
+
+/**
+ * Sums over the batch of E_q[z_l | x] and its square per layer, E_q[z_l | x] being the mean of the
+ * layers' q means over `draws` samples. null when the latent gives no layerLoc.
+ */
+function layerMeanSums(model: VaeModel, h: Features, opts: PassOptions, draws: number): Array<{ s: tf.Tensor; s2: tf.Tensor }> | null {
+  const sample = model.latent.sample(h, draws, opts);
+  const locs = sample.layerLoc;
+  if (!locs) {
+    disposeLatentSample(sample);
+    return null;
+  }
+  const out = tf.tidy(() =>
+    locs.map((loc) => {
+      const B = loc.shape[0] / draws;
+      const m = tf.mean(tf.reshape(loc, [draws, B, -1]), 0); // E_q[z_l | x] per example, [B, D_l]
+      return { s: tf.sum(m, 0), s2: tf.sum(tf.square(m), 0) };
+    }),
+  );
+  disposeLatentSample(sample);
+  return out;
 }
 
 /**
@@ -272,8 +328,11 @@ export function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptio
  * KL per dimension and active units. Needs a latent that exposes Gaussian statistics of q
  * (exact `posterior` or diagnostic `posteriorStats`); null otherwise.
  */
-export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number): LatentStats | null {
+export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number, layerDraws = 10): LatentStats | null {
   const batcher = evalBatcher(split, ctx);
+  let layerSums: DimSums[] | null = null;
+  // hierarchies only: their per-layer statistics need draws of the layers (LatentSample.layerLoc)
+  let hasLayers = (model.latent.layers ?? 1) > 1;
   let sum: Float64Array | null = null;
   let sumSq: Float64Array | null = null;
   let klSum: Float64Array | null = null;
@@ -284,9 +343,14 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
     const rng = Rng.derive(ctx.seed, `${ctx.stream}/latent`, i++);
     let noPosterior = false;
+    let perLayer: Array<{ s: tf.Tensor; s2: tf.Tensor }> | null = null;
     const out = tf.tidy(() => {
       const opts: PassOptions = { training: false, rng, cond: mb.cond };
       const h = model.encoder.encode(mb.x, mb.cond, opts);
+      if (hasLayers) {
+        perLayer = layerMeanSums(model, h, { ...opts, rng: Rng.derive(ctx.seed, `${ctx.stream}/latent-layers`, i) }, layerDraws);
+        if (perLayer) for (const t of perLayer) tf.keep(t.s), tf.keep(t.s2);
+      }
       const { q, sample } = diagnosticGaussian(model, h, opts);
       if (!q) {
         noPosterior = true;
@@ -301,7 +365,19 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     }) as Record<string, tf.Tensor | undefined>;
     disposeModelBatch(mb);
     disposeBatch(b);
-    if (noPosterior || !out.s || !out.s2) return null;
+    const layerValues = perLayer as Array<{ s: tf.Tensor; s2: tf.Tensor }> | null;
+    if (layerValues) {
+      layerSums ??= layerValues.map(() => new DimSums());
+      layerValues.forEach((t, l) => layerSums![l].add(t.s.dataSync(), t.s2.dataSync(), b.size));
+      tf.dispose(layerValues.flatMap((t) => [t.s, t.s2]));
+    } else {
+      hasLayers = false;
+    }
+    if (noPosterior || !out.s || !out.s2) {
+      tf.dispose(Object.values(out) as tf.Tensor[]);
+      if (hasLayers) continue;
+      return null;
+    }
     const sv = out.s.dataSync();
     const s2v = out.s2.dataSync();
     if (!sum) {
@@ -322,11 +398,19 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     tf.dispose(Object.values(out) as tf.Tensor[]);
     count += b.size;
   }
-  if (!sum || !sumSq || !klSum) return null;
+  const active = (variance: number[]) => variance.filter((v) => v > threshold).length;
+  const layers = hasLayers && layerSums ? (layerSums as DimSums[]).map((t) => ({ meanVariance: t.variance(), activeUnits: active(t.variance()) })) : undefined;
+  const withLayers = (stats: LatentStats): LatentStats => (layers ? { ...stats, layers, samples: layerDraws } : stats);
+  if (!sum || !sumSq || !klSum) {
+    // no Gaussian q of the top as a whole (a bottom-up hierarchy): the top layer's statistics
+    if (!layers) return null;
+    const top = layers[layers.length - 1];
+    return withLayers({ klPerDim: null, meanVariance: top.meanVariance, activeUnits: top.activeUnits });
+  }
   const meanVariance = Array.from(sum, (s, d) => sumSq![d] / count - (s / count) ** 2);
-  return {
+  return withLayers({
     klPerDim: hasKl ? Array.from(klSum, (v) => v / count) : null,
     meanVariance,
-    activeUnits: meanVariance.filter((v) => v > threshold).length,
-  };
+    activeUnits: active(meanVariance),
+  });
 }

@@ -148,6 +148,10 @@ async function klBars(r: RunRecord): Promise<string> {
   if (!latent?.meanVariance) return '';
   const rows = (latent.meanVariance as number[]).map((v, d) => ({ dim: d, statistic: 'Var_x(E_q[z_d])', value: v }));
   if (Array.isArray(latent.klPerDim)) (latent.klPerDim as number[]).forEach((v, d) => rows.push({ dim: d, statistic: 'KL per dimension (nats)', value: v }));
+  // a hierarchy: the layers below the top (the top's variances are the first row)
+  const layers = Array.isArray(latent.layers) ? (latent.layers as Array<{ meanVariance: number[]; activeUnits: number }>) : [];
+  layers.slice(0, -1).forEach((layer, l) => layer.meanVariance.forEach((v, d) => rows.push({ dim: d, statistic: `layer ${l + 1}: Var_x(E_q[z_d])`, value: v })));
+  const perLayer = layers.length > 0 ? `; per layer, z_1 first: ${layers.map((l) => l.activeUnits).join(' / ')}` : '';
   return plot(
     {
       data: { values: rows },
@@ -155,7 +159,7 @@ async function klBars(r: RunRecord): Promise<string> {
       resolve: { scale: { y: 'independent' } },
       spec: { width: Math.min(700, 14 * rows.length + 40), height: 110, mark: 'bar', encoding: { x: { field: 'dim', type: 'ordinal', title: 'latent dimension' }, y: { field: 'value', type: 'quantitative', title: null } } },
     },
-    `latent dimensions (${latent.activeUnits ?? '?'} active units)`,
+    `latent dimensions (${latent.activeUnits ?? '?'} active units${perLayer})`,
   );
 }
 

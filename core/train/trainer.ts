@@ -853,9 +853,10 @@ export function finalEvaluation(
   const iwK = k ?? config.eval.iwSamples;
   if (iwK > 0) estimate('iw', iwK, iwLogLikelihood);
   if (config.eval.priorSamples > 0) estimate('prior', config.eval.priorSamples, priorLogLikelihood);
-  const stats = latentStats(parts.model, dataset.test, ctx, config.eval.activeUnitThreshold);
+  const stats = latentStats(parts.model, dataset.test, ctx, config.eval.activeUnitThreshold, config.eval.activeUnitSamples);
   if (stats) {
     test['test/active-units'] = stats.activeUnits;
+    stats.layers?.forEach((layer, l) => (test[`test/active-units-layer${l + 1}`] = layer.activeUnits));
     out.latent = stats;
   }
   const sq = sampleQuality !== undefined ? sampleQuality : config.eval.sampleQuality ? { key: 'eval.sampleQuality', samples: config.eval.sampleQualitySamples } : null;

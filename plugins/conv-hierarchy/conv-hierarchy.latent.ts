@@ -285,6 +285,8 @@ export class ConvHierarchyLatent extends Module implements Latent {
       layers[G - 1] = { logQ: G === 1 ? tf.clone(drawTop.logQ) : drawTop.logQ, logP: null, kl: null };
       const feats = G === 1 ? null : f.map((m, i) => (this.featureIndex.includes(i) ? tileSamples(m, samples) : m));
       const acc: { logQ: tf.Tensor1D; logP: tf.Tensor1D | null; kl: tf.Tensor1D | null } = { logQ: drawTop.logQ, logP: null, kl: null };
+      const layerLoc: tf.Tensor2D[] = new Array(G);
+      layerLoc[G - 1] = tileSamples(top.loc, samples);
       const z = this.run(drawTop.z, feats, (t, p, q) => {
         const eps = opts.rng.normalTensor(q!.loc.shape) as tf.Tensor2D;
         const zl = reparameterize(q!.loc, q!.logVar, eps);
@@ -292,6 +294,7 @@ export class ConvHierarchyLatent extends Module implements Latent {
         const lp = diagGaussianLogProb(zl, p.loc, p.logVar);
         const kl = tf.sum(klDiagGaussiansPerDim(q!.loc, q!.logVar, p.loc, p.logVar), -1) as tf.Tensor1D;
         layers[G - 1 - t] = { logQ: lq, logP: lp, kl };
+        layerLoc[G - 1 - t] = q!.loc;
         acc.logQ = tf.add(acc.logQ, lq) as tf.Tensor1D;
         acc.logP = acc.logP ? (tf.add(acc.logP, lp) as tf.Tensor1D) : tf.clone(lp);
         const klB = meanOverSamples(kl, samples);
@@ -301,6 +304,8 @@ export class ConvHierarchyLatent extends Module implements Latent {
       const sample: LatentSample = { z, priorZ: drawTop.z, samples, logQ: acc.logQ, posterior: top };
       if (acc.logP) sample.innerLogPrior = acc.logP;
       if (acc.kl) sample.innerKl = acc.kl;
+      if (G > 1) sample.layerLoc = layerLoc;
+      else tf.dispose(layerLoc);
       return { sample, layers } as unknown as tf.TensorContainer;
     }) as unknown as LadderDraw;
   }

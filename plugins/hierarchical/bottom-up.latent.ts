@@ -37,6 +37,7 @@ import {
   drawDiagGaussian,
   initRng,
   pluginConfig,
+  tileSamples,
   type Activation,
   type ConfigOf,
   type DiagGaussianParams,
@@ -178,10 +179,12 @@ export class BottomUpLatent extends Module implements Latent {
       const d1 = drawDiagGaussian(first.loc, first.logVar, samples, opts.rng);
       const zs: tf.Tensor2D[] = [d1.z];
       const layerLogQ: tf.Tensor1D[] = [d1.logQ];
+      const layerLoc: tf.Tensor2D[] = [tileSamples(first.loc, samples)];
       for (let l = 1; l < this.layers; l++) {
         const q = this.q[l].apply(zs[l - 1]);
         const d = drawDiagGaussian(q.loc, q.logVar, 1, opts.rng);
         zs.push(d.z);
+        layerLoc.push(q.loc);
         layerLogQ.push(d.logQ);
       }
       const logQ = layerLogQ.reduce((a, b) => tf.add(a, b));
@@ -193,7 +196,7 @@ export class BottomUpLatent extends Module implements Latent {
         innerLogPrior = tf.add(innerLogPrior, logP);
         layerKl.push(tf.sub(layerLogQ[l], logP));
       }
-      return { z: zs[0], priorZ: zs[this.layers - 1], samples, logQ, innerLogPrior, layerKl } as unknown as tf.TensorContainer;
+      return { z: zs[0], priorZ: zs[this.layers - 1], samples, logQ, innerLogPrior, layerKl, layerLoc } as unknown as tf.TensorContainer;
     }) as unknown as LatentSample;
   }
 

@@ -218,6 +218,8 @@ export class LadderLatent extends Module implements Latent {
       let logQ = drawTop.logQ;
       let innerLogPrior: tf.Tensor1D | null = null;
       let innerKl: tf.Tensor1D | null = null;
+      const layerLoc: tf.Tensor2D[] = new Array(L);
+      layerLoc[L - 1] = tileSamples(top.loc, samples);
       for (let l = L - 2; l >= 0; l--) {
         const p = this.prior(l, z, opts.training);
         const hat = this.up[l].apply(d[l]);
@@ -228,13 +230,14 @@ export class LadderLatent extends Module implements Latent {
         const lp = diagGaussianLogProb(zl, p.loc, p.logVar);
         const kl = tf.sum(klDiagGaussiansPerDim(q.loc, q.logVar, p.loc, p.logVar), -1) as tf.Tensor1D;
         layers[l] = { logQ: lq, logP: lp, kl };
+        layerLoc[l] = q.loc;
         logQ = tf.add(logQ, lq) as tf.Tensor1D;
         innerLogPrior = innerLogPrior ? (tf.add(innerLogPrior, lp) as tf.Tensor1D) : tf.clone(lp);
         const klB = meanOverSamples(kl, samples);
         innerKl = innerKl ? (tf.add(innerKl, klB) as tf.Tensor1D) : klB;
         z = zl;
       }
-      const sample: LatentSample = { z, priorZ: drawTop.z, samples, logQ, posterior: top, innerLogPrior: innerLogPrior!, innerKl: innerKl! };
+      const sample: LatentSample = { z, priorZ: drawTop.z, samples, logQ, posterior: top, innerLogPrior: innerLogPrior!, innerKl: innerKl!, layerLoc };
       return { sample, layers } as unknown as tf.TensorContainer;
     }) as unknown as LadderDraw;
     return out;
