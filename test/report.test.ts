@@ -127,6 +127,39 @@ describe('run reports', function () {
     expect(alts[alts.length - 1]).to.equal('test codes (posterior modes) in 2-D, coloured by label');
   });
 
+  it("Should show a staged run by its stages: each stage's plugins, its last tested stage's metrics in a comparison, an interrupted stage said so", async () => {
+    // a staged run of two stages laid out as run-stages writes it: stage 0 completed (run a),
+    // stage 1 interrupted before its final evaluation (run b's files, another prior)
+    const staged = path.join(root, 'staged');
+    fs.cpSync(a.dir, path.join(staged, 'stages', '0-vae'), { recursive: true });
+    fs.cpSync(b.dir, path.join(staged, 'stages', '1-prior'), { recursive: true });
+    const stage1 = path.join(staged, 'stages', '1-prior');
+    const config1 = JSON.parse(fs.readFileSync(path.join(stage1, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(stage1, 'config.json'), JSON.stringify({ ...config1, prior: { use: 'mixture' } }));
+    fs.writeFileSync(path.join(stage1, 'summary.json'), JSON.stringify({ status: 'interrupted', steps: 3 }));
+    fs.copyFileSync(a.file('config.json'), path.join(staged, 'config.json'));
+    const resume = `npx vaelab train --resume ${staged}`;
+    fs.writeFileSync(path.join(staged, 'summary.json'), JSON.stringify({ status: 'interrupted', stages: [{ index: 0, status: 'completed' }, { index: 1, status: 'interrupted' }], resume }));
+
+    const html = fs.readFileSync(await writeReport([staged], { out: path.join(root, 'staged.html') }), 'utf8');
+    const top = html.slice(0, html.indexOf('<h3>stage 0-vae</h3>'));
+    expect(top).to.include('stage 0-vae: encoder=mlp latent=gaussian decoder=mlp prior=standard-normal');
+    expect(top).to.include('stage 1-prior: encoder=mlp latent=gaussian decoder=mlp prior=mixture');
+    expect(top, 'no metrics table of its own').to.not.include('Test metrics');
+    const stage1Html = html.slice(html.indexOf('<h3>stage 1-prior</h3>'));
+    expect(stage1Html).to.include('No test metrics: the run was interrupted before its final evaluation.');
+
+    // beside another run, the staged run stands with its last tested stage (stage 0 = run a)
+    const cmp = fs.readFileSync(await writeReport([staged, b.dir], { out: path.join(root, 'staged-compare.html') }), 'utf8');
+    const metrics = cmp.slice(cmp.indexOf('<h2>Test metrics</h2>'), cmp.indexOf('<h2>Curves</h2>'));
+    expect(metrics).to.include(`<th>${readRun(staged).label} (stage 0-vae)</th>`);
+    const lossRow = metrics.split('\n').find((l) => l.startsWith('<tr><td>test/loss</td>'))!;
+    const summaryA = JSON.parse(fs.readFileSync(a.file('summary.json'), 'utf8'));
+    const summaryB = JSON.parse(fs.readFileSync(b.file('summary.json'), 'utf8'));
+    const fmt = (v: number) => v.toFixed(Math.abs(v) >= 100 ? 2 : 4);
+    expect(lossRow).to.equal(`<tr><td>test/loss</td><td class="n">${fmt(summaryA.test['test/loss'])}</td><td class="n">${fmt(summaryB.test['test/loss'])}</td></tr>`);
+  });
+
   it('Should refuse a directory that is not a run with one message naming it', () => {
     expect(() => readRun(root)).to.throw(ConfigError, `report: ${root} is not a vaelab run directory (no readable config.json)`);
   });

@@ -165,11 +165,30 @@ async function klBars(r: RunRecord): Promise<string> {
 
 const METRIC_ORDER = (k: string) => (k.includes('iw-log-likelihood') ? 0 : k === 'test/loss' ? 1 : 2);
 
-function metricsTable(runs: RunRecord[]): string {
+/**
+ * The record whose test metrics stand for a run: the run itself, or for a staged run its last
+ * stage with any (a staged run's own summary lists its stages and holds no metrics).
+ */
+function tested(r: RunRecord): RunRecord {
+  if (r.stages.length === 0) return r;
+  return [...r.stages].reverse().find((s) => s.summary?.test || s.evalRecord?.test) ?? r;
+}
+
+function noMetrics(runs: RunRecord[]): string {
+  const interrupted = runs.filter((r) => r.summary?.status === 'interrupted');
+  if (runs.length === 1 && interrupted.length === 1) {
+    const resume = interrupted[0].summary?.resume;
+    return `<p>No test metrics: the run was interrupted before its final evaluation${resume ? ` (continue it with <code>${esc(resume)}</code>)` : ''}.</p>`;
+  }
+  return '<p>No test metrics yet (the run has not ended).</p>';
+}
+
+function metricsTable(given: RunRecord[]): string {
+  const runs = given.map(tested);
   const all = runs.map((r) => ({ ...(r.summary?.test ?? {}), ...Object.fromEntries(Object.entries(r.evalRecord?.test ?? {}).map(([k, v]) => [`${k} (vaelab eval, k = ${r.evalRecord?.iw?.k ?? '?'})`, v])) }));
   const keys = [...new Set(all.flatMap((m) => Object.keys(m)))].sort((a, b) => METRIC_ORDER(a) - METRIC_ORDER(b) || a.localeCompare(b));
-  if (keys.length === 0) return '<p>No test metrics yet (the run has not ended).</p>';
-  const head = `<tr><th>metric</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>`;
+  if (keys.length === 0) return noMetrics(given);
+  const head = `<tr><th>metric</th>${given.map((r, i) => `<th>${esc(r.label)}${runs[i] !== r ? ` (${esc(runs[i].label)})` : ''}</th>`).join('')}</tr>`;
   const body = keys.map((k) => `<tr><td>${esc(k)}</td>${all.map((m) => `<td class="n">${num(m[k])}</td>`).join('')}</tr>`).join('\n');
   return `<table>${head}\n${body}</table>`;
 }
@@ -189,16 +208,23 @@ function runTable(runs: RunRecord[]): string {
     ['tested checkpoint', (r) => r.summary?.testedCheckpoint ?? 'final weights'],
     ['IW estimate', (r) => (r.summary?.iw ? `k = ${r.summary.iw.k} on ${r.summary.iw.examples} test examples, ${num(r.summary.iw.seconds)} s` : '–')],
   ];
-  rows.splice(2, 0, ['plugins', (r) => SLOTS.map((s) => `${s}=${r.config[s]?.use ?? '?'}`).join(' ')]);
+  const plugins = (c: Json) => SLOTS.map((s) => `${s}=${c[s]?.use ?? '?'}`).join(' ');
+  // a staged run: each stage's own selection (the base config's is no stage's)
+  rows.splice(2, 0, ['plugins', (r) => (r.stages.length > 0 ? r.stages.map((st) => `${st.label}: ${plugins(st.config)}`).join('; ') : plugins(r.config))]);
   const head = `<tr><th>run</th>${runs.map((r) => `<th>${esc(r.label)}</th>`).join('')}</tr>`;
   return `<table>${head}\n${rows.map(([name, f]) => `<tr><td>${esc(name)}</td>${runs.map((r) => `<td>${num(f(r))}</td>`).join('')}</tr>`).join('\n')}</table>`;
 }
 
 async function runSection(r: RunRecord, level: number): Promise<string> {
   const h = `h${level}`;
-  const parts = [`<${h}>${esc(r.label)}</${h}>`, runTable([r]), `<${h.replace(/\d/, String(level + 1))}>Test metrics</${h.replace(/\d/, String(level + 1))}>`, metricsTable([r])];
-  parts.push(await curves([r]));
-  parts.push(await klBars(r));
+  const sub = `h${Math.min(level + 1, 6)}`;
+  const parts = [`<${h}>${esc(r.label)}</${h}>`, runTable([r])];
+  // a staged run's metrics, curves and pictures are its stages' (below), each under its own heading
+  if (r.stages.length === 0) {
+    parts.push(`<${sub}>Test metrics</${sub}>`, metricsTable([r]));
+    parts.push(await curves([r]));
+    parts.push(await klBars(r));
+  }
   const names: Record<string, string> = {
     reconstructions: 'reconstructions (rows in pairs: inputs, then their reconstructions)',
     samples: 'samples from the prior',
