@@ -106,6 +106,11 @@ export function checkShapes(model: VaeModel, objective: Objective, info: DataInf
       if (s.innerLogPrior) expect(sameShape(s.innerLogPrior, [rows]), () => `${stage}.sample: innerLogPrior must be [S*N] = [${rows}]; got ${shapeOf(s.innerLogPrior!)}`);
       if (s.innerKl) expect(sameShape(s.innerKl, [n]), () => `${stage}.sample: innerKl must be [N] = [${n}]; got ${shapeOf(s.innerKl!)}`);
       (s.layerKl ?? []).forEach((t, i) => expect(sameShape(t, [rows]) || sameShape(t, [n]), () => `${stage}.sample: layerKl[${i}] must be [S*N] = [${rows}] or [N] = [${n}]; got ${shapeOf(t)}`));
+      if (s.layerLoc) {
+        const layers = lat.layers ?? 1;
+        expect(s.layerLoc.length === layers, () => `${stage}.sample: layerLoc must hold one tensor per stochastic layer (latent.layers = ${layers}); got ${s.layerLoc!.length}`);
+        s.layerLoc.forEach((t, i) => expect(t.rank === 2 && t.shape[0] === rows, () => `${stage}.sample: layerLoc[${i}] must be [S*N, D] with S*N = ${rows}; got ${shapeOf(t)}`));
+      }
       for (const [k, t] of Object.entries(s.terms ?? {})) expect(sameShape(t, [n]), () => `${stage}.sample: term "${k}" must be [N] = [${n}]; got ${shapeOf(t)}`);
       if (lat.posterior) checkGauss(lat.posterior(h, opts), 'posterior');
       if (lat.posteriorStats) checkGauss(lat.posteriorStats(h, opts), 'posteriorStats');

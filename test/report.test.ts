@@ -136,7 +136,8 @@ describe('run reports', function () {
     const stage1 = path.join(staged, 'stages', '1-prior');
     const config1 = JSON.parse(fs.readFileSync(path.join(stage1, 'config.json'), 'utf8'));
     fs.writeFileSync(path.join(stage1, 'config.json'), JSON.stringify({ ...config1, prior: { use: 'mixture' } }));
-    fs.writeFileSync(path.join(stage1, 'summary.json'), JSON.stringify({ status: 'interrupted', steps: 3 }));
+    // the stage's own trainer names the stage directory; only the staged run's command continues it
+    fs.writeFileSync(path.join(stage1, 'summary.json'), JSON.stringify({ status: 'interrupted', steps: 3, resume: `npx vaelab train --resume ${stage1}` }));
     fs.copyFileSync(a.file('config.json'), path.join(staged, 'config.json'));
     const resume = `npx vaelab train --resume ${staged}`;
     fs.writeFileSync(path.join(staged, 'summary.json'), JSON.stringify({ status: 'interrupted', stages: [{ index: 0, status: 'completed' }, { index: 1, status: 'interrupted' }], resume }));
@@ -147,10 +148,13 @@ describe('run reports', function () {
     expect(top).to.include('stage 1-prior: encoder=mlp latent=gaussian decoder=mlp prior=mixture');
     expect(top, 'no metrics table of its own').to.not.include('Test metrics');
     const stage1Html = html.slice(html.indexOf('<h3>stage 1-prior</h3>'));
-    expect(stage1Html).to.include('No test metrics: the run was interrupted before its final evaluation.');
+    expect(stage1Html).to.include(`No test metrics: the run was interrupted before its final evaluation (continue it with <code>${resume}</code>).`);
 
     // beside another run, the staged run stands with its last tested stage (stage 0 = run a)
     const cmp = fs.readFileSync(await writeReport([staged, b.dir], { out: path.join(root, 'staged-compare.html') }), 'utf8');
+    const runsTable = cmp.slice(cmp.indexOf('<h2>Runs</h2>'), cmp.indexOf('<h2>Test metrics</h2>'));
+    const iwA = JSON.parse(fs.readFileSync(a.file('summary.json'), 'utf8')).iw;
+    expect(runsTable, "the IW protocol of the stage's metrics").to.include(`<tr><td>IW estimate</td><td>k = ${iwA.k} on ${iwA.examples} test examples`);
     const metrics = cmp.slice(cmp.indexOf('<h2>Test metrics</h2>'), cmp.indexOf('<h2>Curves</h2>'));
     expect(metrics).to.include(`<th>${readRun(staged).label} (stage 0-vae)</th>`);
     const lossRow = metrics.split('\n').find((l) => l.startsWith('<tr><td>test/loss</td>'))!;

@@ -142,7 +142,7 @@ export const coreSchema = {
       default: 0.01,
     },
     activeUnitSamples: {
-      doc: 'hierarchical latents: draws per test example behind the active units of each layer (E_q[z_l | x] is the mean of q(z_l | .)\'s mean over draws of the layers it is conditioned on)',
+      doc: 'hierarchical latents: draws per test example behind the active units of each layer (E_q[z_l | x] is the mean of q(z_l | .)\'s mean over draws of the layers it is conditioned on; the draws\' own variance is taken out, which needs at least 2)',
       format: 'positive-int',
       default: 10,
     },

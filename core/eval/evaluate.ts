@@ -263,51 +263,72 @@ export interface LatentStats {
   samples?: number;
 }
 
-/** Running sums of one statistic per dimension over examples. */
-class DimSums {
+/**
+ * Running per-dimension sums over examples for the activity statistic of one layer: of the
+ * per-example mean over draws m(x) and its square, and of the per-example variance over draws.
+ */
+class LayerSums {
   sum: Float64Array | null = null;
   sumSq: Float64Array | null = null;
+  within: Float64Array | null = null;
   count = 0;
 
-  /** Adds the per-dimension sums and sums of squares of `n` examples. */
-  add(s: Float32Array | Int32Array | Uint8Array, s2: Float32Array | Int32Array | Uint8Array, n: number): void {
+  add(s: ArrayLike<number>, s2: ArrayLike<number>, w: ArrayLike<number>, n: number): void {
     if (!this.sum) {
       this.sum = new Float64Array(s.length);
       this.sumSq = new Float64Array(s.length);
+      this.within = new Float64Array(s.length);
     }
     for (let d = 0; d < s.length; d++) {
       this.sum[d] += s[d];
       this.sumSq![d] += s2[d];
+      this.within![d] += w[d];
     }
     this.count += n;
   }
 
-  /** The variance over examples per dimension. */
-  variance(): number[] {
-    const { sum, sumSq, count } = this;
-    return Array.from(sum!, (v, d) => sumSq![d] / count - (v / count) ** 2);
+  /**
+   * Var_x(E_q[z_d | x]) per dimension, without the draws' noise: the variance over examples of
+   * m(x), the mean of S draws, exceeds it by (N - 1) / N * mean_x Var_draws / S on average, which
+   * is subtracted with the unbiased per-example variance over the draws.
+   */
+  variance(draws: number): number[] {
+    const { sum, sumSq, within, count: n } = this;
+    return Array.from(sum!, (v, d) => sumSq![d] / n - (v / n) ** 2 - ((n - 1) / n) * (within![d] / n / draws));
   }
 }
 
 /**
- * Sums over the batch of E_q[z_l | x] and its square per layer, E_q[z_l | x] being the mean of the
- * layers' q means over `draws` samples. null when the latent gives no layerLoc.
+ * For each layer of a hierarchical latent, over the batch: sums of m(x), m(x)^2 and of the
+ * unbiased variance over draws, m(x) being the mean of layerLoc over `draws` draws (drawn one at
+ * a time, so memory stays that of one pass). null when the latent gives no layerLoc.
  */
-function layerMeanSums(model: VaeModel, h: Features, opts: PassOptions, draws: number): Array<{ s: tf.Tensor; s2: tf.Tensor }> | null {
-  const sample = model.latent.sample(h, draws, opts);
-  const locs = sample.layerLoc;
-  if (!locs) {
+function layerDrawSums(model: VaeModel, h: Features, opts: PassOptions, draws: number): Array<{ s: tf.Tensor; s2: tf.Tensor; w: tf.Tensor }> | null {
+  let sum: tf.Tensor[] | null = null;
+  let sumSq: tf.Tensor[] | null = null;
+  for (let t = 0; t < draws; t++) {
+    const sample = model.latent.sample(h, 1, opts);
+    const locs = sample.layerLoc;
+    if (!locs) {
+      disposeLatentSample(sample);
+      tf.dispose([...(sum ?? []), ...(sumSq ?? [])]);
+      return null;
+    }
+    const next = tf.tidy(() => locs.map((loc, l) => [sum ? tf.add(sum[l], loc) : tf.clone(loc), sumSq ? tf.add(sumSq[l], tf.square(loc)) : tf.square(loc)]));
     disposeLatentSample(sample);
-    return null;
+    tf.dispose([...(sum ?? []), ...(sumSq ?? [])]);
+    sum = next.map((p) => p[0]);
+    sumSq = next.map((p) => p[1]);
   }
   const out = tf.tidy(() =>
-    locs.map((loc) => {
-      const B = loc.shape[0] / draws;
-      const m = tf.mean(tf.reshape(loc, [draws, B, -1]), 0); // E_q[z_l | x] per example, [B, D_l]
-      return { s: tf.sum(m, 0), s2: tf.sum(tf.square(m), 0) };
+    sum!.map((total, l) => {
+      const m = tf.div(total, draws); // m(x) [B, D_l]
+      // unbiased variance over the draws per example: (sum loc^2 - S m^2) / (S - 1)
+      const w = draws > 1 ? tf.div(tf.sub(sumSq![l], tf.mul(tf.square(m), draws)), draws - 1) : tf.zerosLike(m);
+      return { s: tf.sum(m, 0), s2: tf.sum(tf.square(m), 0), w: tf.sum(w, 0) };
     }),
   );
-  disposeLatentSample(sample);
+  tf.dispose([...sum!, ...sumSq!]);
   return out;
 }
 
@@ -326,11 +347,13 @@ export function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptio
 
 /**
  * KL per dimension and active units. Needs a latent that exposes Gaussian statistics of q
- * (exact `posterior` or diagnostic `posteriorStats`); null otherwise.
+ * (exact `posterior` or diagnostic `posteriorStats`), or a hierarchy whose samples carry
+ * `layerLoc` (then `layers`, and the top-level figures are the top layer's when q has no
+ * Gaussian statistics of its own); null otherwise.
  */
 export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number, layerDraws = 10): LatentStats | null {
   const batcher = evalBatcher(split, ctx);
-  let layerSums: DimSums[] | null = null;
+  let layerSums: LayerSums[] | null = null;
   // hierarchies only: their per-layer statistics need draws of the layers (LatentSample.layerLoc)
   let hasLayers = (model.latent.layers ?? 1) > 1;
   let sum: Float64Array | null = null;
@@ -343,13 +366,13 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
     const rng = Rng.derive(ctx.seed, `${ctx.stream}/latent`, i++);
     let noPosterior = false;
-    let perLayer: Array<{ s: tf.Tensor; s2: tf.Tensor }> | null = null;
+    let perLayer: Array<{ s: tf.Tensor; s2: tf.Tensor; w: tf.Tensor }> | null = null;
     const out = tf.tidy(() => {
       const opts: PassOptions = { training: false, rng, cond: mb.cond };
       const h = model.encoder.encode(mb.x, mb.cond, opts);
       if (hasLayers) {
-        perLayer = layerMeanSums(model, h, { ...opts, rng: Rng.derive(ctx.seed, `${ctx.stream}/latent-layers`, i) }, layerDraws);
-        if (perLayer) for (const t of perLayer) tf.keep(t.s), tf.keep(t.s2);
+        perLayer = layerDrawSums(model, h, { ...opts, rng: Rng.derive(ctx.seed, `${ctx.stream}/latent-layers`, i) }, layerDraws);
+        if (perLayer) for (const t of perLayer) tf.keep(t.s), tf.keep(t.s2), tf.keep(t.w);
       }
       const { q, sample } = diagnosticGaussian(model, h, opts);
       if (!q) {
@@ -365,11 +388,11 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     }) as Record<string, tf.Tensor | undefined>;
     disposeModelBatch(mb);
     disposeBatch(b);
-    const layerValues = perLayer as Array<{ s: tf.Tensor; s2: tf.Tensor }> | null;
+    const layerValues = perLayer as Array<{ s: tf.Tensor; s2: tf.Tensor; w: tf.Tensor }> | null;
     if (layerValues) {
-      layerSums ??= layerValues.map(() => new DimSums());
-      layerValues.forEach((t, l) => layerSums![l].add(t.s.dataSync(), t.s2.dataSync(), b.size));
-      tf.dispose(layerValues.flatMap((t) => [t.s, t.s2]));
+      layerSums ??= layerValues.map(() => new LayerSums());
+      layerValues.forEach((t, l) => layerSums![l].add(t.s.dataSync(), t.s2.dataSync(), t.w.dataSync(), b.size));
+      tf.dispose(layerValues.flatMap((t) => [t.s, t.s2, t.w]));
     } else {
       hasLayers = false;
     }
@@ -399,7 +422,7 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     count += b.size;
   }
   const active = (variance: number[]) => variance.filter((v) => v > threshold).length;
-  const layers = hasLayers && layerSums ? (layerSums as DimSums[]).map((t) => ({ meanVariance: t.variance(), activeUnits: active(t.variance()) })) : undefined;
+  const layers = hasLayers && layerSums ? (layerSums as LayerSums[]).map((t) => t.variance(layerDraws)).map((v) => ({ meanVariance: v, activeUnits: active(v) })) : undefined;
   const withLayers = (stats: LatentStats): LatentStats => (layers ? { ...stats, layers, samples: layerDraws } : stats);
   if (!sum || !sumSq || !klSum) {
     // no Gaussian q of the top as a whole (a bottom-up hierarchy): the top layer's statistics

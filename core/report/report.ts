@@ -41,6 +41,8 @@ export interface RunRecord {
   metrics: Json[];
   images: Map<string, string>;
   stages: RunRecord[];
+  /** The command that continues the run: a stage's is its staged run's (a stage alone is not resumed). */
+  resume?: string;
 }
 
 function readJson(file: string): Json | null {
@@ -77,11 +79,14 @@ export function readRun(dir: string): RunRecord {
         .sort((a, b) => parseInt(a, 10) - parseInt(b, 10))
         .map((d) => ({ ...readRun(path.join(stagesDir, d)), label: `stage ${d}` }))
     : [];
+  const summary = readJson(path.join(dir, 'summary.json'));
+  for (const st of stages) st.resume = summary?.resume;
   return {
     dir,
     label: `${config.name ?? 'run'} (${path.basename(dir)})`,
     config,
-    summary: readJson(path.join(dir, 'summary.json')),
+    resume: summary?.resume,
+    summary,
     evalRecord: readJson(path.join(dir, 'eval.json')),
     metrics: readMetricsFile(path.join(dir, 'metrics.jsonl')).records as Json[],
     images: pictures(path.join(dir, 'images')),
@@ -146,12 +151,13 @@ async function curves(runs: RunRecord[]): Promise<string> {
 async function klBars(r: RunRecord): Promise<string> {
   const latent = r.summary?.latent as Json | undefined;
   if (!latent?.meanVariance) return '';
-  const rows = (latent.meanVariance as number[]).map((v, d) => ({ dim: d, statistic: 'Var_x(E_q[z_d])', value: v }));
-  if (Array.isArray(latent.klPerDim)) (latent.klPerDim as number[]).forEach((v, d) => rows.push({ dim: d, statistic: 'KL per dimension (nats)', value: v }));
-  // a hierarchy: the layers below the top (the top's variances are the first row)
+  // a hierarchy: the top-level figures are its top layer's, and each layer below has its own row
   const layers = Array.isArray(latent.layers) ? (latent.layers as Array<{ meanVariance: number[]; activeUnits: number }>) : [];
+  const top = layers.length > 0 ? `layer ${layers.length} (top): ` : '';
+  const rows = (latent.meanVariance as number[]).map((v, d) => ({ dim: d, statistic: `${top}Var_x(E_q[z_d])`, value: v }));
+  if (Array.isArray(latent.klPerDim)) (latent.klPerDim as number[]).forEach((v, d) => rows.push({ dim: d, statistic: `${top}KL per dimension (nats)`, value: v }));
   layers.slice(0, -1).forEach((layer, l) => layer.meanVariance.forEach((v, d) => rows.push({ dim: d, statistic: `layer ${l + 1}: Var_x(E_q[z_d])`, value: v })));
-  const perLayer = layers.length > 0 ? `; per layer, z_1 first: ${layers.map((l) => l.activeUnits).join(' / ')}` : '';
+  const units = layers.length > 0 ? `active units per layer, z_1 first: ${layers.map((l) => l.activeUnits).join(' / ')}` : `${latent.activeUnits ?? '?'} active units`;
   return plot(
     {
       data: { values: rows },
@@ -159,7 +165,7 @@ async function klBars(r: RunRecord): Promise<string> {
       resolve: { scale: { y: 'independent' } },
       spec: { width: Math.min(700, 14 * rows.length + 40), height: 110, mark: 'bar', encoding: { x: { field: 'dim', type: 'ordinal', title: 'latent dimension' }, y: { field: 'value', type: 'quantitative', title: null } } },
     },
-    `latent dimensions (${latent.activeUnits ?? '?'} active units${perLayer})`,
+    `latent dimensions (${units})`,
   );
 }
 
@@ -167,7 +173,7 @@ const METRIC_ORDER = (k: string) => (k.includes('iw-log-likelihood') ? 0 : k ===
 
 /**
  * The record whose test metrics stand for a run: the run itself, or for a staged run its last
- * stage with any (a staged run's own summary lists its stages and holds no metrics).
+ * stage with any (the staged run's own summary copies them only once every stage has ended).
  */
 function tested(r: RunRecord): RunRecord {
   if (r.stages.length === 0) return r;
@@ -177,7 +183,7 @@ function tested(r: RunRecord): RunRecord {
 function noMetrics(runs: RunRecord[]): string {
   const interrupted = runs.filter((r) => r.summary?.status === 'interrupted');
   if (runs.length === 1 && interrupted.length === 1) {
-    const resume = interrupted[0].summary?.resume;
+    const resume = interrupted[0].resume;
     return `<p>No test metrics: the run was interrupted before its final evaluation${resume ? ` (continue it with <code>${esc(resume)}</code>)` : ''}.</p>`;
   }
   return '<p>No test metrics yet (the run has not ended).</p>';
@@ -204,9 +210,13 @@ function runTable(runs: RunRecord[]): string {
     ['seconds per epoch', (r) => r.summary?.secondsPerEpoch],
     ['backend', (r) => r.summary?.backend],
     ['seed', (r) => r.config.seed],
-    ['evaluated on', (r) => r.summary?.evaluationSplit],
-    ['tested checkpoint', (r) => r.summary?.testedCheckpoint ?? 'final weights'],
-    ['IW estimate', (r) => (r.summary?.iw ? `k = ${r.summary.iw.k} on ${r.summary.iw.examples} test examples, ${num(r.summary.iw.seconds)} s` : '–')],
+    // what the test metrics were computed on: a staged run's are its last tested stage's
+    ['evaluated on', (r) => tested(r).summary?.evaluationSplit],
+    ['tested checkpoint', (r) => (tested(r).summary?.test ? (tested(r).summary?.testedCheckpoint ?? 'final weights') : '–')],
+    ['IW estimate', (r) => {
+      const iw = tested(r).summary?.iw;
+      return iw ? `k = ${iw.k} on ${iw.examples} test examples, ${num(iw.seconds)} s` : '–';
+    }],
   ];
   const plugins = (c: Json) => SLOTS.map((s) => `${s}=${c[s]?.use ?? '?'}`).join(' ');
   // a staged run: each stage's own selection (the base config's is no stage's)
