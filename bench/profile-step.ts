@@ -14,13 +14,13 @@
 import 'reflect-metadata';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../core/backend/select';
-import { loadExperiment } from '../core/config/experiment';
 import { PluginRegistry } from '../core/plugin';
 import { Rng } from '../core/rng';
 import { openSession } from '../core/session';
 import { Adam, clipByGlobalNorm } from '../core/train/adam';
 import { trainableVariables } from '../core/train/trainer';
 import { plugins } from '../plugins';
+import { benchExperiment } from './experiment';
 import { greyBatch } from '../testing';
 
 function arg(name: string, fallback: string): string {
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   });
   const file = arg('--experiment', 'experiments/iwae-mnist.yaml');
   const steps = Number(arg('--steps', '30'));
-  const session = openSession(loadExperiment(file, new PluginRegistry(plugins), ['data.trainLimit=1000', 'data.testLimit=100', 'data.validationSize=0', ...sets]));
+  const session = openSession(benchExperiment(file, new PluginRegistry(plugins), ['data.trainLimit=1000', 'data.testLimit=100', 'data.validationSize=0', ...sets]));
   const { model, objective } = session.parts;
   const cfg = session.config.train;
   const vars = trainableVariables(model, objective);

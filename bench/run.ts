@@ -10,7 +10,11 @@
  * codebook, 7x7 grid of 512 codes) against `--model vqvae --ema`; pixelcnn = bench/pixelcnn-mnist.yaml
  * (8 gated layers over the frozen VQ-VAE's codes) against `--model pixelcnn` (random codes);
  * cvae = bench/cvae-quadrants.yaml (1 quadrant given) against `--model cvae --which cvae
- * --quadrants 1`; m2 = experiments/m2-mnist-100.yaml against `--model m2 --labels 100`. A benchmark, not a test: it prints figures and never fails on
+ * --quadrants 1`; m2 = experiments/m2-mnist-100.yaml against `--model m2 --labels 100`; iwae2 =
+ * experiments/baselines/burda-two-layer-iwae-k5.yaml (its first stage) with k = 50 against
+ * `--model iwae2 --objective iwae --k 50` (two stochastic layers 100 and 50, batch 20); lvae =
+ * experiments/ladder-vae-mnist.yaml (5 layers, batch norm, batch 256) against `--model lvae
+ * --which lvae`. A benchmark, not a test: it prints figures and never fails on
  * speed; it exits 1 only if a measured process crashed, 2 on a bad flag.
  *
  *   npm run bench -- [--quick] [--models mlp,conv,iwae,iwae2,vamp,vqvae,pixelcnn,cvae,m2,lvae] [--reps 3] [--no-peer] [--json FILE]

@@ -29,13 +29,12 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../core/backend/select';
 import { coreSchema } from '../core/config/core-schema';
-import { applyOverrides, experimentFromObject, readExperimentFile, type Experiment } from '../core/config/experiment';
-import { hasStages, planStages } from '../core/config/stages';
 import { PluginRegistry } from '../core/plugin';
 import { openSession } from '../core/session';
 import { train } from '../core/train/trainer';
 import { RunDir } from '../core/tracking/run-dir';
 import { plugins } from '../plugins';
+import { benchExperiment } from './experiment';
 
 /** One memory sample taken from inside the training loop. */
 export interface MemorySample {
@@ -97,16 +96,6 @@ function waitAtBarrier(prefix: string, id: string): void {
     if (Date.now() > deadline) throw new Error(`--barrier: ${prefix}.go did not appear within 10 minutes`);
     Atomics.wait(cell, 0, 0, 5);
   }
-}
-
-/**
- * The experiment a bench run trains: the file with the overrides applied; for a staged file, its
- * first stage (the base with that stage's keys), which is where `vaelab train` starts.
- */
-export function benchExperiment(file: string, registry: PluginRegistry, sets: readonly string[]): Experiment {
-  let raw = readExperimentFile(file);
-  if (hasStages(raw)) raw = planStages(raw, registry, file).stages[0].raw;
-  return experimentFromObject(applyOverrides(raw, sets), registry, file);
 }
 
 let trainStartMs = 0;
