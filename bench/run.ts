@@ -129,6 +129,8 @@ interface Options {
   pair: boolean;
   pairReps: number;
   side: boolean;
+  /** Measure the pure-wasm path (VAELAB_NATIVE=0) too when the default uses the native pack. */
+  pureWasm: boolean;
   sideReps: number;
   peerScript: string;
   variantsScript: string;
@@ -151,6 +153,7 @@ const USAGE = `usage: npm run bench -- [options]
   --memory-steps N      steps of the memory run, mlp model (default 10000; 1500 with --quick; 0 = skip)
   --no-memory           skip the memory run
   --no-pair             skip the two-processes-at-once section
+  --no-pure-wasm        skip the pure-wasm path (VAELAB_NATIVE=0) in section 2
   --no-side             skip the side-by-side section (vaelab and the peer at once, one per core, crossed over)
   --side-reps N         runs of the side-by-side section per model, cores swapped every run (default 4; 2 with --quick)
   --pair-reps N         repetitions of the two-processes section (default: 3, or --reps if lower; 1 with --quick; a median of 3 rides out one disturbed repetition)
@@ -173,7 +176,7 @@ class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
-  const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--iw-eval', '--help', '-h']);
+  const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--no-pure-wasm', '--iw-eval', '--help', '-h']);
   const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--iwae2-steps', '--lvae-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
@@ -211,6 +214,7 @@ function parseOptions(argv: string[]): Options {
     pair: !argv.includes('--no-pair'),
     pairReps: int('--pair-reps', quick ? 1 : Math.min(3, int('--reps', 3, 1)), 1),
     side: !argv.includes('--no-side'),
+    pureWasm: !argv.includes('--no-pure-wasm'),
     sideReps: int('--side-reps', quick ? 2 : 4, 1),
     peerScript,
     variantsScript: path.resolve(values.get('--variants-script') ?? process.env.VAELAB_TORCH_VARIANTS ?? path.join(path.dirname(peerScript), 'torch_variants.py')),
@@ -739,6 +743,8 @@ async function main(): Promise<number> {
     console.log(`--backend wasm, VAELAB_NATIVE=0: ${pNoNative.line}`);
     if (!('error' in pDefault) && pDefault.name === 'wasm' && !pDefault.native) {
       console.log('  (the default is wasm without the native pack already: measured once, under the default path)');
+    } else if (!o.pureWasm) {
+      console.log('  (not measured: --no-pure-wasm)');
     } else {
       paths.push({ key: 'wasm-no-native', label: 'wasm (VAELAB_NATIVE=0)', backend: 'wasm', env: envNoNative, backendLine: pNoNative.line, models: o.models, cpu: false });
     }
