@@ -84,3 +84,42 @@ describe('non-trainable state in the trainer @slow', () => {
     expect(path.basename(opened.checkpoint)).to.equal('epoch-0003.ckpt');
   });
 });
+
+describe('the VQ latent\'s EMA codebook and dead-code counters in the trainer @slow', () => {
+  /** A small VQ-VAE (a 7x7 grid of 6 codes) with the EMA codebook and dead-code restarts on 14x14 synthetic images: 8 steps an epoch. */
+  const vq = () =>
+    experimentObject({
+      name: 'vq-state',
+      seed: 3,
+      data: { use: 'synthetic', synthetic: { kind: 'shapes', size: 256 } },
+      encoder: { use: 'vq-conv', 'vq-conv': { channels: [4], residualBlocks: 1, residualChannels: 4, outputChannels: 2 } },
+      latent: { use: 'vq', vq: { codebookSize: 6, ema: true, emaDecay: 0.9, deadCodeSteps: 3 } },
+      decoder: { use: 'vq-conv', 'vq-conv': { channels: [4], residualBlocks: 1, residualChannels: 4 } },
+      prior: { use: 'uniform-codes' },
+      objective: { use: 'vq-vae' },
+      train: { epochs: 3, batchSize: 32, logEvery: 1, progress: 'none', optimizer: { learningRate: 3e-3 } },
+      eval: { iwSamples: 0, batchSize: 64, images: false },
+    });
+  async function vqRun(opts: Partial<TrainOptions> = {}) {
+    const session = openSession(experimentFromObject(vq(), builtins()));
+    const dir = opts.run ?? RunDir.create(root(), 'vq-state', 3);
+    if (!opts.run) dir.writeConfig(session.config);
+    const result = await train(session, { run: dir, backend: 'cpu', log: () => undefined, handleSignals: false, ...opts });
+    const read = (m: Map<string, { dataSync(): ArrayLike<number> }>) => new Map([...m].map(([k, v]) => [k, Array.from(v.dataSync())]));
+    return { result, dir, weights: read(trainableVariables(session.parts.model, session.parts.objective)), state: read(stateVariables(session.parts.model, session.parts.objective)) };
+  }
+
+  it('Should keep the codebook, EMA sums and counts and unused-step counters as state and resume mid-epoch to exactly the uninterrupted values', async () => {
+    const full = await vqRun();
+    expect([...full.state.keys()].sort()).to.deep.equal(['latent/codebook', 'latent/ema-count', 'latent/ema-sum', 'latent/unused-steps']);
+    const control = { stop: false };
+    const first = await vqRun({ control, onStep: (s) => (control.stop = s === 13) });
+    expect(first.result.status).to.equal('interrupted');
+    const ck = first.dir.latestCheckpoint()!;
+    // the EMA state at step 13 is in the interrupt checkpoint and still moves after it
+    expect(Array.from(loadCheckpoint(ck).tensors.get('state/latent/ema-sum')!.data)).to.not.deep.equal(full.state.get('latent/ema-sum'));
+    const resumed = await vqRun({ run: first.dir, resumeFrom: ck });
+    expect(resumed.state).to.deep.equal(full.state);
+    expect(resumed.weights).to.deep.equal(full.weights);
+  });
+});

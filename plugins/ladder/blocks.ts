@@ -60,7 +60,11 @@ export class BatchNorm extends Module {
         const gain = tf.mul(tf.rsqrt(tf.add(this.runningVar, BATCH_NORM_EPSILON)), this.scale);
         return tf.add(tf.mul(tf.sub(x, this.runningMean), gain), this.offset) as tf.Tensor2D;
       }
-      const { mean, variance } = tf.moments(x, 0);
+      // mean and biased variance over the rows as products with a row of 1/N: a reduction over
+      // axis 0 costs the wasm backend a transpose of x first, a product goes to the BLAS
+      const avg = tf.fill([1, n], 1 / n) as tf.Tensor2D;
+      const mean = tf.reshape(tf.matMul(avg, x), [-1]);
+      const variance = tf.reshape(tf.matMul(avg, tf.square(tf.sub(x, mean))), [-1]);
       const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BATCH_NORM_EPSILON))), this.scale), this.offset) as tf.Tensor2D;
       const m = this.momentum;
       // The running statistics are state: assigned, never differentiated through.
