@@ -38,9 +38,10 @@ function tiny() {
   });
 }
 
-async function run(opts: Partial<TrainOptions> = {}) {
-  const session = openSession(experimentFromObject(tiny(), registry()));
-  const dir = opts.run ?? RunDir.create(root(), 'state', 6);
+/** Trains `experiment` (default: tiny()) to its end or to an interrupt; its weights and state as plain arrays. */
+async function run(opts: Partial<TrainOptions> = {}, experiment: Record<string, unknown> = tiny()) {
+  const session = openSession(experimentFromObject(experiment, registry()));
+  const dir = opts.run ?? RunDir.create(root(), String(experiment.name), Number(experiment.seed));
   if (!opts.run) dir.writeConfig(session.config);
   const result = await train(session, { run: dir, backend: 'cpu', log: () => undefined, handleSignals: false, ...opts });
   const read = (m: Map<string, { dataSync(): ArrayLike<number> }>) => new Map([...m].map(([k, v]) => [k, Array.from(v.dataSync())]));
@@ -100,14 +101,7 @@ describe('the VQ latent\'s EMA codebook and dead-code counters in the trainer @s
       train: { epochs: 3, batchSize: 32, logEvery: 1, progress: 'none', optimizer: { learningRate: 3e-3 } },
       eval: { iwSamples: 0, batchSize: 64, images: false },
     });
-  async function vqRun(opts: Partial<TrainOptions> = {}) {
-    const session = openSession(experimentFromObject(vq(), builtins()));
-    const dir = opts.run ?? RunDir.create(root(), 'vq-state', 3);
-    if (!opts.run) dir.writeConfig(session.config);
-    const result = await train(session, { run: dir, backend: 'cpu', log: () => undefined, handleSignals: false, ...opts });
-    const read = (m: Map<string, { dataSync(): ArrayLike<number> }>) => new Map([...m].map(([k, v]) => [k, Array.from(v.dataSync())]));
-    return { result, dir, weights: read(trainableVariables(session.parts.model, session.parts.objective)), state: read(stateVariables(session.parts.model, session.parts.objective)) };
-  }
+  const vqRun = (opts: Partial<TrainOptions> = {}) => run(opts, vq());
 
   it('Should keep the codebook, EMA sums and counts and unused-step counters as state and resume mid-epoch to exactly the uninterrupted values', async () => {
     const full = await vqRun();
