@@ -264,16 +264,17 @@ export interface LatentStats {
 }
 
 /**
- * Running per-dimension sums over examples for the activity statistic of one layer: of the
- * per-example mean over draws m(x) and its square, and of the per-example variance over draws.
+ * Running per-dimension sums over examples for the activity statistic Var_x(E_q[z_d | x]): of the
+ * per-example mean m(x) and its square and, when m(x) is a mean over draws, of the per-example
+ * variance over the draws.
  */
-class LayerSums {
+class MeanSums {
   sum: Float64Array | null = null;
   sumSq: Float64Array | null = null;
   within: Float64Array | null = null;
   count = 0;
 
-  add(s: ArrayLike<number>, s2: ArrayLike<number>, w: ArrayLike<number>, n: number): void {
+  add(s: ArrayLike<number>, s2: ArrayLike<number>, n: number, w?: ArrayLike<number>): void {
     if (!this.sum) {
       this.sum = new Float64Array(s.length);
       this.sumSq = new Float64Array(s.length);
@@ -282,7 +283,7 @@ class LayerSums {
     for (let d = 0; d < s.length; d++) {
       this.sum[d] += s[d];
       this.sumSq![d] += s2[d];
-      this.within![d] += w[d];
+      if (w) this.within![d] += w[d];
     }
     this.count += n;
   }
@@ -290,9 +291,10 @@ class LayerSums {
   /**
    * Var_x(E_q[z_d | x]) per dimension, without the draws' noise: the variance over examples of
    * m(x), the mean of S draws, exceeds it by (N - 1) / N * mean_x Var_draws / S on average, which
-   * is subtracted with the unbiased per-example variance over the draws.
+   * is subtracted with the unbiased per-example variance over the draws (nothing for draws = 1
+   * and exact means, whose `within` stays 0).
    */
-  variance(draws: number): number[] {
+  variance(draws = 1): number[] {
     const { sum, sumSq, within, count: n } = this;
     return Array.from(sum!, (v, d) => sumSq![d] / n - (v / n) ** 2 - ((n - 1) / n) * (within![d] / n / draws));
   }
@@ -353,14 +355,12 @@ export function diagnosticGaussian(model: VaeModel, h: Features, opts: PassOptio
  */
 export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext, threshold: number, layerDraws = 10): LatentStats | null {
   const batcher = evalBatcher(split, ctx);
-  let layerSums: LayerSums[] | null = null;
+  let layerSums: MeanSums[] | null = null;
   // hierarchies only: their per-layer statistics need draws of the layers (LatentSample.layerLoc)
   let hasLayers = (model.latent.layers ?? 1) > 1;
-  let sum: Float64Array | null = null;
-  let sumSq: Float64Array | null = null;
+  const top = new MeanSums();
   let klSum: Float64Array | null = null;
   let hasKl = true;
-  let count = 0;
   let i = 0;
   for (const b of batcher.epoch(0)) {
     const mb = toModelBatch(b, ctx.condition, ctx.info.shape ?? [1, 1, ctx.info.dim]);
@@ -390,8 +390,8 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
     disposeBatch(b);
     const layerValues = perLayer as Array<{ s: tf.Tensor; s2: tf.Tensor; w: tf.Tensor }> | null;
     if (layerValues) {
-      layerSums ??= layerValues.map(() => new LayerSums());
-      layerValues.forEach((t, l) => layerSums![l].add(t.s.dataSync(), t.s2.dataSync(), t.w.dataSync(), b.size));
+      layerSums ??= layerValues.map(() => new MeanSums());
+      layerValues.forEach((t, l) => layerSums![l].add(t.s.dataSync(), t.s2.dataSync(), b.size, t.w.dataSync()));
       tf.dispose(layerValues.flatMap((t) => [t.s, t.s2, t.w]));
     } else {
       hasLayers = false;
@@ -401,17 +401,8 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
       if (hasLayers) continue;
       return null;
     }
-    const sv = out.s.dataSync();
-    const s2v = out.s2.dataSync();
-    if (!sum) {
-      sum = new Float64Array(sv.length);
-      sumSq = new Float64Array(sv.length);
-      klSum = new Float64Array(sv.length);
-    }
-    for (let d = 0; d < sv.length; d++) {
-      sum[d] += sv[d];
-      sumSq![d] += s2v[d];
-    }
+    top.add(out.s.dataSync(), out.s2.dataSync(), b.size);
+    klSum ??= new Float64Array(out.s.size);
     if (out.kl) {
       const kv = out.kl.dataSync();
       for (let d = 0; d < kv.length; d++) klSum![d] += kv[d];
@@ -419,20 +410,19 @@ export function latentStats(model: VaeModel, split: DataSplit, ctx: EvalContext,
       hasKl = false;
     }
     tf.dispose(Object.values(out) as tf.Tensor[]);
-    count += b.size;
   }
   const active = (variance: number[]) => variance.filter((v) => v > threshold).length;
-  const layers = hasLayers && layerSums ? (layerSums as LayerSums[]).map((t) => t.variance(layerDraws)).map((v) => ({ meanVariance: v, activeUnits: active(v) })) : undefined;
+  const layers = hasLayers && layerSums ? (layerSums as MeanSums[]).map((t) => t.variance(layerDraws)).map((v) => ({ meanVariance: v, activeUnits: active(v) })) : undefined;
   const withLayers = (stats: LatentStats): LatentStats => (layers ? { ...stats, layers, samples: layerDraws } : stats);
-  if (!sum || !sumSq || !klSum) {
+  if (!klSum) {
     // no Gaussian q of the top as a whole (a bottom-up hierarchy): the top layer's statistics
     if (!layers) return null;
-    const top = layers[layers.length - 1];
-    return withLayers({ klPerDim: null, meanVariance: top.meanVariance, activeUnits: top.activeUnits });
+    const last = layers[layers.length - 1];
+    return withLayers({ klPerDim: null, meanVariance: last.meanVariance, activeUnits: last.activeUnits });
   }
-  const meanVariance = Array.from(sum, (s, d) => sumSq![d] / count - (s / count) ** 2);
+  const meanVariance = top.variance();
   return withLayers({
-    klPerDim: hasKl ? Array.from(klSum, (v) => v / count) : null,
+    klPerDim: hasKl ? Array.from(klSum, (v) => v / top.count) : null,
     meanVariance,
     activeUnits: active(meanVariance),
   });
