@@ -82,6 +82,30 @@ describe('pixelcnn prior', () => {
     disposeParts(parts);
   });
 
+  it('Should draw what the whole-grid logits give (the sampler runs only the rows down to the position, and the head at it)', () => {
+    const parts = withPrior();
+    const prior = parts.model.prior as GatedPixelCnnPrior;
+    const n = 6;
+    const s = prior.sample(n, Rng.derive(3, 'draw'), null);
+    const drawn = Array.from(s.dataSync());
+    s.dispose();
+    // the same inverse-CDF draws from softmax of the logits of the whole grid, in raster order
+    const rng = Rng.derive(3, 'draw');
+    const codes = new Float32Array(n * H * W);
+    for (let q = 0; q < H * W; q++) {
+      const p = tf.tidy(() => tf.softmax(prior.logits(tf.tensor3d(codes, [n, H, W]), null)).dataSync());
+      for (let r = 0; r < n; r++) {
+        const u = rng.uniform();
+        let k = 0;
+        let cum = p[(r * H * W + q) * K];
+        while (cum <= u && k < K - 1) cum += p[(r * H * W + q) * K + ++k];
+        codes[r * H * W + q] = k;
+      }
+    }
+    expect(drawn).to.deep.equal(Array.from(codes));
+    disposeParts(parts);
+  });
+
   it('Should draw a code with its softmax probability (one position: a 1x1 grid; frequencies within 4 standard errors)', () => {
     // the default MLP encoder gives flat features, a 1x1 grid; three transposed convolutions take it to 8x8
     const parts = buildParts({

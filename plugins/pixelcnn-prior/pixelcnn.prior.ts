@@ -17,7 +17,8 @@
  *   (type B only, so that the position's own input never leaks);
  * - head: ReLU, 1x1 convolution, ReLU, 1x1 convolution to K logits.
  * Masking is built into the kernel shapes and paddings (no masked weights are stored).
- * `sample` draws position by position in raster order (H' W' passes of the network).
+ * `sample` draws position by position in raster order (H' W' passes of the network, each over
+ * the rows down to the position's, with the head at the position only).
  * Reads prior.pixelcnn.layers, channels, kernelSize, firstKernelSize.
  */
 import { inject, injectable } from 'inversify';
@@ -212,18 +213,33 @@ export class GatedPixelCnnPrior extends Module implements Prior {
     this.head2 = this.track('head2', new PaddedConv(1, 1, C, K, [[0, 0], [0, 0]], rng));
   }
 
-  /** Logits of p(c_ij | c_<ij). Shapes: codes [N, H', W'], cond [N, condDim] or null -> [N, H', W', K]. */
-  logits(codes: tf.Tensor, cond: tf.Tensor2D | null): tf.Tensor4D {
+  /**
+   * The horizontal stack's features after the last gated layer. Shapes: codes [N, h, W'] with
+   * h <= H' (the rows from the top; row i of the features depends only on rows <= i, so a grid
+   * cut below row i gives row i exactly as the whole grid does), cond [N, condDim] or null ->
+   * [N, h, W', channels].
+   */
+  private features(codes: tf.Tensor, cond: tf.Tensor2D | null): tf.Tensor4D {
     return tf.tidy(() => {
-      const { numCodes: K, height: H, width: W } = this.grid;
-      const n = codes.shape[0];
+      const { numCodes: K, width: W } = this.grid;
+      const [n, rows] = codes.shape;
       // A one-hot product rather than tf.gather (whose gradient the wasm backend cannot run).
       const oneHot = oneHotFloat(codes, K);
-      let v = tf.reshape(tf.matMul(oneHot, this.embedding as tf.Tensor2D), [n, H, W, -1]) as tf.Tensor4D;
+      let v = tf.reshape(tf.matMul(oneHot, this.embedding as tf.Tensor2D), [n, rows, W, -1]) as tf.Tensor4D;
       let h = v;
       for (const layer of this.layers) [v, h] = layer.apply(v, h, cond);
-      return this.head2.apply(tf.relu(this.head1.apply(tf.relu(h))));
+      return h;
     });
+  }
+
+  /** The head: features [N, h, w, channels] -> logits [N, h, w, K]. */
+  private head(h: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => this.head2.apply(tf.relu(this.head1.apply(tf.relu(h)))));
+  }
+
+  /** Logits of p(c_ij | c_<ij). Shapes: codes [N, H', W'], cond [N, condDim] or null -> [N, H', W', K]. */
+  logits(codes: tf.Tensor, cond: tf.Tensor2D | null): tf.Tensor4D {
+    return tf.tidy(() => this.head(this.features(codes, cond)));
   }
 
   /** log p(codes) = sum over positions of log softmax(logits)[code]. Shapes: codes [N, H', W'] -> [N]. */
@@ -245,9 +261,10 @@ export class GatedPixelCnnPrior extends Module implements Prior {
     const codes = new Float32Array(n * H * W);
     for (let i = 0; i < H; i++) {
       for (let j = 0; j < W; j++) {
+        // Only rows 0..i reach position (i, j), and only its features reach the head.
         const probs = tf.tidy(() => {
-          const logits = this.logits(tf.tensor3d(codes, [n, H, W]), cond);
-          return tf.softmax(tf.reshape(tf.slice(logits, [0, i, j, 0], [n, 1, 1, K]), [n, K]));
+          const h = this.features(tf.slice(tf.tensor3d(codes, [n, H, W]), [0, 0, 0], [n, i + 1, W]), cond);
+          return tf.softmax(tf.reshape(this.head(tf.slice(h, [0, i, j, 0], [n, 1, 1, -1])), [n, K]));
         });
         const p = probs.dataSync();
         probs.dispose();
