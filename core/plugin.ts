@@ -81,6 +81,13 @@ export interface PluginDefinition<S extends PluginSchema = PluginSchema> {
    * class then requests with `@inject(token) @tagged(key, value)` (e.g. one per ladder layer).
    */
   readonly bindings?: (ctx: PluginBindingContext) => void;
+  /**
+   * Set by a plugin that only makes sense on a model trained before it (a second stage, such as an
+   * objective fitting a prior to a frozen model's codes): what it needs, completing "objective.use
+   * "name" ...". A run selecting it with no `init.from` (a plain experiment, or the first entry of
+   * `stages:`) is refused before training with this text.
+   */
+  readonly needsTrainedModel?: string;
   /** Where the registration came from (module path or package), filled in by the registry. */
   readonly source?: string;
 }

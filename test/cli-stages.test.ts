@@ -79,4 +79,33 @@ describe('cli: stages @slow', () => {
     expect(r2.err.trim().split('\n').pop()).to.equal(`${late}: data.validationSize: must be less than the number of training examples of synthetic/shapes (64); got 64`);
     expect(fs.readdirSync(root)).to.deep.equal([]);
   });
+
+  it('Should refuse a second-stage objective (prior-nll) with no first stage and no init.from, by validate and train, before any run directory', () => {
+    const vq = path.join(__dirname, 'fixtures', 'vq-two-stage.yaml');
+    const ok = vaelab(['validate', vq]);
+    expect(ok.code, ok.err).to.equal(0);
+    expect(ok.out.trim().split('\n')[0]).to.equal(`${vq}: valid (2 stages)`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-vq-'));
+    const text = fs.readFileSync(vq, 'utf8');
+    const stage2 = text.slice(text.indexOf('  - name: prior'));
+    // the prior stage alone, as the only entry of stages:, and as a plain experiment
+    const only = path.join(dir, 'only-prior.yaml');
+    fs.writeFileSync(only, text.slice(0, text.indexOf('  - name: vq-vae')) + stage2);
+    const plain = path.join(dir, 'plain.yaml');
+    fs.writeFileSync(
+      plain,
+      text.slice(0, text.indexOf('stages:')).replace('prior: { use: uniform-codes }', 'prior: { use: pixelcnn, pixelcnn: { layers: 6, channels: 8, kernelSize: 3, firstKernelSize: 3 } }').replace('objective: { use: vq-vae }', 'objective: { use: prior-nll }'),
+    );
+    const why =
+      'objective.use: "prior-nll" fits the prior to the codes of a trained model (the first stage), whose encoder and latent it keeps frozen, but init.from is not set, so the run would start from untrained weights; set init.from to a finished run of the first stage (its directory or a checkpoint), or make this a later entry of stages: (which starts from the entry before it)';
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-stages-none-'));
+    for (const file of [only, plain]) {
+      for (const args of [['validate', file], ...(file === only ? [['train', file, '--out', root]] : [])]) {
+        const r = vaelab(args);
+        expect(r.code, `${args[0]} ${path.basename(file)}: ${r.err}`).to.equal(2);
+        expect(r.err.trim().split('\n').pop()).to.equal(`${file}: ${why}`);
+      }
+    }
+    expect(fs.readdirSync(root)).to.deep.equal([]);
+  });
 });

@@ -20,7 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ExperimentConfig } from '../config/experiment';
-import type { ModelBatch, Objective } from '../contracts';
+import { SLOTS, type ModelBatch, type Objective } from '../contracts';
 import { Batcher } from '../data/batcher';
 import { generationCondition, type ConditionOptions } from '../data/condition';
 import { initFromData, trainingExamples } from '../data/examples';
@@ -119,10 +119,32 @@ export function checkModelSelection(config: ExperimentConfig): void {
  */
 export function checkInit(session: Session): void {
   const init = session.config.init;
-  if (!init.from) return;
+  if (!init.from) {
+    checkUntrainedStart(session);
+    return;
+  }
   const file = resolveInitCheckpoint(init.from, init.checkpoint);
   const { model, objective } = session.parts;
   applyInit(file, init.include, trainableVariables(model, objective), stateVariables(model, objective), { check: true });
+}
+
+/**
+ * Refuses a run with no `init.from` that selects a plugin declaring `needsTrainedModel`: its frozen
+ * parts would stay at their random initialisation.
+ */
+function checkUntrainedStart(session: Session): void {
+  const { config, registry, file } = session.experiment;
+  const problems: string[] = [];
+  for (const slot of SLOTS) {
+    const name = config[slot].use;
+    const needs = registry.get(slot, name)?.needsTrainedModel;
+    if (needs) {
+      problems.push(
+        `${slot}.use: "${name}" ${needs}, but init.from is not set, so the run would start from untrained weights; set init.from to a finished run of the first stage (its directory or a checkpoint), or make this a later entry of stages: (which starts from the entry before it)`,
+      );
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems, file === '<inline>' ? undefined : file);
 }
 
 /**

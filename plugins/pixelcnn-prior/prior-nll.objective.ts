@@ -62,4 +62,5 @@ export const priorNllObjective = definePlugin({
   description: "fit the prior alone to the frozen model's codes (-log p(codes)); evaluation adds bits per code, reconstruction, mse, elbo, bits per dimension",
   schema: {},
   implementation: PriorNllObjective,
+  needsTrainedModel: 'fits the prior to the codes of a trained model (the first stage), whose encoder and latent it keeps frozen',
 });
