@@ -139,7 +139,7 @@ interface Options {
   warmup: number;
   cpuWarmup: number;
   /** The importance-weighted evaluation row (--iw-eval): k samples on n test images, 0 = skip. */
-  iwEval: { k: number; n: number } | null;
+  iwEval: { k: number; n: number; peerChunk: number } | null;
 }
 
 const USAGE = `usage: npm run bench -- [options]
@@ -170,14 +170,15 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup N            untimed warm-up steps before the clock starts (default 50; 30 with --quick; wasm code is tiered up while it runs hot)
   --iw-eval             also time the importance-weighted log-likelihood evaluation of the 784-400-20 VAE
                         (bench/iw-eval.ts) against the peer's (bench/torch-iw.py), side by side, one core each
-  --iw-k N, --iw-n N    its importance samples and test images (default 1000 and 1000; 200 and 200 with --quick)`;
+  --iw-k N, --iw-n N    its importance samples and test images (default 1000 and 1000; 200 and 200 with --quick)
+  --iw-peer-chunk N     images per chunk of the peer's iw_loglik (default 50, the peer's own; each chunk is N x k rows)`;
 
 class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
   const quick = argv.includes('--quick');
   const known = new Set(['--quick', '--no-peer', '--no-pair', '--no-side', '--no-memory', '--no-pure-wasm', '--iw-eval', '--help', '-h']);
-  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--iwae2-steps', '--lvae-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n']);
+  const withValue = new Set(['--models', '--reps', '--json', '--memory-steps', '--peer-script', '--mlp-steps', '--conv-steps', '--iwae-steps', '--vamp-steps', '--vqvae-steps', '--pixelcnn-steps', '--cvae-steps', '--m2-steps', '--iwae2-steps', '--lvae-steps', '--variants-script', '--cpu-steps', '--warmup', '--pair-reps', '--side-reps', '--iw-k', '--iw-n', '--iw-peer-chunk']);
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -233,7 +234,7 @@ function parseOptions(argv: string[]): Options {
     cpuSteps: int('--cpu-steps', quick ? 5 : 10, 1),
     warmup: int('--warmup', quick ? 30 : 50, 1),
     cpuWarmup: quick ? 2 : 3,
-    iwEval: argv.includes('--iw-eval') ? { k: int('--iw-k', quick ? 200 : 1000, 1), n: int('--iw-n', quick ? 200 : 1000, 1) } : null,
+    iwEval: argv.includes('--iw-eval') ? { k: int('--iw-k', quick ? 200 : 1000, 1), n: int('--iw-n', quick ? 200 : 1000, 1), peerChunk: int('--iw-peer-chunk', 50, 1) } : null,
   };
 }
 
@@ -267,17 +268,18 @@ function procCpuSeconds(pid: number): number {
 /**
  * The importance-weighted evaluation, side by side: bench/iw-eval.ts on core 0 and the peer's
  * bench/torch-iw.py on core 1 at the same time, then the cores swapped; each prints its
- * samples/s, vaelab also its peak RSS. The ratio is vaelab's over the peer's, per run.
+ * samples/s and its peak RSS. The ratio is vaelab's over the peer's, per run.
  */
 async function iwEvalSection(o: Options, env: NodeJS.ProcessEnv): Promise<Record<string, unknown>> {
-  const { k, n } = o.iwEval!;
-  console.log(`\n## Importance-weighted evaluation: 784-400-20 VAE, k = ${k} on ${n} test images, side by side (one core each, then swapped)`);
+  const { k, n, peerChunk } = o.iwEval!;
+  console.log(`\n## Importance-weighted evaluation: 784-400-20 VAE, k = ${k} on ${n} test images, side by side (one core each, then swapped; the peer in chunks of ${peerChunk} images)`);
   const rate = (text: string) => Number(/(\d+) samples\/s/.exec(text)?.[1] ?? NaN);
-  const runs: Array<{ vaelabCore: number; vaelab: number; peer: number; ratio: number; rssMb: number; line: string }> = [];
+  const peakRss = (text: string) => Number(/peak RSS (\d+) MB/.exec(text)?.[1] ?? NaN);
+  const runs: Array<{ vaelabCore: number; vaelab: number; peer: number; ratio: number; rssMb: number; peerRssMb: number; line: string }> = [];
   for (const [vc, pc] of [[0, 1], [1, 0]]) {
     const ours = runProcess(process.execPath, [require.resolve('ts-node/dist/bin.js'), '--transpile-only', 'bench/iw-eval.ts', '--k', String(k), '--n', String(n)], env, vc);
     const theirs = o.peer
-      ? runProcess(PYTHON, ['bench/torch-iw.py', '--k', String(k), '--n', String(n), '--peer', path.dirname(o.peerScript), '--data', mnistDir()], PEER_ENV, pc)
+      ? runProcess(PYTHON, ['bench/torch-iw.py', '--k', String(k), '--n', String(n), '--chunk', String(peerChunk), '--peer', path.dirname(o.peerScript), '--data', mnistDir()], PEER_ENV, pc)
       : Promise.resolve(null);
     const [a, b] = await Promise.all([ours, theirs]);
     if (a.code !== 0) {
@@ -285,18 +287,17 @@ async function iwEvalSection(o: Options, env: NodeJS.ProcessEnv): Promise<Record
       continue;
     }
     const line = a.stdout.split('\n').find((l) => l.startsWith('iw-eval')) ?? '';
-    const rss = Number(/peak RSS (\d+) MB/.exec(line)?.[1] ?? NaN);
     const peerRate = b && b.code === 0 ? rate(b.stdout) : NaN;
     if (b && b.code !== 0) console.log(`peer torch-iw FAILED (exit ${b.code ?? b.signal})\n${tail(b.stderr)}`);
-    runs.push({ vaelabCore: vc, vaelab: rate(line), peer: peerRate, ratio: rate(line) / peerRate, rssMb: rss, line });
+    runs.push({ vaelabCore: vc, vaelab: rate(line), peer: peerRate, ratio: rate(line) / peerRate, rssMb: peakRss(line), peerRssMb: b && b.code === 0 ? peakRss(b.stdout) : NaN, line });
   }
   printTable(
-    ['vaelab core', 'vaelab samples/s', 'peer samples/s', 'ratio', 'vaelab peak RSS MB'],
-    runs.map((r) => [String(r.vaelabCore), f0(r.vaelab), f0(r.peer), Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-', f0(r.rssMb)]),
+    ['vaelab core', 'vaelab samples/s', 'peer samples/s', 'ratio', 'vaelab peak RSS MB', 'peer peak RSS MB'],
+    runs.map((r) => [String(r.vaelabCore), f0(r.vaelab), f0(r.peer), Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-', f0(r.rssMb), f0(r.peerRssMb)]),
   );
   const med = median(runs.map((r) => r.ratio).filter(Number.isFinite));
   if (Number.isFinite(med)) console.log(`median ratio ${med.toFixed(2)}x (vaelab over the PyTorch peer, importance samples per second)`);
-  return { k, n, runs, medianRatio: med };
+  return { k, n, peerChunk, runs, medianRatio: med };
 }
 
 function runProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, core: number | null): Promise<Proc> {
