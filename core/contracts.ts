@@ -141,6 +141,12 @@ export interface PassOptions {
    * its code counts). Absent in training, in the importance-weighted estimate and in dry runs.
    */
   metrics?: SplitMetrics;
+  /**
+   * Set only by pictures that hold some layers of a hierarchy fixed while one varies: the stream
+   * `Latent.generate` draws layer l's noise from (l = 0 the bottom layer, ..., layers - 2 the one
+   * below the top, whose draw is the prior's). Absent: every layer draws from `rng`, in order.
+   */
+  layerRng?: (layer: number) => Rng;
 }
 
 /**

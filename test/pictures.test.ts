@@ -3,15 +3,22 @@
  * at the reconstructions of two test inputs of one class (the class as conditioning input of a
  * class-conditional model) and moves along the straight line between their codes; each completion
  * row shows the visible part, the truth, and samples whose visible pixels are the truth's and
- * whose hidden pixels are the model's own draws given the visible part.
+ * whose hidden pixels are the model's own draws given the visible part. The samples per layer of a
+ * hierarchy vary one layer along each row and hold every other.
  */
 import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PNG } from 'pngjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentFromObject } from '../core/config/experiment';
 import { visibleMask, type ConditionOptions } from '../core/data/condition';
-import { completionGrid, interpolationGrid } from '../core/eval/pictures';
+import { completionGrid, interpolationGrid, layerSamplesGrid } from '../core/eval/pictures';
 import { Rng } from '../core/rng';
-import { openSession, type Session } from '../core/session';
+import { RunDir } from '../core/tracking/run-dir';
+import { train } from '../core/train/trainer';
+import { closeSession, openSession, type Session } from '../core/session';
 import { builtins, experimentObject } from './kits/build';
 
 function session(over: Record<string, unknown>): Session {
@@ -105,5 +112,66 @@ describe('interpolations and completions', () => {
     // the same seed draws the same picture; no picture for models without quadrants
     expect(Array.from(completionGrid(s.parts.model, test, s.dataset, cond, 3, cols, 7)!)).to.deep.equal(Array.from(grid));
     expect(completionGrid(s.parts.model, test, s.dataset, { ...cond, use: 'labels' }, 3, cols, 7)).to.equal(null);
+  });
+
+  describe('samples per layer of a hierarchy', () => {
+    // Three Gaussian layers of 2 units with affine heads; layer l's variance set by its p-head's
+    // log-variance bias (the top's is the prior's, 1).
+    const hierarchy = (logVarBias: { p0: number; p1: number }) => {
+      const s = session({ latent: { use: 'bottom-up', 'bottom-up': { dims: [2, 2, 2], hiddenSizes: [2, 2], hiddenLayers: 0 } } });
+      const vars = s.parts.model.latent.variables();
+      for (const [head, b] of Object.entries(logVarBias)) {
+        for (const part of ['kernel', 'bias']) {
+          const v = vars.get(`${head}/logVar/${part}`)!;
+          v.assign(tf.tidy(() => tf.fill(v.shape, part === 'bias' ? b : 0)));
+        }
+      }
+      return s;
+    };
+    const none: ConditionOptions = { use: 'none', visibleQuadrants: [0], hiddenValue: 0 };
+    const spread = (g: Float32Array, r: number, cols: number) => {
+      let worst = 0;
+      for (let c = 1; c < cols; c++) worst = Math.max(worst, ...row(g, r, c, cols).map((v, i) => Math.abs(v - row(g, r, 0, cols)[i])));
+      return worst;
+    };
+
+    it('Should vary one layer per row (top first) and hold the others: a row whose layer has no noise has equal columns', () => {
+      const cols = 4;
+      // the bottom layer with (almost) no noise of its own: its row shows no change, the other rows do
+      const a = hierarchy({ p0: Math.log(1e-12), p1: 0 });
+      const g = layerSamplesGrid(a.parts.model, none, cols, 3)!;
+      expect(g.length).to.equal(3 * cols * D);
+      expect(spread(g, 2, cols), 'row of the bottom layer').to.be.below(1e-5);
+      expect(spread(g, 1, cols), 'row of the middle layer').to.be.above(1e-3);
+      expect(spread(g, 0, cols), 'row of the top layer').to.be.above(1e-3);
+      // the middle layer without noise: its row has equal columns (the layers above and below held)
+      const b = hierarchy({ p0: 0, p1: Math.log(1e-12) });
+      const h = layerSamplesGrid(b.parts.model, none, cols, 3)!;
+      expect(spread(h, 1, cols), 'row of the middle layer').to.be.below(1e-5);
+      expect(spread(h, 2, cols), 'row of the bottom layer').to.be.above(1e-3);
+      // the same seed draws the same grid
+      expect(Array.from(layerSamplesGrid(b.parts.model, none, cols, 3)!)).to.deep.equal(Array.from(h));
+      for (const s of [a, b]) closeSession(s);
+    });
+
+    it('Should write layer-samples.png (a row per layer) at the evaluations of a hierarchy\'s training', async () => {
+      const s = session({ latent: { use: 'bottom-up', 'bottom-up': { dims: [3, 2], hiddenSizes: [4], hiddenLayers: 1 } }, train: { epochs: 1, batchSize: 32, progress: 'none' }, eval: { iwSamples: 0, gridSize: 4 } });
+      const run = RunDir.create(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-layer-samples-')), 'layers', 0);
+      await train(s, { run, backend: tf.getBackend(), log: () => undefined, handleSignals: false });
+      const file = fs.readdirSync(run.images).find((f) => f.startsWith('layer-samples') && f.endsWith('.png'));
+      expect(file, fs.readdirSync(run.images).join(', ')).to.be.a('string');
+      const png = PNG.sync.read(fs.readFileSync(path.join(run.images, file!)));
+      const [h, w] = s.dataset.shape;
+      expect([png.height, png.width]).to.deep.equal([2 * (h + 1) + 1, 4 * (w + 1) + 1]);
+      closeSession(s);
+    });
+
+    it('Should draw no per-layer samples for a flat latent or a conditioned model', () => {
+      const flat = session({});
+      const deep = hierarchy({ p0: 0, p1: 0 });
+      expect(layerSamplesGrid(flat.parts.model, none, 4, 3)).to.equal(null);
+      expect(layerSamplesGrid(deep.parts.model, { ...none, use: 'labels' }, 4, 3)).to.equal(null);
+      for (const s of [flat, deep]) closeSession(s);
+    });
   });
 });

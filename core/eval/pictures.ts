@@ -9,6 +9,9 @@
  * - completions (models conditioned on visible quadrants): row r is the r-th test example's
  *   visible part (hidden pixels grey), its truth, then `cols - 2` samples of the hidden part
  *   drawn from p(z | y), each pasted into the visible part.
+ *
+ * And one of the prior, for hierarchies (`layerSamplesGrid`): samples per stochastic layer, one
+ * layer varied along each row while every other layer's draw is held.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { visibleMask, type ConditionOptions } from '../data/condition';
@@ -97,4 +100,31 @@ export function completionGrid(model: VaeModel, split: DataSplit, info: DatasetI
     }
   }
   return out;
+}
+
+/**
+ * Samples per layer of a hierarchy (Latent.layers > 1 with `generate`), [layers * cols] images:
+ * row r varies layer L - r (the top first, the bottom last) and holds the others. Column c draws
+ * the varied layer's noise from its own stream (the prior's draw for the top), every other layer
+ * from a stream shared by all columns (PassOptions.layerRng), so the columns of a row differ only
+ * through that layer: the layers above it are the same code in every column, the layers below are
+ * the same noise pushed through p(z_l | z_l+1). Null for flat latents and for conditioned models.
+ */
+export function layerSamplesGrid(model: VaeModel, cond: ConditionOptions, cols: number, seed: number): Float32Array | null {
+  const L = model.latent.layers ?? 1;
+  if (L < 2 || !model.latent.generate || cond.use !== 'none' || cols < 1) return null;
+  const held = (layer: number) => Rng.derive(seed, 'layer-samples/held', layer);
+  const varied = (layer: number, c: number) => Rng.derive(seed, 'layer-samples/varied', layer, c);
+  const out: Float32Array[] = [];
+  for (let vary = L - 1; vary >= 0; vary--) {
+    for (let c = 0; c < cols; c++) {
+      const pick = (layer: number) => (layer === vary ? varied(layer, c) : held(layer));
+      const x = model.generate(1, null, { training: false, rng: pick(L - 1), layerRng: pick });
+      out.push(x.dataSync() as Float32Array);
+      x.dispose();
+    }
+  }
+  const all = new Float32Array(out.reduce((n, v) => n + v.length, 0));
+  out.forEach((v, i) => all.set(v, i * v.length));
+  return all;
 }

@@ -42,7 +42,7 @@ import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 import { OWNER_FILE, RunOwner } from '../tracking/owner';
-import { completionGrid, interpolationGrid } from '../eval/pictures';
+import { completionGrid, interpolationGrid, layerSamplesGrid } from '../eval/pictures';
 import { checkSampleQualityData, evaluateSampleQuality } from '../eval/sample-quality';
 
 export type { TrainStatus } from './events';
@@ -685,6 +685,8 @@ class Trainer {
     if (inter) writeGrid(path.join(images, `interpolations${tag}.png`), inter, g * g, info.shape, g);
     const done = completionGrid(parts.model, dataset.test, dataset, cond, g, g, seed);
     if (done) writeGrid(path.join(images, `completions${tag}.png`), done, done.length / info.dim, info.shape, g);
+    const perLayer = layerSamplesGrid(parts.model, cond, g, seed);
+    if (perLayer) writeGrid(path.join(images, `layer-samples${tag}.png`), perLayer, perLayer.length / info.dim, info.shape, g);
     if (config.eval.traversalRows > 0) {
       const t = latentTraversal(parts.model, dataset.test, {
         info: dataset,

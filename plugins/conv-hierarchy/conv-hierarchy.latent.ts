@@ -332,7 +332,8 @@ export class ConvHierarchyLatent extends Module implements Latent {
    * noise from opts.rng. zTop: [N, priorDim] -> the final state [N, ...shape].
    */
   generate(zTop: tf.Tensor, opts: PassOptions): tf.Tensor4D {
-    return tf.tidy(() => this.run(zTop as tf.Tensor2D, null, (_t, p) => drawDiagGaussian(p.loc, p.logVar, 1, opts.rng).z));
+    // group t (top first) is layer layers - 1 - t (bottom first)
+    return tf.tidy(() => this.run(zTop as tf.Tensor2D, null, (t, p) => drawDiagGaussian(p.loc, p.logVar, 1, opts.layerRng?.(this.layers - 1 - t) ?? opts.rng).z));
   }
 
   /**

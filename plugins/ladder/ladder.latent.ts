@@ -277,7 +277,7 @@ export class LadderLatent extends Module implements Latent {
       let z = zTop as tf.Tensor2D;
       for (let l = this.layers - 2; l >= 0; l--) {
         const p = this.prior(l, z, opts.training);
-        z = drawDiagGaussian(p.loc, p.logVar, 1, opts.rng).z;
+        z = drawDiagGaussian(p.loc, p.logVar, 1, opts.layerRng?.(l) ?? opts.rng).z;
       }
       return tf.clone(z);
     });
