@@ -14,6 +14,7 @@ import { generationCondition, type ConditionOptions } from './data/condition';
 import { DspritesData } from './data/dsprites';
 import { disentanglementSummary, evaluateModelDisentanglement } from './eval/disentanglement';
 import { checkSampleQualityData } from './eval/sample-quality';
+import { layerSamplesGrid } from './eval/pictures';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -238,12 +239,22 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .requiredOption('--out <file>', 'PNG file to write')
     .option('--seed <n>', 'seed of the draw', (v) => Number(v), 0)
     .option('--checkpoint <which>', CHECKPOINT_HELP)
+    .option('--per-layer', 'a hierarchy\'s samples per stochastic layer instead: row r varies layer L - r + 1 (the top first) and holds the others, --n columns')
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint?: string; backend?: string }) => {
+    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint?: string; perLayer?: boolean; backend?: string }) => {
       await selectBackend(o.backend, { log: err });
       const { session } = openRun(dir, registry, o.checkpoint, err);
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
+      if (o.perLayer) {
+        const grid = layerSamplesGrid(session.parts.model, session.config.data.condition as ConditionOptions, o.n, o.seed);
+        if (!grid) {
+          throw new ConfigError(`--per-layer: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${dir} has latent "${session.config.latent.use}" with ${session.parts.model.latent.layers ?? 1} layer(s) and data.condition.use "${session.config.data.condition.use}"`);
+        }
+        writeGrid(path.resolve(o.out), grid, grid.length / info.dim, info.shape, o.n);
+        out(path.resolve(o.out));
+        return;
+      }
       const cols = Math.ceil(Math.sqrt(o.n));
       const imgs = tf.tidy(() => {
         // one grid row per class (labels) or per given test example (visible quadrants)
