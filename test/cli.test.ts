@@ -159,6 +159,25 @@ describe('cli', () => {
       expect(r.code, r.err).to.equal(0);
       const png = PNG.sync.read(fs.readFileSync(file));
       expect([png.width, png.height]).to.deep.equal([3 * 15 + 1, 3 * 15 + 1]);
+      // --per-layer needs a hierarchy; this run's latent is flat
+      const flat = vaelab(['sample', runDir, '--per-layer', '--out', file]);
+      expect(flat.code).to.equal(2);
+      expect(flat.err.trim().split('\n').pop()).to.equal(
+        `--per-layer: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${runDir} has latent "gaussian" with 1 layer(s) and data.condition.use "none"`,
+      );
+    });
+
+    it('Should draw a hierarchy\'s samples per layer into a PNG, a row per layer', () => {
+      const deep = path.join(out, 'deep');
+      const t = vaelab(['train', TINY, '--out', deep, '--set', 'latent.use=bottom-up', '--set', 'latent.bottom-up.dims=[3,2,2]', '--set', 'latent.bottom-up.hiddenSizes=[4,4]']);
+      expect(t.code, t.err).to.equal(0);
+      const run = path.join(deep, fs.readdirSync(deep)[0]);
+      const dir = path.join(run, fs.readdirSync(run)[0]);
+      const file = path.join(out, 'layers.png');
+      const r = vaelab(['sample', dir, '--per-layer', '--n', '5', '--out', file]);
+      expect(r.code, r.err).to.equal(0);
+      const png = PNG.sync.read(fs.readFileSync(file));
+      expect([png.width, png.height]).to.deep.equal([5 * 15 + 1, 3 * 15 + 1]);
     });
   });
 });
