@@ -14,7 +14,7 @@ import { generationCondition, type ConditionOptions } from './data/condition';
 import { DspritesData } from './data/dsprites';
 import { disentanglementSummary, evaluateModelDisentanglement } from './eval/disentanglement';
 import { checkSampleQualityData } from './eval/sample-quality';
-import { layerSamplesGrid } from './eval/pictures';
+import { layerSamplesGrid, layerTraversalGrid } from './eval/pictures';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -240,18 +240,23 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--seed <n>', 'seed of the draw', (v) => Number(v), 0)
     .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--per-layer', 'a hierarchy\'s samples per stochastic layer instead: row r varies layer L - r + 1 (the top first) and holds the others, --n columns')
+    .option('--layer-traversals', 'a hierarchy\'s traversals per layer instead: row r sweeps the unit of one layer (the top first) that moves the image most over [-2.5, 2.5], every other draw held, --n columns; prints the units')
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint?: string; perLayer?: boolean; backend?: string }) => {
+    .action(async (dir: string, o: { n: number; out: string; seed: number; checkpoint?: string; perLayer?: boolean; layerTraversals?: boolean; backend?: string }) => {
       await selectBackend(o.backend, { log: err });
       const { session } = openRun(dir, registry, o.checkpoint, err);
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
-      if (o.perLayer) {
-        const grid = layerSamplesGrid(session.parts.model, session.config.data.condition as ConditionOptions, o.n, o.seed);
+      if (o.perLayer || o.layerTraversals) {
+        const flag = o.perLayer ? '--per-layer' : '--layer-traversals';
+        const cond = session.config.data.condition as ConditionOptions;
+        const trav = o.layerTraversals ? layerTraversalGrid(session.parts.model, cond, o.n, o.seed, session.config.eval.traversalSpread) : null;
+        const grid = o.perLayer ? layerSamplesGrid(session.parts.model, cond, o.n, o.seed) : (trav?.images ?? null);
         if (!grid) {
-          throw new ConfigError(`--per-layer: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${dir} has latent "${session.config.latent.use}" with ${session.parts.model.latent.layers ?? 1} layer(s) and data.condition.use "${session.config.data.condition.use}"`);
+          throw new ConfigError(`${flag}: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${dir} has latent "${session.config.latent.use}" with ${session.parts.model.latent.layers ?? 1} layer(s) and data.condition.use "${session.config.data.condition.use}"`);
         }
         writeGrid(path.resolve(o.out), grid, grid.length / info.dim, info.shape, o.n);
+        if (trav) for (const r of trav.rows) out(`layer ${r.layer}: unit ${r.unit} (squared distance between the ends ${r.score.toFixed(2)})`);
         out(path.resolve(o.out));
         return;
       }

@@ -178,6 +178,13 @@ describe('cli', () => {
       expect(r.code, r.err).to.equal(0);
       const png = PNG.sync.read(fs.readFileSync(file));
       expect([png.width, png.height]).to.deep.equal([5 * 15 + 1, 3 * 15 + 1]);
+      // and its traversals per layer, a row per layer, each naming the unit swept
+      const trav = path.join(out, 'traversals.png');
+      const t2 = vaelab(['sample', dir, '--layer-traversals', '--n', '5', '--out', trav]);
+      expect(t2.code, t2.err).to.equal(0);
+      expect(t2.out.trim().split('\n').slice(0, 3).map((l) => l.replace(/unit \d+ \(.*\)$/, 'unit'))).to.deep.equal(['layer 3: unit', 'layer 2: unit', 'layer 1: unit']);
+      const tp = PNG.sync.read(fs.readFileSync(trav));
+      expect([tp.width, tp.height]).to.deep.equal([5 * 15 + 1, 3 * 15 + 1]);
     });
   });
 });

@@ -14,7 +14,7 @@ import { PNG } from 'pngjs';
 import * as tf from '@tensorflow/tfjs-core';
 import { experimentFromObject } from '../core/config/experiment';
 import { visibleMask, type ConditionOptions } from '../core/data/condition';
-import { completionGrid, interpolationGrid, layerSamplesGrid } from '../core/eval/pictures';
+import { completionGrid, interpolationGrid, layerSamplesGrid, layerTraversalGrid } from '../core/eval/pictures';
 import { Rng } from '../core/rng';
 import { RunDir } from '../core/tracking/run-dir';
 import { train } from '../core/train/trainer';
@@ -154,7 +154,7 @@ describe('interpolations and completions', () => {
       for (const s of [a, b]) closeSession(s);
     });
 
-    it('Should write layer-samples.png (a row per layer) at the evaluations of a hierarchy\'s training', async () => {
+    it('Should write layer-samples.png and layer-traversals.png (a row per layer) at the evaluations of a hierarchy\'s training', async () => {
       const s = session({ latent: { use: 'bottom-up', 'bottom-up': { dims: [3, 2], hiddenSizes: [4], hiddenLayers: 1 } }, train: { epochs: 1, batchSize: 32, progress: 'none' }, eval: { iwSamples: 0, gridSize: 4 } });
       const run = RunDir.create(fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-layer-samples-')), 'layers', 0);
       await train(s, { run, backend: tf.getBackend(), log: () => undefined, handleSignals: false });
@@ -163,6 +163,47 @@ describe('interpolations and completions', () => {
       const png = PNG.sync.read(fs.readFileSync(path.join(run.images, file!)));
       const [h, w] = s.dataset.shape;
       expect([png.height, png.width]).to.deep.equal([2 * (h + 1) + 1, 4 * (w + 1) + 1]);
+      // and the traversals per layer, a row per layer, with the units named
+      const trav = fs.readdirSync(run.images).find((f) => f.startsWith('layer-traversals') && f.endsWith('.png'))!;
+      const tp = PNG.sync.read(fs.readFileSync(path.join(run.images, trav)));
+      expect([tp.height, tp.width]).to.deep.equal([2 * (h + 1) + 1, 4 * (w + 1) + 1]);
+      const json = JSON.parse(fs.readFileSync(path.join(run.images, trav.replace('.png', '.json')), 'utf8'));
+      expect(json.rows.map((r: { layer: number }) => r.layer)).to.deep.equal([2, 1]);
+      closeSession(s);
+    });
+
+    // Affine all the way: heads of no hidden layer, a linear decoder and a Gaussian mean, so every
+    // image is an affine function of the noise of every layer.
+    const affine = () =>
+      session({
+        latent: { use: 'bottom-up', 'bottom-up': { dims: [2, 2, 2], hiddenSizes: [2, 2], hiddenLayers: 0 } },
+        decoder: { use: 'mlp', mlp: { hiddenSizes: [] } },
+        likelihood: { use: 'gaussian', gaussian: { scale: 'fixed' } },
+      });
+    const setTopWeights = (s: Session, fromUnit0: number, fromUnit1: number) => {
+      // p(z2 | z3): loc = z3 K + b; row u of K is what top unit u does
+      const vars = s.parts.model.latent.variables();
+      vars.get('p1/loc/kernel')!.assign(tf.tidy(() => tf.tensor2d([[fromUnit0, fromUnit0], [fromUnit1, fromUnit1]])));
+      // variances that do not depend on the layer above, so each layer is affine in the ones above
+      for (const head of ['p0', 'p1']) vars.get(`${head}/logVar/kernel`)!.assign(tf.tidy(() => tf.zeros([2, 2])));
+    };
+
+    it('Should sweep, in each layer, the unit that moves the image most, from -spread to spread, every other draw held', () => {
+      const cols = 5;
+      const s = affine();
+      for (const [w0, w1, unit] of [[0, 1.5, 1], [2, 0.1, 0]] as const) {
+        setTopWeights(s, w0, w1);
+        const t = layerTraversalGrid(s.parts.model, none, cols, 2, 2)!;
+        expect(t.rows.map((r) => r.layer)).to.deep.equal([3, 2, 1]);
+        // the top's unit with no (or the smaller) weight moves nothing (or less)
+        expect(t.rows[0].unit, `weights ${w0}, ${w1}`).to.equal(unit);
+        // each row is affine in the swept value: equal steps between neighbouring columns
+        for (let r = 0; r < 3; r++) {
+          const step = row(t.images, r, 1, cols).map((v, i) => v - row(t.images, r, 0, cols)[i]);
+          expect(Math.max(...step.map(Math.abs)), `row ${r} moves`).to.be.above(1e-4);
+          for (let c = 2; c < cols; c++) close(row(t.images, r, c, cols).map((v, i) => v - row(t.images, r, c - 1, cols)[i]), step, 1e-4);
+        }
+      }
       closeSession(s);
     });
 
@@ -171,6 +212,8 @@ describe('interpolations and completions', () => {
       const deep = hierarchy({ p0: 0, p1: 0 });
       expect(layerSamplesGrid(flat.parts.model, none, 4, 3)).to.equal(null);
       expect(layerSamplesGrid(deep.parts.model, { ...none, use: 'labels' }, 4, 3)).to.equal(null);
+      expect(layerTraversalGrid(flat.parts.model, none, 4, 3)).to.equal(null);
+      expect(layerTraversalGrid(deep.parts.model, { ...none, use: 'labels' }, 4, 3)).to.equal(null);
       for (const s of [flat, deep]) closeSession(s);
     });
   });

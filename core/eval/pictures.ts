@@ -10,8 +10,9 @@
  *   visible part (hidden pixels grey), its truth, then `cols - 2` samples of the hidden part
  *   drawn from p(z | y), each pasted into the visible part.
  *
- * And one of the prior, for hierarchies (`layerSamplesGrid`): samples per stochastic layer, one
- * layer varied along each row while every other layer's draw is held.
+ * And two of the prior, for hierarchies: samples per stochastic layer (`layerSamplesGrid`), one
+ * layer varied along each row while every other layer's draw is held, and traversals per layer
+ * (`layerTraversalGrid`), one unit of one layer's noise swept along each row, the rest held.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { visibleMask, type ConditionOptions } from '../data/condition';
@@ -127,4 +128,98 @@ export function layerSamplesGrid(model: VaeModel, cond: ConditionOptions, cols: 
   const all = new Float32Array(out.reduce((n, v) => n + v.length, 0));
   out.forEach((v, i) => all.set(v, i * v.length));
   return all;
+}
+
+/**
+ * Standard normals for one `generate` pass in which every row has the same draw: `normalTensor`
+ * of shape [N, ...] gives N copies of one draw of `base` (a fresh stream per pass, so every pass
+ * of a picture holds the same values), then applies `pin(row)`: unit `unit` of that row set to
+ * `value`. `shapes` records the shapes asked for.
+ */
+class RepeatedNormals extends Rng {
+  readonly shapes: number[][] = [];
+  constructor(
+    private readonly base: Rng,
+    private readonly pin: (row: number) => { unit: number; value: number } | null = () => null,
+  ) {
+    super(0);
+  }
+
+  override normalTensor(shape: number[]): tf.Tensor {
+    this.shapes.push(shape);
+    const [n, ...rest] = shape;
+    const d = rest.reduce((p, v) => p * v, 1);
+    const one = this.base.fillNormal(new Float32Array(d));
+    const out = new Float32Array(n * d);
+    for (let r = 0; r < n; r++) {
+      out.set(one, r * d);
+      const p = this.pin(r);
+      if (p) out[r * d + p.unit] = p.value;
+    }
+    return tf.tensor(out, shape, 'float32');
+  }
+}
+
+/** One row of a layer traversal: the layer (1 = bottom), the unit swept and how far it moves the mean image. */
+export interface LayerTraversalRow {
+  layer: number;
+  unit: number;
+  /** Squared distance between the mean images at the two ends of the sweep. */
+  score: number;
+}
+
+/** Layers of at most this many units are traversed (spatial groups are larger and are left out). */
+export const LAYER_TRAVERSAL_MAX_UNITS = 512;
+
+/**
+ * Traversals per layer of a hierarchy, [rows * cols] images: every layer's noise is one held draw
+ * (the top's is the prior's standard-normal draw) and row r sweeps one unit of one layer (the top
+ * first) over `cols` values evenly spaced in [-spread, spread], so the row shows what that unit
+ * alone does with everything else fixed. The unit of each layer is the one whose sweep moves the
+ * mean image most (squared distance between the two ends, every unit tried in one batched pass).
+ * Left out: layers of more than LAYER_TRAVERSAL_MAX_UNITS units, and the top when the prior does
+ * not draw standard normals of [n, priorDim] (a mixture, say). Null for flat latents, conditioned
+ * models or when no layer qualifies.
+ */
+export function layerTraversalGrid(model: VaeModel, cond: ConditionOptions, cols: number, seed: number, spread = 2.5): { images: Float32Array; rows: LayerTraversalRow[] } | null {
+  const L = model.latent.layers ?? 1;
+  if (L < 2 || !model.latent.generate || cond.use !== 'none' || cols < 2) return null;
+  const held = (layer: number) => Rng.derive(seed, 'layer-traversal/held', layer);
+  /** One pass of n rows, every layer held but `layer`, whose unit pin(row) is set. */
+  const pass = (n: number, layer: number, pin: (row: number) => { unit: number; value: number }) => {
+    const streams = Array.from({ length: L }, (_, l) => new RepeatedNormals(held(l), l === layer ? pin : undefined));
+    const x = model.generate(n, null, { training: false, rng: streams[L - 1], layerRng: (l) => streams[l] });
+    return { x, streams };
+  };
+  // the size of every layer's noise, from a probe pass of one row
+  const probe = pass(1, -1, () => ({ unit: 0, value: 0 }));
+  probe.x.dispose();
+  const sizes = probe.streams.map((s) => (s.shapes.length === 1 && s.shapes[0].length === 2 && s.shapes[0][0] === 1 ? s.shapes[0][1] : 0));
+  const images: Float32Array[] = [];
+  const rows: LayerTraversalRow[] = [];
+  for (let layer = L - 1; layer >= 0; layer--) {
+    const units = sizes[layer];
+    if (units === 0 || units > LAYER_TRAVERSAL_MAX_UNITS) continue;
+    // rows 2u and 2u + 1: unit u at -spread and +spread
+    const ends = pass(2 * units, layer, (r) => ({ unit: r >> 1, value: r % 2 === 0 ? -spread : spread }));
+    const scores = tf.tidy(() => {
+      const [lo, hi] = [0, 1].map((k) => tf.gather(ends.x, Array.from({ length: units }, (_, u) => 2 * u + k)));
+      return tf.sum(tf.square(tf.sub(hi, lo)), 1).dataSync() as Float32Array;
+    });
+    ends.x.dispose();
+    let unit = 0;
+    for (let u = 1; u < units; u++) if (scores[u] > scores[unit]) unit = u;
+    const sweep = pass(cols, layer, (c) => ({ unit, value: -spread + (2 * spread * c) / (cols - 1) }));
+    images.push(sweep.x.dataSync() as Float32Array);
+    sweep.x.dispose();
+    rows.push({ layer: layer + 1, unit, score: scores[unit] });
+  }
+  if (rows.length === 0) return null;
+  const all = new Float32Array(images.reduce((n, v) => n + v.length, 0));
+  let o = 0;
+  for (const v of images) {
+    all.set(v, o);
+    o += v.length;
+  }
+  return { images: all, rows };
 }

@@ -58,7 +58,7 @@ function pictures(dir: string): Map<string, string> {
   const out = new Map<string, string>();
   if (!fs.existsSync(dir)) return out;
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
-  for (const kind of ['reconstructions', 'samples', 'layer-samples', 'interpolations', 'completions', 'traversals', 'latent-map']) {
+  for (const kind of ['reconstructions', 'samples', 'layer-samples', 'layer-traversals', 'interpolations', 'completions', 'traversals', 'latent-map']) {
     const final = files.find((f) => f === `${kind}.png`);
     const epochs = files.filter((f) => f.startsWith(`${kind}-epoch-`));
     const pick = final ?? epochs[epochs.length - 1];
@@ -239,6 +239,7 @@ async function runSection(r: RunRecord, level: number): Promise<string> {
     reconstructions: 'reconstructions (rows in pairs: inputs, then their reconstructions)',
     samples: 'samples from the prior',
     'layer-samples': 'samples per stochastic layer: row r varies layer L - r + 1 (the top first) and holds the others',
+    'layer-traversals': 'traversals per stochastic layer: each row sweeps the unit of one layer (the top first) that moves the image most, every other draw held (layer-traversals.json names them)',
     interpolations: 'interpolations between the posterior modes of two test inputs of one class (one row per pair)',
     completions: 'completions: the visible part, the truth, then samples of the hidden part (one row per test input)',
     traversals: 'latent traversals (one row per dimension, largest KL first)',

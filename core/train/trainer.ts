@@ -42,7 +42,7 @@ import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 import { OWNER_FILE, RunOwner } from '../tracking/owner';
-import { completionGrid, interpolationGrid, layerSamplesGrid } from '../eval/pictures';
+import { completionGrid, interpolationGrid, layerSamplesGrid, layerTraversalGrid } from '../eval/pictures';
 import { checkSampleQualityData, evaluateSampleQuality } from '../eval/sample-quality';
 
 export type { TrainStatus } from './events';
@@ -687,6 +687,11 @@ class Trainer {
     if (done) writeGrid(path.join(images, `completions${tag}.png`), done, done.length / info.dim, info.shape, g);
     const perLayer = layerSamplesGrid(parts.model, cond, g, seed);
     if (perLayer) writeGrid(path.join(images, `layer-samples${tag}.png`), perLayer, perLayer.length / info.dim, info.shape, g);
+    const layerTrav = layerTraversalGrid(parts.model, cond, g, seed, config.eval.traversalSpread);
+    if (layerTrav) {
+      writeGrid(path.join(images, `layer-traversals${tag}.png`), layerTrav.images, layerTrav.rows.length * g, info.shape, g);
+      writeJsonAtomic(path.join(images, `layer-traversals${tag}.json`), { spread: config.eval.traversalSpread, rows: layerTrav.rows });
+    }
     if (config.eval.traversalRows > 0) {
       const t = latentTraversal(parts.model, dataset.test, {
         info: dataset,
