@@ -14,7 +14,7 @@ import { generationCondition, type ConditionOptions } from './data/condition';
 import { DspritesData } from './data/dsprites';
 import { disentanglementSummary, evaluateModelDisentanglement } from './eval/disentanglement';
 import { checkSampleQualityData } from './eval/sample-quality';
-import { layerSamplesGrid, layerTraversalGrid } from './eval/pictures';
+import { LAYER_TRAVERSAL_MAX_UNITS, layerSamplesGrid, layerTraversalGrid } from './eval/pictures';
 import { SLOTS } from './contracts';
 import { ConfigError, RegistrationError, ShapeError, TrainingError, VaelabError } from './errors';
 import { PluginRegistry, type PluginDefinition } from './plugin';
@@ -248,12 +248,18 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       if (session.dataset.kind !== 'image') throw new ConfigError(`sample: data set "${session.dataset.name}" is not images; nothing to draw`);
       const info = session.info;
       if (o.perLayer || o.layerTraversals) {
+        if (o.perLayer && o.layerTraversals) throw new ConfigError('--per-layer, --layer-traversals: give one of them (each writes its own picture to --out)');
         const flag = o.perLayer ? '--per-layer' : '--layer-traversals';
+        if (o.layerTraversals && o.n < 2) throw new ConfigError(`--n: a traversal needs at least 2 columns; got ${o.n}`);
         const cond = session.config.data.condition as ConditionOptions;
+        const layers = session.parts.model.latent.layers ?? 1;
+        if (layers < 2 || cond.use !== 'none') {
+          throw new ConfigError(`${flag}: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${dir} has latent "${session.config.latent.use}" with ${layers} layer(s) and data.condition.use "${cond.use}"`);
+        }
         const trav = o.layerTraversals ? layerTraversalGrid(session.parts.model, cond, o.n, o.seed, session.config.eval.traversalSpread) : null;
         const grid = o.perLayer ? layerSamplesGrid(session.parts.model, cond, o.n, o.seed) : (trav?.images ?? null);
         if (!grid) {
-          throw new ConfigError(`${flag}: needs an unconditioned hierarchy (a latent with more than one stochastic layer and data.condition.use "none"); run ${dir} has latent "${session.config.latent.use}" with ${session.parts.model.latent.layers ?? 1} layer(s) and data.condition.use "${session.config.data.condition.use}"`);
+          throw new ConfigError(`${flag}: no layer of run ${dir} can be traversed: every layer has more than ${LAYER_TRAVERSAL_MAX_UNITS} units (or is the top of a prior that draws more than normals)`);
         }
         writeGrid(path.resolve(o.out), grid, grid.length / info.dim, info.shape, o.n);
         if (trav) for (const r of trav.rows) out(`layer ${r.layer}: unit ${r.unit} (squared distance between the ends ${r.score.toFixed(2)})`);

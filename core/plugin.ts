@@ -83,9 +83,9 @@ export interface PluginDefinition<S extends PluginSchema = PluginSchema> {
   readonly bindings?: (ctx: PluginBindingContext) => void;
   /**
    * Set by a plugin that only makes sense on a model trained before it (a second stage, such as an
-   * objective fitting a prior to a frozen model's codes): what it needs, completing "objective.use
-   * "name" ...". A run selecting it with no `init.from` (a plain experiment, or the first entry of
-   * `stages:`) is refused before training with this text.
+   * objective fitting a prior to a frozen model's codes): what it needs, completing
+   * `<slot>.use: "<name>" ...`. A run selecting it with no `init.from` (a plain experiment, or the
+   * first entry of `stages:`) is refused before training with this text.
    */
   readonly needsTrainedModel?: string;
   /** Where the registration came from (module path or package), filled in by the registry. */

@@ -185,6 +185,12 @@ describe('cli', () => {
       expect(t2.out.trim().split('\n').slice(0, 3).map((l) => l.replace(/unit \d+ \(.*\)$/, 'unit'))).to.deep.equal(['layer 3: unit', 'layer 2: unit', 'layer 1: unit']);
       const tp = PNG.sync.read(fs.readFileSync(trav));
       expect([tp.width, tp.height]).to.deep.equal([5 * 15 + 1, 3 * 15 + 1]);
+      const both = vaelab(['sample', dir, '--per-layer', '--layer-traversals', '--out', trav]);
+      expect(both.code).to.equal(2);
+      expect(both.err.trim().split('\n')).to.include('--per-layer, --layer-traversals: give one of them (each writes its own picture to --out)');
+      const one = vaelab(['sample', dir, '--layer-traversals', '--n', '1', '--out', trav]);
+      expect(one.code).to.equal(2);
+      expect(one.err.trim().split('\n')).to.include('--n: a traversal needs at least 2 columns; got 1');
     });
   });
 });

@@ -174,12 +174,21 @@ describe('interpolations and completions', () => {
 
     // Affine all the way: heads of no hidden layer, a linear decoder and a Gaussian mean, so every
     // image is an affine function of the noise of every layer.
-    const affine = () =>
+    const affine = (over: Record<string, unknown> = {}) =>
       session({
         latent: { use: 'bottom-up', 'bottom-up': { dims: [2, 2, 2], hiddenSizes: [2, 2], hiddenLayers: 0 } },
         decoder: { use: 'mlp', mlp: { hiddenSizes: [] } },
         likelihood: { use: 'gaussian', gaussian: { scale: 'fixed' } },
+        ...over,
       });
+    /** Every row of a traversal is affine in the swept value (equal steps), and moves. */
+    const expectAffineRows = (t: { images: Float32Array; rows: unknown[] }, cols: number) => {
+      for (let r = 0; r < t.rows.length; r++) {
+        const step = row(t.images, r, 1, cols).map((v, i) => v - row(t.images, r, 0, cols)[i]);
+        expect(Math.max(...step.map(Math.abs)), `row ${r} moves`).to.be.above(1e-4);
+        for (let c = 2; c < cols; c++) close(row(t.images, r, c, cols).map((v, i) => v - row(t.images, r, c - 1, cols)[i]), step, 1e-4);
+      }
+    };
     const setTopWeights = (s: Session, fromUnit0: number, fromUnit1: number) => {
       // p(z2 | z3): loc = z3 K + b; row u of K is what top unit u does
       const vars = s.parts.model.latent.variables();
@@ -198,12 +207,18 @@ describe('interpolations and completions', () => {
         // the top's unit with no (or the smaller) weight moves nothing (or less)
         expect(t.rows[0].unit, `weights ${w0}, ${w1}`).to.equal(unit);
         // each row is affine in the swept value: equal steps between neighbouring columns
-        for (let r = 0; r < 3; r++) {
-          const step = row(t.images, r, 1, cols).map((v, i) => v - row(t.images, r, 0, cols)[i]);
-          expect(Math.max(...step.map(Math.abs)), `row ${r} moves`).to.be.above(1e-4);
-          for (let c = 2; c < cols; c++) close(row(t.images, r, c, cols).map((v, i) => v - row(t.images, r, c - 1, cols)[i]), step, 1e-4);
-        }
+        expectAffineRows(t, cols);
       }
+      closeSession(s);
+    });
+
+    it('Should hold a mixture prior\'s draw (one component for every row) and leave its top layer out', () => {
+      const s = affine({ prior: { use: 'mixture', mixture: { components: 4 } } });
+      setTopWeights(s, 1, 1);
+      const t = layerTraversalGrid(s.parts.model, none, 5, 2, 2)!;
+      expect(t.rows.map((r) => r.layer)).to.deep.equal([2, 1]);
+      // a component drawn per row would break the equal steps
+      expectAffineRows(t, 5);
       closeSession(s);
     });
 

@@ -105,7 +105,7 @@ export function completionGrid(model: VaeModel, split: DataSplit, info: DatasetI
 
 /**
  * Samples per layer of a hierarchy (Latent.layers > 1 with `generate`), [layers * cols] images:
- * row r varies layer L - r (the top first, the bottom last) and holds the others. Column c draws
+ * the first row varies the top layer, the last the bottom one, each holding the others. Column c draws
  * the varied layer's noise from its own stream (the prior's draw for the top), every other layer
  * from a stream shared by all columns (PassOptions.layerRng), so the columns of a row differ only
  * through that layer: the layers above it are the same code in every column, the layers below are
@@ -138,11 +138,18 @@ export function layerSamplesGrid(model: VaeModel, cond: ConditionOptions, cols: 
  */
 class RepeatedNormals extends Rng {
   readonly shapes: number[][] = [];
+  /** Set when anything but `normalTensor` drew from this stream (a mixture's component choice). */
+  otherDraws = false;
   constructor(
     private readonly base: Rng,
     private readonly pin: (row: number) => { unit: number; value: number } | null = () => null,
   ) {
     super(0);
+  }
+
+  override nextUint32(): number {
+    this.otherDraws = true;
+    return super.nextUint32();
   }
 
   override normalTensor(shape: number[]): tf.Tensor {
@@ -177,24 +184,36 @@ export const LAYER_TRAVERSAL_MAX_UNITS = 512;
  * first) over `cols` values evenly spaced in [-spread, spread], so the row shows what that unit
  * alone does with everything else fixed. The unit of each layer is the one whose sweep moves the
  * mean image most (squared distance between the two ends, every unit tried in one batched pass).
- * Left out: layers of more than LAYER_TRAVERSAL_MAX_UNITS units, and the top when the prior does
- * not draw standard normals of [n, priorDim] (a mixture, say). Null for flat latents, conditioned
- * models or when no layer qualifies.
+ * Left out: layers of more than LAYER_TRAVERSAL_MAX_UNITS units, and the top when the prior draws
+ * anything but standard normals (a mixture picks a component per row): its draw is then made once
+ * and repeated on every row. Null for flat latents, conditioned models, cols < 2 or when no layer
+ * qualifies.
  */
 export function layerTraversalGrid(model: VaeModel, cond: ConditionOptions, cols: number, seed: number, spread = 2.5): { images: Float32Array; rows: LayerTraversalRow[] } | null {
   const L = model.latent.layers ?? 1;
   if (L < 2 || !model.latent.generate || cond.use !== 'none' || cols < 2) return null;
   const held = (layer: number) => Rng.derive(seed, 'layer-traversal/held', layer);
-  /** One pass of n rows, every layer held but `layer`, whose unit pin(row) is set. */
+  let normalTop = true;
+  /**
+   * One pass of n rows, every layer held but `layer`, whose unit pin(row) is set. A prior that
+   * draws more than normals gives its one draw to every row.
+   */
   const pass = (n: number, layer: number, pin: (row: number) => { unit: number; value: number }) => {
     const streams = Array.from({ length: L }, (_, l) => new RepeatedNormals(held(l), l === layer ? pin : undefined));
-    const x = model.generate(n, null, { training: false, rng: streams[L - 1], layerRng: (l) => streams[l] });
+    const x = tf.tidy(() => {
+      const o = { training: false, rng: streams[L - 1], layerRng: (l: number) => streams[l], cond: null };
+      const top = normalTop ? model.prior.sample(n, streams[L - 1], null, o) : tf.tile(model.prior.sample(1, streams[L - 1], null, o), [n, 1]);
+      return model.likelihood.mean(model.decoder.decode(model.latent.generate!(top, o), null, o));
+    });
     return { x, streams };
   };
-  // the size of every layer's noise, from a probe pass of one row
+  // the size of every layer's noise, from a probe pass of one row, and whether the prior draws only normals
   const probe = pass(1, -1, () => ({ unit: 0, value: 0 }));
   probe.x.dispose();
-  const sizes = probe.streams.map((s) => (s.shapes.length === 1 && s.shapes[0].length === 2 && s.shapes[0][0] === 1 ? s.shapes[0][1] : 0));
+  normalTop = !probe.streams[L - 1].otherDraws;
+  const sizes = probe.streams.map((s, l) =>
+    (l === L - 1 && !normalTop) || s.shapes.length !== 1 || s.shapes[0].length !== 2 || s.shapes[0][0] !== 1 ? 0 : s.shapes[0][1],
+  );
   const images: Float32Array[] = [];
   const rows: LayerTraversalRow[] = [];
   for (let layer = L - 1; layer >= 0; layer--) {

@@ -687,7 +687,7 @@ class Trainer {
     if (done) writeGrid(path.join(images, `completions${tag}.png`), done, done.length / info.dim, info.shape, g);
     const perLayer = layerSamplesGrid(parts.model, cond, g, seed);
     if (perLayer) writeGrid(path.join(images, `layer-samples${tag}.png`), perLayer, perLayer.length / info.dim, info.shape, g);
-    const layerTrav = layerTraversalGrid(parts.model, cond, g, seed, config.eval.traversalSpread);
+    const layerTrav = config.eval.traversalRows > 0 ? layerTraversalGrid(parts.model, cond, g, seed, config.eval.traversalSpread) : null;
     if (layerTrav) {
       writeGrid(path.join(images, `layer-traversals${tag}.png`), layerTrav.images, layerTrav.rows.length * g, info.shape, g);
       writeJsonAtomic(path.join(images, `layer-traversals${tag}.json`), { spread: config.eval.traversalSpread, rows: layerTrav.rows });

@@ -329,7 +329,8 @@ export class ConvHierarchyLatent extends Module implements Latent {
 
   /**
    * Generation down the whole top-down path: every group below the top drawn from p(z_l | z_>l),
-   * noise from opts.rng. zTop: [N, priorDim] -> the final state [N, ...shape].
+   * noise from opts.layerRng(l) when set (l = 0 the bottom group), else from opts.rng. zTop:
+   * [N, priorDim] -> the final state [N, ...shape].
    */
   generate(zTop: tf.Tensor, opts: PassOptions): tf.Tensor4D {
     // group t (top first) is layer layers - 1 - t (bottom first)
