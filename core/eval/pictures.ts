@@ -125,8 +125,17 @@ export function layerSamplesGrid(model: VaeModel, cond: ConditionOptions, cols: 
       x.dispose();
     }
   }
-  const all = new Float32Array(out.reduce((n, v) => n + v.length, 0));
-  out.forEach((v, i) => all.set(v, i * v.length));
+  return concatImages(out);
+}
+
+/** The images of several grids' parts one after the other, as writeGrid reads them. */
+export function concatImages(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, v) => n + v.length, 0));
+  let o = 0;
+  for (const v of parts) {
+    all.set(v, o);
+    o += v.length;
+  }
   return all;
 }
 
@@ -234,11 +243,5 @@ export function layerTraversalGrid(model: VaeModel, cond: ConditionOptions, cols
     rows.push({ layer: layer + 1, unit, score: scores[unit] });
   }
   if (rows.length === 0) return null;
-  const all = new Float32Array(images.reduce((n, v) => n + v.length, 0));
-  let o = 0;
-  for (const v of images) {
-    all.set(v, o);
-    o += v.length;
-  }
-  return { images: all, rows };
+  return { images: concatImages(images), rows };
 }

@@ -42,7 +42,7 @@ import { applyInit, resolveInitCheckpoint } from './init';
 import { MetricsListener, ProgressListener } from './listeners';
 import { learningRateAt } from './schedule';
 import { OWNER_FILE, RunOwner } from '../tracking/owner';
-import { completionGrid, interpolationGrid, layerSamplesGrid, layerTraversalGrid } from '../eval/pictures';
+import { completionGrid, concatImages, interpolationGrid, layerSamplesGrid, layerTraversalGrid } from '../eval/pictures';
 import { checkSampleQualityData, evaluateSampleQuality } from '../eval/sample-quality';
 
 export type { TrainStatus } from './events';
@@ -664,12 +664,7 @@ class Trainer {
       disposeModelBatch(mb);
       disposeBatch(b);
     }
-    const recImgs = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
-    let o = 0;
-    for (const r of rows) {
-      recImgs.set(r, o);
-      o += r.length;
-    }
+    const recImgs = concatImages(rows);
     const images = this.opts.run.images;
     writeGrid(path.join(images, `reconstructions${tag}.png`), recImgs, Math.min(nRec * 2, recImgs.length / info.dim), info.shape, g);
     const nS = g * g;
@@ -687,12 +682,12 @@ class Trainer {
     if (done) writeGrid(path.join(images, `completions${tag}.png`), done, done.length / info.dim, info.shape, g);
     const perLayer = layerSamplesGrid(parts.model, cond, g, seed);
     if (perLayer) writeGrid(path.join(images, `layer-samples${tag}.png`), perLayer, perLayer.length / info.dim, info.shape, g);
-    const layerTrav = config.eval.traversalRows > 0 ? layerTraversalGrid(parts.model, cond, g, seed, config.eval.traversalSpread) : null;
-    if (layerTrav) {
-      writeGrid(path.join(images, `layer-traversals${tag}.png`), layerTrav.images, layerTrav.rows.length * g, info.shape, g);
-      writeJsonAtomic(path.join(images, `layer-traversals${tag}.json`), { spread: config.eval.traversalSpread, rows: layerTrav.rows });
-    }
     if (config.eval.traversalRows > 0) {
+      const layerTrav = layerTraversalGrid(parts.model, cond, g, seed, config.eval.traversalSpread);
+      if (layerTrav) {
+        writeGrid(path.join(images, `layer-traversals${tag}.png`), layerTrav.images, layerTrav.rows.length * g, info.shape, g);
+        writeJsonAtomic(path.join(images, `layer-traversals${tag}.json`), { spread: config.eval.traversalSpread, rows: layerTrav.rows });
+      }
       const t = latentTraversal(parts.model, dataset.test, {
         info: dataset,
         condition: config.data.condition as ConditionOptions,
