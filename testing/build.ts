@@ -197,6 +197,8 @@ export interface TrainSettings {
   batchSize?: number;
   /** Seed of the steps' random streams (default 0). */
   seed?: number;
+  /** Key prefixes of the variables trained, the others frozen, as train.trainable (default []: all). */
+  trainable?: readonly string[];
 }
 
 /**
@@ -207,7 +209,7 @@ export interface TrainSettings {
  * losses so far, at the first non-finite loss.
  */
 export function trainSteps(parts: Parts, data: ModelBatch, settings: TrainSettings = {}): number[] {
-  const { steps = 200, learningRate = 1e-2, batchSize = 16, seed = 0 } = settings;
+  const { steps = 200, learningRate = 1e-2, batchSize = 16, seed = 0, trainable = [] } = settings;
   const rows = data.x.shape[0];
   if (rows < batchSize) throw new RangeError(`trainSteps: the data has ${rows} rows, fewer than batchSize = ${batchSize}`);
   const perEpoch = Math.floor(rows / batchSize);
@@ -217,7 +219,7 @@ export function trainSteps(parts: Parts, data: ModelBatch, settings: TrainSettin
     parts.objective,
     parts.objective.constructor.name,
     { learningRate, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 },
-    [],
+    trainable,
   );
   const losses: number[] = [];
   try {

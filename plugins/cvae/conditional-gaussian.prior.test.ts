@@ -51,6 +51,7 @@ describe('conditional-gaussian prior', () => {
     [
       { title: 'one-hot labels, latent dim 2, one hidden layer', config: { hiddenSizes: [8] }, info: LABELLED, slots: { latent: { use: 'gaussian', gaussian: { dim: 2 } } } },
       { title: 'visible quadrants, affine network', config: { hiddenSizes: [] }, info: QUADRANTS },
+      { title: 'visible quadrants, hidden part filled by a guess network', config: { hiddenSizes: [8], guess: 'network', guessHiddenSizes: [8] }, info: QUADRANTS },
     ],
     { plugins },
   );
@@ -152,6 +153,59 @@ describe('conditional-gaussian prior', () => {
     disposeParts(parts);
   });
 
+  it('Should feed the prior network y with its hidden pixels replaced by sigmoid(g(y)), by hand on 2x2 images', () => {
+    // pixel 0 visible, pixels 1..3 hidden (-1 in y); affine g: logits = y G + c; affine prior net, 1-D z.
+    const info: DataInfo = { name: 'dots', shape: [2, 2, 1], dim: 4, numClasses: 0, condDim: 4, targetMask: Float32Array.from([0, 1, 1, 1]) };
+    const parts = buildParts(
+      { latent: { use: 'gaussian', gaussian: { dim: 1 } }, likelihood: { use: 'bernoulli' }, prior: { use: 'conditional-gaussian', 'conditional-gaussian': { hiddenSizes: [], guess: 'network', guessHiddenSizes: [] } } },
+      info,
+      { plugins },
+    );
+    const prior = parts.model.prior as ConditionalGaussianPrior;
+    const vars = prior.variables();
+    expect([...vars.keys()].sort()).to.deep.equal(['guess/dense0/bias', 'guess/dense0/kernel', 'net/dense0/bias', 'net/dense0/kernel']);
+    const G = [[1, 0, 2, -1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]];
+    const c = [5, 0.5, -1, 0];
+    // prior net: loc = u . a + 0.1, logVar = u . b - 0.2 on its input u
+    const a = [1, 2, 3, 4];
+    const b = [0.5, -1, 0, 1];
+    tf.tidy(() => {
+      vars.get('guess/dense0/kernel')!.assign(tf.tensor2d(G));
+      vars.get('guess/dense0/bias')!.assign(tf.tensor1d(c));
+      vars.get('net/dense0/kernel')!.assign(tf.tensor2d(a.map((v, i) => [v, b[i]])));
+      vars.get('net/dense0/bias')!.assign(tf.tensor1d([0.1, -0.2]));
+    });
+    const sig = (v: number) => 1 / (1 + Math.exp(-v));
+    const ys = [[0.3, -1, -1, -1], [0.9, -1, -1, -1]];
+    const p = prior.params(tf.tensor2d(ys));
+    const loc = p.loc.dataSync();
+    const logVar = p.logVar.dataSync();
+    ys.forEach((y, r) => {
+      const logits = c.map((cj, j) => cj + y.reduce((acc, yi, i) => acc + yi * G[i][j], 0));
+      // pixel 0 is visible and keeps y's value; the hidden pixels take the guess's mean
+      const u = [y[0], sig(logits[1]), sig(logits[2]), sig(logits[3])];
+      expect(loc[r], `loc ${r}`).to.be.closeTo(u.reduce((acc, ui, i) => acc + ui * a[i], 0.1), 1e-5);
+      expect(logVar[r], `logVar ${r}`).to.be.closeTo(u.reduce((acc, ui, i) => acc + ui * b[i], -0.2), 1e-5);
+    });
+    expect(prior.guessParams(tf.tensor2d(ys)).arraySync()[1][2]).to.be.closeTo(-1 + 0.9 * 2, 1e-5);
+    disposeParts(parts);
+  });
+
+  it('Should refuse a guess network when the conditioning input hides no part of x', () => {
+    expectThrowExact(
+      () => partsWith(2, { guess: 'network' }),
+      ConfigError,
+      'prior.conditional-gaussian.guess: "network" fills the dimensions of the conditioning input that it hides, and data.condition.use hides none of x (condDim 4, data dim 64); set data.condition.use to "visible-quadrants", or guess to "none"',
+    );
+    const parts = partsWith(2, { hiddenSizes: [] });
+    expectThrowExact(
+      () => (parts.model.prior as ConditionalGaussianPrior).guessParams(oneHot([0])),
+      ConfigError,
+      'ConditionalGaussianPrior.guessParams: prior.conditional-gaussian.guess is "none"; set it to "network"',
+    );
+    disposeParts(parts);
+  });
+
   it('Should name cond and z shapes that do not fit', () => {
     const { parts, prior } = TWO_CLASS();
     expectThrowExact(
@@ -185,7 +239,7 @@ describe('conditional-gaussian prior', () => {
     expectThrowExact(
       validate({ hiddenSize: [4] }),
       ConfigError,
-      'prior.conditional-gaussian.hiddenSize: not declared in the schema of plugin "conditional-gaussian" (keys: hiddenSizes, activation, minLogVar). Did you mean "hiddenSizes"?',
+      'prior.conditional-gaussian.hiddenSize: not declared in the schema of plugin "conditional-gaussian" (keys: hiddenSizes, activation, minLogVar, guess, guessHiddenSizes, guessActivation). Did you mean "hiddenSizes"?',
     );
   });
 });

@@ -25,6 +25,12 @@ const BASELINE = {
   likelihood: { use: 'masked-bernoulli' },
   objective: { use: 'nn-baseline' },
 };
+/** Pyro's layout: the baseline is the conditional prior's guess network. */
+const GUESSING = {
+  likelihood: { use: 'masked-bernoulli' },
+  prior: { use: 'conditional-gaussian', 'conditional-gaussian': { hiddenSizes: [8], guess: 'network', guessHiddenSizes: [16] } },
+  objective: { use: 'nn-baseline', 'nn-baseline': { network: 'prior-guess' } },
+};
 
 /** The conditioning input of the quadrant task: x where the mask shows it, -1 elsewhere. [n, dim] */
 function visiblePart(x: tf.Tensor2D, targetMask: Float32Array): tf.Tensor2D {
@@ -124,6 +130,38 @@ describe('nn-baseline objective', () => {
     disposeParts(cvae);
   });
 
+  it("Should score -log p(x_hidden | g(y)) with the prior's guess network set by hand (network: prior-guess)", () => {
+    const guessing = { ...GUESSING, prior: { use: 'conditional-gaussian', 'conditional-gaussian': { hiddenSizes: [], guess: 'network', guessHiddenSizes: [] } } };
+    const parts = buildParts(guessing, TWO_BY_TWO, { plugins });
+    const vars = parts.model.prior.variables();
+    tf.tidy(() => {
+      vars.get('guess/dense0/kernel')!.assign(tf.mul(tf.eye(4), 2));
+      vars.get('guess/dense0/bias')!.assign(tf.fill([4], 0.5));
+    });
+    const x = tf.tensor2d([[0.8, 1, 0, 0.5]]);
+    const cond = visiblePart(x, TWO_BY_TWO.targetMask!);
+    const t = parts.objective.terms({ x, cond }, { training: false, rng: Rng.derive(0, 'e'), step: 0 });
+    // logits 2 y + 0.5 = [2.1, -1.5, -1.5, -1.5], as with the decoder set by hand above
+    expect(t.loss.dataSync()[0]).to.be.closeTo(-(-1.5 - 0.75 - 3 * softplus(-1.5)), 1e-5);
+    tf.dispose([x, cond, ...Object.values(t)]);
+    disposeParts(parts);
+  });
+
+  it('Should train the guess network alone with train.trainable [prior/guess/], lowering its loss, every other variable untouched', function () {
+    this.timeout(60000);
+    const parts = buildParts(GUESSING, QUADRANTS, { plugins });
+    const all = trainableVariables(parts);
+    const before = new Map([...all].map(([k, v]) => [k, Array.from(v.dataSync())]));
+    const data = quadrantData(64);
+    const losses = trainSteps(parts, data, { steps: 150, trainable: ['prior/guess/'] });
+    const mean = (a: number[]) => a.reduce((s, v) => s + v, 0) / a.length;
+    expect(mean(losses.slice(-20))).to.be.below(0.8 * mean(losses.slice(0, 20)));
+    const changed = [...all].filter(([k, v]) => Array.from(v.dataSync()).some((x, i) => x !== before.get(k)![i])).map(([k]) => k);
+    expect(changed.sort()).to.deep.equal(['prior/guess/dense0/bias', 'prior/guess/dense0/kernel', 'prior/guess/dense1/bias', 'prior/guess/dense1/kernel']);
+    disposeBatch(data);
+    disposeParts(parts);
+  });
+
   it('Should refuse an experiment without a conditioning input, and an undeclared key, with exact messages', () => {
     expectThrowExact(
       () => buildParts({ objective: { use: 'nn-baseline' } }, { ...TWO_BY_TWO, condDim: 0, targetMask: undefined }, { plugins }),
@@ -133,7 +171,12 @@ describe('nn-baseline objective', () => {
     expectThrowExact(
       () => experimentFromObject(experimentObject({ objective: { use: 'nn-baseline', 'nn-baseline': { samples: 1 } } }), registryOf({ plugins })),
       ConfigError,
-      'objective.nn-baseline.samples: not declared in the schema of plugin "nn-baseline" (it has no keys)',
+      'objective.nn-baseline.samples: not declared in the schema of plugin "nn-baseline" (keys: network)',
+    );
+    expectThrowExact(
+      () => buildParts({ ...BASELINE, objective: { use: 'nn-baseline', 'nn-baseline': { network: 'prior-guess' } } }, QUADRANTS, { plugins }),
+      ConfigError,
+      'objective.nn-baseline.network: "prior-guess" trains the guess network of the prior, and this prior has none; set prior.use to "conditional-gaussian" with prior.conditional-gaussian.guess "network", or network to "decoder"',
     );
   });
 });

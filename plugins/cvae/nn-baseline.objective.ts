@@ -8,7 +8,11 @@
  * its generation network from it (init.from the baseline's run, init.include [decoder/]), the
  * initial guess of the paper. The decoder's weights on z get a zero gradient here (z is 0) and
  * keep their initialisation. Only the decoder is reached: train with train.trainable: [decoder/].
- * Reads no keys.
+ *
+ * With network: prior-guess the baseline is instead the guess network g(y) of the conditional
+ * prior (prior.conditional-gaussian.guess: network), trained with train.trainable: [prior/guess/]:
+ * Pyro's set-up, where the frozen baseline's prediction fills the hidden pixels of the prior
+ * network's input. Reads objective.nn-baseline.network.
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,6 +21,8 @@ import {
   Module,
   TOKENS,
   definePlugin,
+  pluginConfig,
+  type ConfigOf,
   type DataInfo,
   type ModelBatch,
   type Objective,
@@ -25,16 +31,39 @@ import {
   type VaeModel,
 } from '../../core';
 
-export const nnBaselineObjectiveSchema = {} as const;
+export const nnBaselineObjectiveSchema = {
+  network: {
+    doc: 'which network is the baseline y -> x: decoder (the decoder at z = 0; train.trainable [decoder/]) or prior-guess (the guess network of prior conditional-gaussian with guess: network; train.trainable [prior/guess/])',
+    format: ['decoder', 'prior-guess'],
+    default: 'decoder',
+  },
+} as const;
 
-/** Terms [B]: loss = reconstruction = -log p(x | decoder(0, cond)). */
+/** A prior that offers a guess network of x from the conditioning input (conditional-gaussian with guess: network). */
+interface GuessingPrior {
+  readonly hasGuess: boolean;
+  guessParams(cond: tf.Tensor2D): tf.Tensor2D;
+}
+
+/** Terms [B]: loss = reconstruction = -log p(x | decoder(0, cond)), or -log p(x | g(cond)) of the prior's guess network. */
 @injectable()
 export class NnBaselineObjective extends Module implements Objective {
+  private readonly guess: GuessingPrior | null = null;
   constructor(
     @inject(TOKENS.Model) private readonly model: VaeModel,
     @inject(TOKENS.DataInfo) data: DataInfo,
+    @inject(pluginConfig('objective', 'nn-baseline')) cfg: ConfigOf<typeof nnBaselineObjectiveSchema>,
   ) {
     super();
+    if (cfg.network === 'prior-guess') {
+      const prior = model.prior as Partial<GuessingPrior>;
+      if (prior.hasGuess !== true || typeof prior.guessParams !== 'function') {
+        throw new ConfigError(
+          'objective.nn-baseline.network: "prior-guess" trains the guess network of the prior, and this prior has none; set prior.use to "conditional-gaussian" with prior.conditional-gaussian.guess "network", or network to "decoder"',
+        );
+      }
+      this.guess = prior as GuessingPrior;
+    }
     if (data.condDim === 0) {
       throw new ConfigError(
         'objective.use: "nn-baseline" predicts x from the conditioning input, and data.condition.use is "none"; set data.condition.use to "visible-quadrants" or "labels"',
@@ -42,8 +71,9 @@ export class NnBaselineObjective extends Module implements Objective {
     }
   }
 
-  /** The baseline's likelihood parameters decoder(0, cond). cond [B, condDim] -> [B, dataDim * paramsPerDim] */
+  /** The baseline's likelihood parameters decoder(0, cond) or g(cond). cond [B, condDim] -> [B, dataDim * paramsPerDim] */
   predict(cond: tf.Tensor2D, ctx: ObjectiveContext): tf.Tensor2D {
+    if (this.guess) return this.guess.guessParams(cond);
     return tf.tidy(() => {
       const lat = this.model.latent;
       const z = tf.zeros([cond.shape[0], ...(lat.shape ?? [lat.dim])]);
@@ -64,7 +94,7 @@ export class NnBaselineObjective extends Module implements Objective {
 export const nnBaselineObjective = definePlugin({
   slot: 'objective',
   name: 'nn-baseline',
-  description: 'deterministic baseline y -> x of the CVAE tasks: the decoder at z = 0, trained on -log p(x | decoder(0, y)) (train.trainable: [decoder/])',
+  description: 'deterministic baseline y -> x of the CVAE tasks: the decoder at z = 0 (train.trainable: [decoder/]) or the conditional prior\'s guess network (train.trainable: [prior/guess/]), trained on -log p(x | prediction)',
   schema: nnBaselineObjectiveSchema,
   implementation: NnBaselineObjective,
 });

@@ -1,6 +1,7 @@
 /**
- * MLP decoder: z (and the conditioning input, concatenated) through fully connected layers to
- * the likelihood's parameters. Reads decoder.mlp.hiddenSizes and decoder.mlp.activation.
+ * MLP decoder: z (and the conditioning input, concatenated, unless conditioned is false) through
+ * fully connected layers to the likelihood's parameters. Reads decoder.mlp.hiddenSizes,
+ * .activation and .conditioned.
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';
@@ -23,12 +24,18 @@ import {
 export const mlpDecoderSchema = {
   hiddenSizes: { doc: 'widths of the hidden layers, latent side first', format: 'positive-int-list', default: [400] },
   activation: { doc: 'activation after every hidden layer', format: ACTIVATIONS, default: 'relu' },
+  conditioned: {
+    doc: 'read the conditioning input (data.condition), concatenated to z; false = z alone (the generation network of Pyro\'s CVAE)',
+    format: 'boolean',
+    default: true,
+  },
 } as const;
 
 /** Fully connected decoder. Output: params [N, dataDim * likelihood.paramsPerDim], no final activation. */
 @injectable()
 export class MlpDecoder extends Module implements Decoder {
   private readonly net: Mlp;
+  private readonly conditioned: boolean;
   constructor(
     @inject(pluginConfig('decoder', 'mlp')) cfg: ConfigOf<typeof mlpDecoderSchema>,
     @inject(TOKENS.DataInfo) data: DataInfo,
@@ -37,13 +44,14 @@ export class MlpDecoder extends Module implements Decoder {
     @inject(TOKENS.Seed) seed: number,
   ) {
     super();
-    const sizes = [latent.dim + data.condDim, ...cfg.hiddenSizes, data.dim * likelihood.paramsPerDim];
+    this.conditioned = cfg.conditioned;
+    const sizes = [latent.dim + (cfg.conditioned ? data.condDim : 0), ...cfg.hiddenSizes, data.dim * likelihood.paramsPerDim];
     this.net = this.track('mlp', new Mlp(sizes, cfg.activation, initRng(seed, 'decoder', 'mlp')));
   }
 
   /** z: [N, latent.dim], cond: [N, condDim] | null -> [N, dataDim * paramsPerDim] */
   decode(z: tf.Tensor2D, cond: tf.Tensor2D | null, _opts: PassOptions): tf.Tensor2D {
-    return tf.tidy(() => this.net.apply(cond ? tf.concat([z, cond], 1) : z));
+    return tf.tidy(() => this.net.apply(cond && this.conditioned ? tf.concat([z, cond], 1) : z));
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * MLP encoder: x (and the conditioning input, concatenated) through fully connected layers.
- * Reads encoder.mlp.hiddenSizes and encoder.mlp.activation. The pytorch/examples VAE
+ * MLP encoder: x (and the conditioning input, concatenated, unless conditioned is false) through
+ * fully connected layers. Reads encoder.mlp.hiddenSizes, .activation and .conditioned. The pytorch/examples VAE
  * (Kingma & Welling 2014, https://arxiv.org/abs/1312.6114) uses hiddenSizes [400], relu.
  */
 import { inject, injectable } from 'inversify';
@@ -23,6 +23,11 @@ import {
 export const mlpEncoderSchema = {
   hiddenSizes: { doc: 'widths of the hidden layers, input side first', format: 'positive-int-list', default: [400] },
   activation: { doc: 'activation after every hidden layer', format: ACTIVATIONS, default: 'relu' },
+  conditioned: {
+    doc: 'read the conditioning input (data.condition), concatenated to x; false = x alone (enough when x holds cond, as in the CVAE quadrant task, where Pyro\'s recognition network reads the whole image)',
+    format: 'boolean',
+    default: true,
+  },
 } as const;
 
 /** Fully connected encoder. Output: h [B, hiddenSizes[last]] after the activation. */
@@ -30,6 +35,7 @@ export const mlpEncoderSchema = {
 export class MlpEncoder extends Module implements Encoder {
   readonly outputDim: number;
   private readonly net: Mlp;
+  private readonly conditioned: boolean;
   constructor(
     @inject(pluginConfig('encoder', 'mlp')) cfg: ConfigOf<typeof mlpEncoderSchema>,
     @inject(TOKENS.DataInfo) data: DataInfo,
@@ -40,12 +46,13 @@ export class MlpEncoder extends Module implements Encoder {
       throw new ConfigError('encoder.mlp.hiddenSizes: must list at least one hidden layer; got []');
     }
     this.outputDim = cfg.hiddenSizes[cfg.hiddenSizes.length - 1];
-    this.net = this.track('mlp', new Mlp([data.dim + data.condDim, ...cfg.hiddenSizes], cfg.activation, initRng(seed, 'encoder', 'mlp'), true));
+    this.conditioned = cfg.conditioned;
+    this.net = this.track('mlp', new Mlp([data.dim + (cfg.conditioned ? data.condDim : 0), ...cfg.hiddenSizes], cfg.activation, initRng(seed, 'encoder', 'mlp'), true));
   }
 
   /** x: [B, dataDim], cond: [B, condDim] | null -> [B, outputDim] */
   encode(x: tf.Tensor2D, cond: tf.Tensor2D | null, _opts: PassOptions): tf.Tensor2D {
-    return tf.tidy(() => this.net.apply(cond ? tf.concat([x, cond], 1) : x));
+    return tf.tidy(() => this.net.apply(cond && this.conditioned ? tf.concat([x, cond], 1) : x));
   }
 }
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
-import { ConfigError, experimentFromObject } from '../../core';
-import { buildParts, describeConformance, experimentObject, expectThrowExact, registryOf, TINY_IMAGE_INFO } from '../../testing';
+import * as tf from '@tensorflow/tfjs-core';
+import { ConfigError, Rng, experimentFromObject } from '../../core';
+import { buildParts, describeConformance, disposeParts, experimentObject, expectThrowExact, registryOf, TINY_IMAGE_INFO } from '../../testing';
 import { mlpDecoder } from './mlp.decoder';
 import { mlpEncoder } from './mlp.encoder';
 
@@ -22,6 +23,27 @@ describe('mlp encoder and decoder', () => {
     expect(shapes['latent/loc/kernel']).to.deep.equal([16, 3]);
     expect(shapes['decoder/mlp/dense0/kernel']).to.deep.equal([3 + 4, 16]);
     expect(shapes['decoder/mlp/dense1/kernel']).to.deep.equal([16, 64 * 2]);
+  });
+
+  it('Should leave the conditioning input out with conditioned: false, so the output does not move with it', () => {
+    const info = { ...TINY_IMAGE_INFO, condDim: 4 };
+    const parts = buildParts({ encoder: { use: 'mlp', mlp: { hiddenSizes: [16], conditioned: false } }, decoder: { use: 'mlp', mlp: { hiddenSizes: [16], conditioned: false } } }, info);
+    const shapes = Object.fromEntries([...parts.model.variables()].map(([k, v]) => [k, v.shape]));
+    expect(shapes['encoder/mlp/dense0/kernel']).to.deep.equal([64, 16]);
+    expect(shapes['decoder/mlp/dense0/kernel']).to.deep.equal([3, 16]);
+    const o = { training: false, rng: Rng.derive(0, 'c') };
+    const x = tf.fill([2, 64], 0.5) as tf.Tensor2D;
+    const z = tf.fill([2, 3], 0.3) as tf.Tensor2D;
+    const [c1, c2] = [tf.zeros([2, 4]) as tf.Tensor2D, tf.ones([2, 4]) as tf.Tensor2D];
+    for (const [what, f] of [['encoder', (c: tf.Tensor2D) => parts.model.encoder.encode(x, c, o) as tf.Tensor2D], ['decoder', (c: tf.Tensor2D) => parts.model.decoder.decode(z, c, o)]] as const) {
+      expect(Array.from(f(c1).dataSync()), what).to.deep.equal(Array.from(f(c2).dataSync()));
+    }
+    // conditioned (the default), the same inputs give outputs that move with cond
+    const with_ = buildParts({}, info);
+    expect(Array.from(with_.model.decoder.decode(z, c1, o).dataSync())).not.to.deep.equal(Array.from(with_.model.decoder.decode(z, c2, o).dataSync()));
+    tf.dispose([x, z, c1, c2]);
+    disposeParts(parts);
+    disposeParts(with_);
   });
 
   it('Should reject a bad activation and an empty hidden list with exact messages', () => {
