@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as tf from '@tensorflow/tfjs-core';
 import { ConfigError, Rng, ShapeError, experimentFromObject, type DataInfo } from '../../core';
-import { buildParts, describeConformance, disposeParts, experimentObject, expectThrowExact, greyBatch, pluginGrads, registryOf } from '../../testing';
+import { buildParts, describeConformance, disposeParts, experimentObject, expectThrowExact, greyBatch, pluginGrads, registryOf, trainSteps } from '../../testing';
 import { conditionalGaussianPrior, type ConditionalGaussianPrior } from './conditional-gaussian.prior';
 
 const LOG_2PI = Math.log(2 * Math.PI);
@@ -177,7 +177,8 @@ describe('conditional-gaussian prior', () => {
     });
     const sig = (v: number) => 1 / (1 + Math.exp(-v));
     const ys = [[0.3, -1, -1, -1], [0.9, -1, -1, -1]];
-    const p = prior.params(tf.tensor2d(ys));
+    const yT = tf.tensor2d(ys);
+    const p = prior.params(yT);
     const loc = p.loc.dataSync();
     const logVar = p.logVar.dataSync();
     ys.forEach((y, r) => {
@@ -187,8 +188,28 @@ describe('conditional-gaussian prior', () => {
       expect(loc[r], `loc ${r}`).to.be.closeTo(u.reduce((acc, ui, i) => acc + ui * a[i], 0.1), 1e-5);
       expect(logVar[r], `logVar ${r}`).to.be.closeTo(u.reduce((acc, ui, i) => acc + ui * b[i], -0.2), 1e-5);
     });
-    expect(prior.guessParams(tf.tensor2d(ys)).arraySync()[1][2]).to.be.closeTo(-1 + 0.9 * 2, 1e-5);
+    const g = prior.guessParams(yT);
+    expect(g.arraySync()[1][2]).to.be.closeTo(-1 + 0.9 * 2, 1e-5);
+    tf.dispose([yT, p.loc, p.logVar, g]);
     disposeParts(parts);
+  });
+
+  it('Should train the prior network and leave g as loaded when train.trainable leaves prior/guess/ out, and train g through the KL when it is in', function () {
+    this.timeout(60000);
+    const exp = { latent: { use: 'gaussian', gaussian: { dim: 2 } }, prior: { use: 'conditional-gaussian', 'conditional-gaussian': { hiddenSizes: [8], guess: 'network', guessHiddenSizes: [8] } } };
+    const moved = (trainable: string[]) => {
+      const parts = buildParts(exp, QUADRANTS, { plugins });
+      const vars = parts.model.prior.variables();
+      const before = new Map([...vars].map(([k, v]) => [k, Array.from(v.dataSync())]));
+      const data = greyBatch(32, QUADRANTS);
+      trainSteps(parts, data, { steps: 5, trainable });
+      const out = [...vars].filter(([k, v]) => Array.from(v.dataSync()).some((x, i) => x !== before.get(k)![i])).map(([k]) => k.split('/')[0]);
+      tf.dispose([data.x, data.cond!]);
+      disposeParts(parts);
+      return [...new Set(out)].sort();
+    };
+    expect(moved(['encoder/', 'latent/', 'decoder/', 'prior/net/'])).to.deep.equal(['net']);
+    expect(moved([])).to.deep.equal(['guess', 'net']);
   });
 
   it('Should refuse a guess network when the conditioning input hides no part of x', () => {

@@ -101,8 +101,9 @@ export class ConditionalGaussianPrior extends Module implements Prior {
 
   /** The guess network's likelihood parameters of x, g(cond). cond [N, condDim] -> [N, dataDim * paramsPerDim] */
   guessParams(cond: tf.Tensor2D): tf.Tensor2D {
-    if (!this.guessNet) throw new ConfigError('ConditionalGaussianPrior.guessParams: prior.conditional-gaussian.guess is "none"; set it to "network"');
-    return this.guessNet.apply(cond);
+    const net = this.guessNet;
+    if (!net) throw new ConfigError('ConditionalGaussianPrior.guessParams: prior.conditional-gaussian.guess is "none"; set it to "network"');
+    return tf.tidy(() => net.apply(cond));
   }
 
   /** The prior network's input: cond, or cond with its hidden dimensions set to the guess's likelihood mean. [N, condDim] */

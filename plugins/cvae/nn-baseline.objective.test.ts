@@ -147,7 +147,7 @@ describe('nn-baseline objective', () => {
     disposeParts(parts);
   });
 
-  it('Should train the guess network alone with train.trainable [prior/guess/], lowering its loss, every other variable untouched', function () {
+  it('Should train the guess network with train.trainable [prior/guess/], lowering its loss, every other variable untouched', function () {
     this.timeout(60000);
     const parts = buildParts(GUESSING, QUADRANTS, { plugins });
     const all = trainableVariables(parts);
@@ -177,6 +177,11 @@ describe('nn-baseline objective', () => {
       () => buildParts({ ...BASELINE, objective: { use: 'nn-baseline', 'nn-baseline': { network: 'prior-guess' } } }, QUADRANTS, { plugins }),
       ConfigError,
       'objective.nn-baseline.network: "prior-guess" trains the guess network of the prior, and this prior has none; set prior.use to "conditional-gaussian" with prior.conditional-gaussian.guess "network", or network to "decoder"',
+    );
+    expectThrowExact(
+      () => buildParts({ ...BASELINE, decoder: { use: 'mlp', mlp: { hiddenSizes: [8], conditioned: false } } }, QUADRANTS, { plugins }),
+      ConfigError,
+      'objective.nn-baseline.network: "decoder" predicts x from the conditioning input through the decoder, and the decoder leaves it out (decoder.mlp.conditioned is false), so it would predict one image for every input; set decoder.mlp.conditioned to true, or network to "prior-guess" with prior.conditional-gaussian.guess "network"',
     );
   });
 });

@@ -63,6 +63,10 @@ export class NnBaselineObjective extends Module implements Objective {
         );
       }
       this.guess = prior as GuessingPrior;
+    } else if ((model.decoder as { conditioned?: boolean }).conditioned === false) {
+      throw new ConfigError(
+        'objective.nn-baseline.network: "decoder" predicts x from the conditioning input through the decoder, and the decoder leaves it out (decoder.mlp.conditioned is false), so it would predict one image for every input; set decoder.mlp.conditioned to true, or network to "prior-guess" with prior.conditional-gaussian.guess "network"',
+      );
     }
     if (data.condDim === 0) {
       throw new ConfigError(

@@ -35,7 +35,8 @@ export const mlpDecoderSchema = {
 @injectable()
 export class MlpDecoder extends Module implements Decoder {
   private readonly net: Mlp;
-  private readonly conditioned: boolean;
+  /** False when the decoder leaves the conditioning input out (decoder.mlp.conditioned). */
+  readonly conditioned: boolean;
   constructor(
     @inject(pluginConfig('decoder', 'mlp')) cfg: ConfigOf<typeof mlpDecoderSchema>,
     @inject(TOKENS.DataInfo) data: DataInfo,

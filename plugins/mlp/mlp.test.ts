@@ -36,12 +36,15 @@ describe('mlp encoder and decoder', () => {
     const z = tf.fill([2, 3], 0.3) as tf.Tensor2D;
     const [c1, c2] = [tf.zeros([2, 4]) as tf.Tensor2D, tf.ones([2, 4]) as tf.Tensor2D];
     for (const [what, f] of [['encoder', (c: tf.Tensor2D) => parts.model.encoder.encode(x, c, o) as tf.Tensor2D], ['decoder', (c: tf.Tensor2D) => parts.model.decoder.decode(z, c, o)]] as const) {
-      expect(Array.from(f(c1).dataSync()), what).to.deep.equal(Array.from(f(c2).dataSync()));
+      const [a, b] = [f(c1), f(c2)];
+      expect(Array.from(a.dataSync()), what).to.deep.equal(Array.from(b.dataSync()));
+      tf.dispose([a, b]);
     }
     // conditioned (the default), the same inputs give outputs that move with cond
     const with_ = buildParts({}, info);
-    expect(Array.from(with_.model.decoder.decode(z, c1, o).dataSync())).not.to.deep.equal(Array.from(with_.model.decoder.decode(z, c2, o).dataSync()));
-    tf.dispose([x, z, c1, c2]);
+    const [d1, d2] = [with_.model.decoder.decode(z, c1, o), with_.model.decoder.decode(z, c2, o)];
+    expect(Array.from(d1.dataSync())).not.to.deep.equal(Array.from(d2.dataSync()));
+    tf.dispose([x, z, c1, c2, d1, d2]);
     disposeParts(parts);
     disposeParts(with_);
   });
