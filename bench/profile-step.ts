@@ -46,7 +46,9 @@ async function main(): Promise<void> {
   const keyOf = new Map([...vars.entries()].map(([k, v]) => [v.name, k]));
   const opt = cfg.optimizer as { learningRate: number; beta1: number; beta2: number; epsilon: number };
   const adam = new Adam(vars, { beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon, weightDecay: 0 });
-  const mb = greyBatch(cfg.batchSize, session.info, 1);
+  // a training batch as the Batcher makes it: with data.labelledBatchSize, the labelled rows
+  // appended (M2); labels whenever the data set has classes (an objective may need them)
+  const mb = greyBatch(cfg.batchSize + (session.info.labelledBatch ?? 0), session.info, 1, session.info.numClasses > 0);
   let n = 0;
   const step = (): number => {
     const rng = Rng.derive(0, 'profile-step', n++);
