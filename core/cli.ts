@@ -23,6 +23,7 @@ import { openRun } from './train/open-run';
 import { trainStages } from './train/run-stages';
 import { checkInit, checkModelSelection, finalEvaluation, train, trainableVariables } from './train/trainer';
 import { writeJsonAtomic } from './tracking/files';
+import { PER_EXAMPLE_FILE } from './eval/per-example';
 import { registerDashboardCommand } from './dashboard';
 import { registerReportCommand } from './report';
 import { registerSweepCommands } from './sweep';
@@ -220,7 +221,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       };
       const t0 = Date.now();
       const sampleQuality = o.sampleQuality ? { key: 'eval --sample-quality', samples: o.samples ?? session.config.eval.sampleQualitySamples } : undefined;
-      const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples, sampleQuality);
+      const result = finalEvaluation(session, ctx, err, o.k ?? session.config.eval.iwSamples, sampleQuality, run.file(PER_EXAMPLE_FILE.eval));
       const record: Record<string, unknown> = { checkpoint: path.relative(run.dir, checkpoint), backend: backend.name, seconds: (Date.now() - t0) / 1000, ...result };
       if (o.disentanglement) {
         err('disentanglement metrics on the dsprites factors (MIG, FactorVAE score, DCI, SAP)');

@@ -14,6 +14,7 @@ import { claimStatus, manifestStatus, readManifest, rowStatus, type RowStatus } 
 import { listTable } from '../core/reproduce';
 import type { ClaimRow, RunRow } from '../core/reproduce/manifest';
 import { experimentName } from '../core/reproduce/status';
+import { pairedDifference } from '../core/eval/per-example';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
 const TINY = path.join(__dirname, 'fixtures', 'tiny.yaml');
@@ -35,6 +36,10 @@ const tinyRow = (over: Record<string, unknown> = {}) => ({
   tolerance: 5,
   ...over,
 });
+
+function summaryOf(runDir: string) {
+  return JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+}
 
 function writeRun(dir: string, files: Record<string, object>): void {
   fs.mkdirSync(dir, { recursive: true });
@@ -125,6 +130,29 @@ describe('reproduce', () => {
       expect(verdict(st(92, 1), st(94, 1))).to.equal('not shown: a 92.00 vs b 94.00: gap 2.00 +- 2.83 (2 SE)');
       expect(verdict(st(null, null), st(94, 1))).to.equal('open: a not evaluated yet');
     });
+
+    it('Should pair the two rows over their test examples when both kept them, and not when the data differ', () => {
+      const claim: ClaimRow = { kind: 'claim', name: 'c', title: 'a below b', lower: ['a'], than: ['b'] };
+      // examples of very different difficulty, b one nat worse on each give or take 0.2
+      const base = [80, 100, 120, 90, 110];
+      const step = [1, 1.2, 0.8, 1.1, 0.9];
+      const a = { value: 100, se: 7.07, perExample: { data: 'mnist', values: base } } as RowStatus;
+      const b = { value: 101, se: 7.07, perExample: { data: 'mnist', values: base.map((v, i) => v + step[i]) } } as RowStatus;
+      // d = step: mean 1, squared deviations 0 + 0.04 + 0.04 + 0.01 + 0.01 = 0.1; se = sqrt(0.1 / 4 / 5) = 0.0707
+      expect(claimStatus(claim, new Map([['a', a], ['b', b]])).verdict).to.equal('holds: a 100.00 vs b 101.00: gap 1.00 +- 0.1414 (2 SE, paired over 5 test examples)');
+      const other = { ...b, perExample: { data: 'fashion-mnist', values: b.perExample!.values } } as RowStatus;
+      // unpaired: 2 sqrt(7.07^2 + 7.07^2) = 20.00
+      expect(claimStatus(claim, new Map([['a', a], ['b', other]])).verdict).to.equal('not shown: a 100.00 vs b 101.00: gap 1.00 +- 20.00 (2 SE)');
+    });
+
+    it('Should give the mean paired difference and its standard error by hand', () => {
+      // d = [1, 0, 2, 0]: mean 0.75, squared deviations 0.0625 + 0.5625 + 1.5625 + 0.5625 = 2.75, var 2.75 / 3
+      const r = pairedDifference([1, 2, 3, 4], [0, 2, 1, 4]);
+      expect(r.mean).to.equal(0.75);
+      expect(r.n).to.equal(4);
+      expect(r.se).to.be.closeTo(Math.sqrt(2.75 / 3 / 4), 1e-12);
+      expect(() => pairedDifference([1], [2])).to.throw(RangeError, 'pairedDifference: needs two lists of the same length >= 2; got 1 and 1');
+    });
   });
 
   describe('one reproduction end to end @slow', () => {
@@ -141,6 +169,16 @@ describe('reproduce', () => {
       const runDir = path.join(out, 'tiny', fs.readdirSync(path.join(out, 'tiny')).filter((d) => !d.startsWith('.'))[0]);
       const ev = JSON.parse(fs.readFileSync(path.join(runDir, 'eval.json'), 'utf8'));
       expect(ev.iw).to.include({ k: 7, examples: 40 });
+      // the per-example estimates beside both evaluations: as many as evaluated, their mean the reported one
+      for (const [file, k, n, mean] of [
+        ['eval-iw-per-example.json', 7, 40, ev.test['test/iw-log-likelihood']],
+        ['iw-per-example.json', summaryOf(runDir).iw.k, summaryOf(runDir).iw.examples, summaryOf(runDir).test['test/iw-log-likelihood']],
+      ] as const) {
+        const per = JSON.parse(fs.readFileSync(path.join(runDir, file), 'utf8'));
+        expect(per, file).to.include({ estimate: 'iw', k, data: 'synthetic', examples: n });
+        expect(per.values, file).to.have.length(n);
+        expect(per.values.reduce((a: number, v: number) => a + v, 0) / n, file).to.be.closeTo(mean, 1e-9);
+      }
       const nll = -ev.test['test/iw-log-likelihood'];
       const lines = r.stdout.trim().split('\n');
       expect(lines[0]).to.equal('tiny-nll: tiny');

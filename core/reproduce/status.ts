@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readExperimentFile } from '../config/experiment';
+import { PER_EXAMPLE_FILE, pairedDifference, readPerExample } from '../eval/per-example';
 import { buildRunIndex, type RunEntry } from '../tracking/run-index';
 import type { ClaimRow, Manifest, Row, RunRow } from './manifest';
 
@@ -28,6 +29,11 @@ export interface RowStatus {
   /** Training seconds over all its stages and resumptions. */
   seconds: number | null;
   value: number | null;
+  /**
+   * The metric per test example (negated like the value), when the metric is the IW
+   * log-likelihood and its evaluation kept them (core/eval/per-example.ts); else null.
+   */
+  perExample: { data: string; values: number[] } | null;
   se: number | null;
   /** Where the value comes from ("eval.json, k = 5000, 10 000 examples", "summary.json"). */
   from: string | null;
@@ -57,7 +63,7 @@ export function rowStatus(row: RunRow, out: string): RowStatus {
   const index = fs.existsSync(base) ? buildRunIndex(base, { cache: false }) : null;
   const run = index ? newest(index.runs) : null;
   const stages = run && index ? index.runs.filter((r) => r.parent === run.id && r.kind === 'stage') : [];
-  const st: RowStatus = { row, run, stages, epochs: null, seconds: null, value: null, se: null, from: null, needsEval: false, verdict: 'not started' };
+  const st: RowStatus = { row, run, stages, epochs: null, seconds: null, value: null, perExample: null, se: null, from: null, needsEval: false, verdict: 'not started' };
   if (!run) return st;
   const parts = run.kind === 'staged' ? stages : [run];
   st.epochs = parts.reduce((n, p) => n + (p.metrics.epoch ?? 0), 0);
@@ -105,6 +111,10 @@ export function rowStatus(row: RunRow, out: string): RowStatus {
   st.value = row.metric.negate ? -v : v;
   const se = row.metric.se ? metrics?.[row.metric.se] : undefined;
   st.se = typeof se === 'number' ? se : null;
+  if (row.metric.key === 'test/iw-log-likelihood') {
+    const per = readPerExample(path.join(holder.dir, row.evaluate && !row.metric.stage ? PER_EXAMPLE_FILE.eval : PER_EXAMPLE_FILE.training));
+    if (per) st.perExample = { data: per.data, values: row.metric.negate ? per.values.map((x) => -x) : per.values };
+  }
   const ref = row.reference;
   if (!('value' in ref)) {
     st.verdict = 'ours only (no reference)';
@@ -124,7 +134,11 @@ export interface ClaimStatus {
   verdict: string;
 }
 
-/** A claim holds when every `lower` row is below every `than` row by more than two standard errors of the difference. */
+/**
+ * A claim holds when every `lower` row is below every `than` row by more than two standard errors
+ * of the difference: the paired standard error over the test examples when both rows kept their
+ * per-example estimates for the same examples, else the two means' standard errors combined.
+ */
 export function claimStatus(row: ClaimRow, statuses: Map<string, RowStatus>): ClaimStatus {
   const parts: string[] = [];
   let holds = true;
@@ -138,9 +152,15 @@ export function claimStatus(row: ClaimRow, statuses: Map<string, RowStatus>): Cl
         continue;
       }
       const gap = y.value - x.value;
-      const se = x.se !== null && y.se !== null ? Math.sqrt(x.se ** 2 + y.se ** 2) : null;
+      // paired over the test examples when both kept them for the same examples; else the two
+      // means' standard errors combined
+      const px = x.perExample;
+      const py = y.perExample;
+      const paired = px && py && px.data === py.data && px.values.length === py.values.length && px.values.length >= 2 ? pairedDifference(py.values, px.values) : null;
+      const se = paired ? paired.se : x.se !== null && y.se !== null ? Math.sqrt(x.se ** 2 + y.se ** 2) : null;
       const sig = se === null ? gap > 0 : gap > 2 * se;
-      const text = `${a} ${fmt(x.value)} vs ${b} ${fmt(y.value)}: gap ${fmt(gap)}${se !== null ? ` +- ${fmt(2 * se)} (2 SE)` : ''}`;
+      const how = paired ? ` (2 SE, paired over ${paired.n} test examples)` : ' (2 SE)';
+      const text = `${a} ${fmt(x.value)} vs ${b} ${fmt(y.value)}: gap ${fmt(gap)}${se !== null ? ` +- ${fmt(2 * se)}${how}` : ''}`;
       parts.push(text);
       if (!sig) holds = false;
     }

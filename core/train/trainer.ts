@@ -32,6 +32,7 @@ import { standardError } from '../math';
 import { Rng } from '../rng';
 import type { Session } from '../session';
 import { writeJsonAtomic } from '../tracking/files';
+import { PER_EXAMPLE_FILE, writePerExample } from '../eval/per-example';
 import { writeGrid } from '../tracking/images';
 import type { RunDir } from '../tracking/run-dir';
 import { clipByGlobalNorm } from './adam';
@@ -782,7 +783,7 @@ class Trainer {
       summary.testedCheckpoint = 'best.ckpt';
     }
     this.log('final evaluation on the test split');
-    Object.assign(summary, finalEvaluation(this.session, this.evalCtx('eval/test'), this.log));
+    Object.assign(summary, finalEvaluation(this.session, this.evalCtx('eval/test'), this.log, undefined, undefined, run.file(PER_EXAMPLE_FILE.training)));
     this.bus.emit('onEvaluation', { step: m.step, epoch: null, split: 'test', metrics: summary.test as Record<string, number>, improved: false });
     this.writeImages('');
     return end();
@@ -858,6 +859,7 @@ export function finalEvaluation(
   log: (line: string) => void,
   k?: number,
   sampleQuality?: SampleQualityRequest | null,
+  perExampleFile?: string,
 ): Record<string, unknown> {
   const { config, dataset, parts } = session;
   const test: Record<string, number> = {};
@@ -873,6 +875,7 @@ export function finalEvaluation(
     // the standard error of the mean over examples (the spread of the data, not of the sampling)
     test[`test/${key}-log-likelihood-se`] = standardError(est.perExample);
     out[key] = { k: samples, examples: limit, of: dataset.test.n, seconds: (Date.now() - t0) / 1000 };
+    if (key === 'iw' && perExampleFile) writePerExample(perExampleFile, { estimate: 'iw', k: samples, data: config.data.use, examples: limit }, est.perExample);
   };
   const iwK = k ?? config.eval.iwSamples;
   if (iwK > 0) estimate('iw', iwK, iwLogLikelihood);
