@@ -16,6 +16,7 @@ import { loadCheckpoint, saveCheckpoint, type LoadedCheckpoint } from '../core/t
 import * as tf from '@tensorflow/tfjs-core';
 import { trainStages, type StagedTrainOptions } from '../core/train/run-stages';
 import { checkInit, train } from '../core/train/trainer';
+import { resolveInitCheckpoint } from '../core/train/init';
 import { RunDir } from '../core/tracking/run-dir';
 import { builtins, experimentObject } from './kits/build';
 
@@ -170,6 +171,12 @@ describe('stages @slow', () => {
     expect(await messageOf(() => start({ checkpoint: 'best' }))).to.equal(
       `init.checkpoint: run ${JSON.stringify(from)} has no best checkpoint (one is chosen only on a validation split, data.validationSize > 0); use "final" or "latest"`,
     );
+    // auto: final without a best checkpoint, best when there is one
+    expect(resolveInitCheckpoint(from, 'auto')).to.equal(resolveInitCheckpoint(from, 'final'));
+    const best = path.join(stageDir(0).checkpoints, 'best.ckpt');
+    fs.copyFileSync(file, best);
+    expect(resolveInitCheckpoint(from, 'auto')).to.equal(best);
+    fs.unlinkSync(best);
     expect(await messageOf(() => start({}, { init: {}, train: { trainable: ['prior/x'] } }))).to.equal(
       'train.trainable: "prior/x" matches no trainable variable of this experiment (their keys start with "encoder/", "latent/", "decoder/", "prior/")',
     );

@@ -116,8 +116,8 @@ export const coreSchema = {
       default: '',
     },
     checkpoint: {
-      doc: 'which checkpoint of the init.from run: final (the last weights of a run that has ended), latest (its newest checkpoint), best (chosen on its validation split)',
-      format: ['final', 'latest', 'best'],
+      doc: 'which checkpoint of the init.from run: final (the last weights of a run that has ended), latest (its newest checkpoint), best (chosen on its validation split), auto (best when the run has one, else final)',
+      format: ['final', 'latest', 'best', 'auto'],
       default: 'final',
     },
     include: {

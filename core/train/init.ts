@@ -6,7 +6,9 @@
  *
  * Which checkpoint of a run directory (`init.checkpoint`): `final`, the last weights of a run that
  * has ended (the default); `latest`, the newest checkpoint whatever the run's state; `best`, the
- * checkpoint chosen on the validation split. A staged run directory stands for its last stage.
+ * checkpoint chosen on the validation split; `auto`, `best` when the run has one, else `final`
+ * (a staged file that starts from its first stage's best weights still runs with
+ * data.validationSize 0). A staged run directory stands for its last stage.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -19,7 +21,7 @@ import { loadCheckpoint, matchesPrefix, type LoadedCheckpoint } from './checkpoi
 /** The `init.*` keys. */
 export interface InitOptions {
   from: string;
-  checkpoint: 'latest' | 'best' | 'final';
+  checkpoint: 'latest' | 'best' | 'final' | 'auto';
   include: readonly string[];
 }
 
@@ -70,6 +72,8 @@ export function resolveInitCheckpoint(from: string, which: InitOptions['checkpoi
     dir = stages[stages.length - 1];
   }
   const run = RunDir.open(dir, 'init.from');
+  // auto: the checkpoint chosen on the validation split when the run has one, else the final weights
+  if (which === 'auto') which = fs.existsSync(path.join(run.checkpoints, 'best.ckpt')) ? 'best' : 'final';
   if (which === 'best') {
     const best = path.join(run.checkpoints, 'best.ckpt');
     if (!fs.existsSync(best)) {
