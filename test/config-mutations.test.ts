@@ -161,7 +161,7 @@ describe('hostile experiment files', () => {
     const yaml = tempFile('proto.yaml', `${VAE_MNIST_TEXT}\n__proto__: { polluted: true }\n`);
     expect(refused(() => loadExperiment(yaml, builtins())).message).to.match(new RegExp(`: __proto__: not a known key \\(keys here: `));
     expect(refused(() => experimentFromObject(setAt(vaeMnist(), 'encoder.mlp.constructor', { prototype: { polluted: true } }), builtins())).message).to.equal(
-      'encoder.mlp.constructor: not declared in the schema of plugin "mlp" (keys: hiddenSizes, activation)',
+      'encoder.mlp.constructor: not declared in the schema of plugin "mlp" (keys: hiddenSizes, activation, conditioned)',
     );
     expect(({} as Raw).polluted).to.equal(undefined);
   });
@@ -201,7 +201,7 @@ describe('hostile experiment files', () => {
     ['decoder.use', 7, `decoder.use: must be one of ${allowed('decoder')}; got 7`],
     ['likelihood.use', '', `likelihood.use: unknown plugin "". Allowed values: ${allowed('likelihood')}`],
     ['latent.gaussian', 20, 'latent.gaussian: must be a mapping of plugin "gaussian"\'s keys; got number 20'],
-    ['encoder.mlp.hiddenSize', [400], 'encoder.mlp.hiddenSize: not declared in the schema of plugin "mlp" (keys: hiddenSizes, activation). Did you mean "hiddenSizes"?'],
+    ['encoder.mlp.hiddenSize', [400], 'encoder.mlp.hiddenSize: not declared in the schema of plugin "mlp" (keys: hiddenSizes, activation, conditioned). Did you mean "hiddenSizes"?'],
   ];
   for (const [key, value, expected] of values) {
     // Marked ones pass the schema and are refused when the session opens (the data set is made).

@@ -47,7 +47,7 @@ describe('container', () => {
     const exp = experimentFromObject(experimentObject({ latent: { use: 'gaussian', gaussian: { dim: 7 } } }), builtins());
     const c = buildContainer(exp.config, exp.registry, TINY_IMAGE_INFO);
     expect(c.get(pluginConfig('latent', 'gaussian'))).to.deep.equal({ dim: 7, minLogVar: -30 });
-    expect(c.get(pluginConfig('encoder', 'mlp'))).to.deep.equal({ hiddenSizes: [16], activation: 'relu' });
+    expect(c.get(pluginConfig('encoder', 'mlp'))).to.deep.equal({ hiddenSizes: [16], activation: 'relu', conditioned: true });
   });
 
   it('Should list the built-in plugins once each, sorted within each slot', () => {
