@@ -193,6 +193,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     .option('--k <n>', 'importance samples per example', positiveInt('--k'))
     .option('--checkpoint <which>', CHECKPOINT_HELP)
     .option('--limit <n>', 'evaluate the log-likelihood on the first N test examples', positiveInt('--limit'))
+    .option('--prior-samples <n>', 'also the plain Monte-Carlo estimate log mean_k p(x|z_k), z_k from the prior (given y for a conditional prior), with n samples, on the same examples (eval.priorSamples)', positiveInt('--prior-samples'))
     .option('--disentanglement', 'also MIG, FactorVAE score, DCI and SAP (disentanglement_lib protocols) of the posterior means; needs a run trained on data.use: dsprites')
     .option(
       '--sample-quality',
@@ -200,7 +201,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
     )
     .option('--samples <n>', 'images drawn from the prior for --sample-quality (default: eval.sampleQualitySamples)', positiveInt('--samples'))
     .option('--backend <name>', 'auto, node-gpu, node, wasm or cpu')
-    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; disentanglement?: boolean; sampleQuality?: boolean; samples?: number; backend?: string }) => {
+    .action(async (dir: string, o: { k?: number; checkpoint?: string; limit?: number; priorSamples?: number; disentanglement?: boolean; sampleQuality?: boolean; samples?: number; backend?: string }) => {
       const backend = await selectBackend(o.backend, { log: err });
       const { run, session, checkpoint, step } = openRun(dir, registry, o.checkpoint, err);
       if (o.disentanglement && session.config.data.use !== 'dsprites') {
@@ -211,6 +212,7 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
       if (o.sampleQuality) checkSampleQualityData('eval --sample-quality', session.config.data.use, session.dataset.shape);
       if (o.samples && !o.sampleQuality) throw new ConfigError('eval --samples: sets the images of --sample-quality; give --sample-quality with it');
       if (o.limit) (session.config.eval as { iwLimit: number }).iwLimit = o.limit;
+      if (o.priorSamples) (session.config.eval as { priorSamples: number }).priorSamples = o.priorSamples;
       const ctx = {
         info: session.dataset,
         seed: session.config.seed,

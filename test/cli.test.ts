@@ -145,6 +145,16 @@ describe('cli', () => {
       expect(record.iw.k).to.equal(3);
     });
 
+    it('Should add the prior Monte-Carlo estimate with --prior-samples, on the same examples as the IW one', () => {
+      const r = vaelab(['eval', runDir, '--k', '3', '--limit', '20', '--prior-samples', '4']);
+      expect(r.code, r.err).to.equal(0);
+      const record = JSON.parse(fs.readFileSync(path.join(runDir, 'eval.json'), 'utf8'));
+      expect(record.prior).to.include({ k: 4, examples: 20 });
+      expect(record.iw).to.include({ k: 3, examples: 20 });
+      expect(record.test['test/prior-log-likelihood']).to.be.a('number').and.to.be.below(0);
+      expect(record.test['test/prior-log-likelihood-se']).to.be.above(0);
+    });
+
     it('Should refuse disentanglement metrics for a run not trained on the data set with known factors', () => {
       const r = vaelab(['eval', runDir, '--k', '2', '--disentanglement']);
       expect(r.code).to.equal(2);
