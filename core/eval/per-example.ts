@@ -9,6 +9,7 @@
  * (`vaelab eval`), in the run (or stage) directory.
  */
 import * as fs from 'node:fs';
+import { standardError } from '../math';
 import { writeJsonAtomic } from '../tracking/files';
 
 export const PER_EXAMPLE_FILE = { training: 'iw-per-example.json', eval: 'eval-iw-per-example.json' } as const;
@@ -48,10 +49,6 @@ export function readPerExample(file: string): PerExampleRecord | null {
 export function pairedDifference(a: ArrayLike<number>, b: ArrayLike<number>): { mean: number; se: number; n: number } {
   const n = a.length;
   if (n !== b.length || n < 2) throw new RangeError(`pairedDifference: needs two lists of the same length >= 2; got ${a.length} and ${b.length}`);
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += a[i] - b[i];
-  const mean = sum / n;
-  let ss = 0;
-  for (let i = 0; i < n; i++) ss += (a[i] - b[i] - mean) ** 2;
-  return { mean, se: Math.sqrt(ss / (n - 1) / n), n };
+  const d = Float64Array.from({ length: n }, (_, i) => a[i] - b[i]);
+  return { mean: d.reduce((sum, v) => sum + v, 0) / n, se: standardError(d), n };
 }
