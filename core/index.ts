@@ -9,7 +9,7 @@ export * from './plugin';
 export * from './rng';
 export * from './nn';
 export * from './math';
-export { VaeModel, addLatentTerms, disposeLatentSample, type ForwardPass, type KlKind } from './model';
+export { VaeModel, addLatentTerms, disposeLatentSample, type ForwardPass, type KlEstimator, type KlKind } from './model';
 
 // Running experiments from code, and listening to a run (progress, tracking, sweeps).
 export { experimentFromObject, loadExperiment, type Experiment, type ExperimentConfig } from './config/experiment';

@@ -35,6 +35,8 @@ export interface ForwardPass {
 
 /** Which KL estimate a pass used. */
 export type KlKind = 'analytic' | 'monte-carlo';
+/** How VaeModel.kl estimates the KL: the closed form where one exists (else Monte Carlo), or Monte Carlo always. */
+export type KlEstimator = 'closed-form' | 'monte-carlo';
 
 /** Encoder, latent, decoder, prior and likelihood of one experiment. */
 @injectable()
@@ -101,11 +103,12 @@ export class VaeModel implements Trainable {
   /**
    * KL(q(z|x) || p(z)) per example [B]: closed form when the latent exposes a diagonal
    * Gaussian posterior and the prior offers `analyticKl`, else the Monte-Carlo estimate
-   * mean_s(log q - log p) over the pass's samples.
+   * mean_s(log q - log p) over the pass's samples. `estimator: 'monte-carlo'` takes the
+   * Monte-Carlo estimate even where a closed form exists (same expectation, noisier gradients).
    */
-  kl(latent: LatentSample, cond: tf.Tensor2D | null, opts?: PassOptions): { kl: tf.Tensor1D; kind: KlKind } {
+  kl(latent: LatentSample, cond: tf.Tensor2D | null, opts?: PassOptions, estimator: KlEstimator = 'closed-form'): { kl: tf.Tensor1D; kind: KlKind } {
     // Only an exact posterior (never posteriorStats, which is for diagnostics) gives a closed form.
-    if (latent.posterior && this.prior.analyticKl && (!latent.innerLogPrior || latent.innerKl)) {
+    if (estimator === 'closed-form' && latent.posterior && this.prior.analyticKl && (!latent.innerLogPrior || latent.innerKl)) {
       const kl = tf.tidy(() => {
         let k = this.prior.analyticKl!(latent.posterior!, cond, false, opts && { ...opts, cond }) as tf.Tensor1D;
         if (latent.innerKl) k = tf.add(k, latent.innerKl);
@@ -113,7 +116,7 @@ export class VaeModel implements Trainable {
       });
       return { kl, kind: 'analytic' };
     }
-    if (!this.warnedMc) {
+    if (estimator === 'closed-form' && !this.warnedMc) {
       this.warnedMc = true;
       const p = `prior "${this.prior.constructor.name}"`;
       const l = `latent "${this.latent.constructor.name}"`;

@@ -16,7 +16,7 @@ import { elboObjective } from './elbo.objective';
 import { exactLogP, exactPosteriorMean, linearGaussianParts, LG_B, LG_POSTERIOR_VARIANCE, LG_S, LG_W } from './linear-gaussian.fixture';
 
 describe('elbo objective', () => {
-  describeConformance(elboObjective, [{ config: { samples: 1 } }, { config: { samples: 4 } }]);
+  describeConformance(elboObjective, [{ config: { samples: 1 } }, { config: { samples: 4 } }, { config: { samples: 2, kl: 'monte-carlo' } }]);
 
   describe('against a linear-Gaussian model with exact log p(x) (linear-gaussian.fixture.ts)', () => {
     const points: Array<[number, number]> = [
@@ -75,6 +75,46 @@ describe('elbo objective', () => {
           expect(loss[i], `loss of point ${i}`).to.be.closeTo(-elbo[i], 1e-5);
           // below log p(x) by the gap, which is larger than the noise when q is not the posterior
           if (e.gap > 0) expect(elbo[i]).to.be.below(exactLogP(p));
+        });
+      });
+    });
+
+    /**
+     * kl: monte-carlo. At z = m' + sqrt(v') eps, log q(z) - log p(z) = -log(v')/2 + m'^2/2
+     * + m' sqrt(v') eps + (v' - 1) eps^2 / 2, of variance m'^2 v' + (v' - 1)^2 / 2; the per-draw
+     * ELBO is const + a eps + c eps^2 with a = sqrt(v') ((w.r) / s^2 - m') and
+     * c = -|w|^2 v' / (2 s^2) - (v' - 1) / 2, of variance a^2 + 2 c^2 (zero when q is the exact
+     * posterior: log p(x, z) - log q(z|x) = log p(x) at every z).
+     */
+    cases.forEach(([what, locShift, varianceScale], ci) => {
+      it(`Should, with kl: monte-carlo, estimate the KL and ELBO within 4 standard errors of their closed forms from the same draws, when ${what}`, () => {
+        const x = tf.tensor2d(points);
+        const run = (kl: 'closed-form' | 'monte-carlo') => {
+          const parts = linearGaussianParts({ locShift, varianceScale }, S, kl);
+          const t = parts.objective.terms({ x, cond: null }, { training: false, rng: Rng.derive(0, 'elbo-mc', ci), step: 0 });
+          const out = { rec: Array.from(t.reconstruction.dataSync()), kl: Array.from(t.kl.dataSync()), elbo: Array.from(t.elbo.dataSync()) };
+          tf.dispose(Object.values(t));
+          return out;
+        };
+        const mc = run('monte-carlo');
+        const exact = run('closed-form');
+        x.dispose();
+        points.forEach((p, i) => {
+          const e = expected(p, locShift, varianceScale);
+          const m = exactPosteriorMean(p) + locShift;
+          const vq = varianceScale * v;
+          const r = [p[0] - w[0] * m - b[0], p[1] - w[1] * m - b[1]];
+          const wr = w[0] * r[0] + w[1] * r[1];
+          const klSe = Math.sqrt((m * m * vq + (vq - 1) ** 2 / 2) / S);
+          const a = Math.sqrt(vq) * (wr / s ** 2 - m);
+          const c = (-w2 * vq) / (2 * s * s) - (vq - 1) / 2;
+          const elboSe = Math.sqrt((a * a + 2 * c * c) / S);
+          // the same draws: the reconstruction term is the closed-form run's, bit for bit
+          expect(mc.rec[i], `reconstruction of point ${i}`).to.equal(exact.rec[i]);
+          expect(Math.abs(mc.kl[i] - e.kl), `kl of point ${i}: ${mc.kl[i]} vs ${e.kl} +- ${klSe}`).to.be.below(4 * klSe + 1e-4);
+          expect(Math.abs(mc.elbo[i] - e.elbo), `elbo of point ${i}: ${mc.elbo[i]} vs ${e.elbo} +- ${elboSe}`).to.be.below(4 * elboSe + 1e-4);
+          // a Monte-Carlo estimate, not the closed form again (except where its variance is zero)
+          if (klSe > 1e-3) expect(mc.kl[i]).to.not.equal(exact.kl[i]);
         });
       });
     });
