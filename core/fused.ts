@@ -30,19 +30,21 @@ export const BIAS_RELU = 'VaelabBiasRelu';
 export const BIAS_RELU_GRAD = 'VaelabBiasReluGrad';
 
 /**
- * A dense layer, activation(x kernel + bias) with activation "relu" or "linear" (attr
- * `activation`). Inputs {x [N, K], kernel [K, C], bias [C]} float32 -> [N, C].
+ * A dense layer, activation(x kernel + bias) with activation "relu", "tanh", "softplus" or
+ * "linear" (attr `activation`). Inputs {x [N, K], kernel [K, C], bias [C]} float32 -> [N, C].
  */
 export const DENSE = 'VaelabDense';
 /**
  * Its gradient from the output y, for the kernel and the bias, in one call: dz = dy * step(y)
- * (relu) or dy (linear), dkernel = xᵀ dz and dbias = dz summed over the rows. Inputs
+ * (relu), dy (1 - y^2) (tanh), dy (1 - exp(-y)) (softplus: sigmoid of the input) or dy (linear),
+ * dkernel = xᵀ dz and dbias = dz summed over the rows. Inputs
  * {dy, y [N, C], x [N, K]}, attr `activation` -> [dz [N, C], dkernel [K, C], dbias [C]]. The
  * gradient of x, dz kernelᵀ, is left to a matMul that runs only when x needs one (not for data).
  */
 export const DENSE_GRAD = 'VaelabDenseGrad';
 /** The activations DENSE implements. */
-export type DenseActivation = 'relu' | 'linear';
+export const DENSE_ACTIVATIONS = ['relu', 'tanh', 'softplus', 'linear'] as const;
+export type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
 
 /**
  * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis. Inputs {loc, logVar} [N, D]

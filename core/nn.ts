@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Trainable } from './contracts';
 import { ConfigError } from './errors';
-import { fusedBiasRelu, fusedDense } from './fused';
+import { DENSE_ACTIVATIONS, fusedBiasRelu, fusedDense, type DenseActivation } from './fused';
 import type { Rng } from './rng';
 
 /** Activation names a schema may offer. */
@@ -212,14 +212,15 @@ export class Dense extends Module {
   }
 
   /**
-   * activation(x W + b): for relu and linear one fused kernel each way where the backend has it
-   * (core/fused.ts DENSE), else a matMul and addBiasActivate. Not tf.fused: its gradient
-   * computes the gradient of every input (the data's too, in a first layer); here x's is
-   * computed only when the tape needs it.
+   * activation(x W + b): for relu, tanh, softplus and linear one fused kernel each way where the
+   * backend has it (core/fused.ts DENSE), else a matMul and addBiasActivate. Not tf.fused: its
+   * gradient computes the gradient of every input (the data's too, in a first layer); here x's
+   * is computed only when the tape needs it. The fused tanh and softplus agree with the unfused
+   * ones to float32 rounding, not bit for bit (test/native-dense.test.ts).
    */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
-    if (activation === 'relu' || activation === 'linear') {
-      const fused = fusedDense(x, this.kernel, this.bias, activation);
+    if ((DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
+      const fused = fusedDense(x, this.kernel, this.bias, activation as DenseActivation);
       if (fused !== null) return fused;
     }
     return addBiasActivate(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias, activation);

@@ -40,8 +40,9 @@ import type {
   SumAttrs, TensorInfo, _FusedMatMulAttrs,
 } from '@tensorflow/tfjs-core';
 import { ConfigError } from '../errors';
+import type { DenseActivation } from '../fused';
 import {
-  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
+  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_ACTIVATIONS, DENSE_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
 } from '../fused';
 import {
   batchIndexMaps, checkConv2D, checkConv2DBackpropFilter, checkConv2DBackpropInput, checkConvBias, checkFusedMatMulExtras, checkMatMul, installWasmKernels,
@@ -77,6 +78,8 @@ export interface NativeAddon {
     beta: number, c: Float32Array, ldc: number, strideC: number, batch: number,
   ): void;
   biasActivation(y: Float32Array, n: number, bias: Float32Array | null, activation: string, alpha: number): void;
+  /** dx = dy act'(x) from the output y (tanh: 1 - y^2; softplus: 1 - exp(-y)) and its column sums. */
+  biasActivationGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, dbias: Float32Array, activation: 'tanh' | 'softplus'): void;
   sumRows(x: Float32Array, rows: number, cols: number, out: Float32Array): void;
   conv2d(x: Float32Array, filter: Float32Array, y: Float32Array, info: backend_util.Conv2DInfo): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, info: backend_util.Conv2DInfo): void;
@@ -110,6 +113,13 @@ export interface NativeAddon {
   getThreads(): number;
   info(): NativeAddonInfo;
 }
+
+/** Every function of NativeAddon: an addon built from older sources lacks some and is not used. */
+export const NATIVE_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
+  'sgemm', 'sgemmBatched', 'biasActivation', 'biasActivationGrad', 'sumRows', 'conv2d', 'conv2dBackpropFilter', 'conv2dBackpropInput',
+  'adamUpdate', 'bernoulliLogProb', 'bernoulliLogProbGrad', 'sumSquares', 'relu', 'klStdNormal', 'klStdNormalGrad', 'biasAdd', 'biasRelu',
+  'reluGrad', 'biasReluGrad', 'reparam', 'reparamGrad', 'reparamLogProb', 'setConvDirect', 'setThreads', 'getThreads', 'info',
+];
 
 /** The status of the native pack, as `nativeStatus` reports it. */
 export interface NativeStatus {
@@ -236,6 +246,10 @@ function load(): Loaded {
     return (loaded = { ok: false, reason: `${file} failed to load: ${firstLine((err as Error).message)}; rebuild it with "node scripts/build-native.js"` });
   } finally {
     if (forced !== null) delete process.env.OPENBLAS_CORETYPE;
+  }
+  const missing = NATIVE_FUNCTIONS.filter((f) => typeof addon[f] !== 'function');
+  if (missing.length > 0) {
+    return (loaded = { ok: false, reason: `${file} was built from older sources (it lacks ${missing.join(', ')}); rebuild it with "node scripts/build-native.js"` });
   }
   const core =
     forced !== null
@@ -659,12 +673,12 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
 }
 
 /** The attr `activation` of DENSE and DENSE_GRAD, checked. */
-function denseActivation(args: Parameters<KernelFunc>[0], kernel: string): 'relu' | 'linear' {
+function denseActivation(args: Parameters<KernelFunc>[0], kernel: string): DenseActivation {
   const { activation } = args.attrs as { activation?: unknown };
-  if (activation !== 'relu' && activation !== 'linear') {
-    throw new Error(`${kernel} (wasm, ${WHERE}): attr "activation" must be "relu" or "linear"; got ${JSON.stringify(activation)}`);
+  if (!(DENSE_ACTIVATIONS as readonly unknown[]).includes(activation)) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): attr "activation" must be one of ${DENSE_ACTIVATIONS.map((a) => `"${a}"`).join(', ')}; got ${JSON.stringify(activation)}`);
   }
-  return activation;
+  return activation as DenseActivation;
 }
 
 /**
@@ -691,8 +705,9 @@ function denseKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
 }
 
 /**
- * core/fused.ts DENSE_GRAD: dz (dy * step(y) with its column sums in one pass for relu; dy itself,
- * shared, and its column sums for linear), then dkernel = xᵀ dz.
+ * core/fused.ts DENSE_GRAD: dz (dy * step(y) with its column sums in one pass for relu; dy (1 - y^2)
+ * for tanh and dy (1 - exp(-y)) for softplus, likewise; dy itself, shared, and its column sums for
+ * linear), then dkernel = xᵀ dz.
  * Shapes: dy, y [N, C], x [N, K] -> [dz [N, C], dkernel [K, C], dbias [C]].
  */
 function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
@@ -710,6 +725,10 @@ function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
     let dz: TensorInfo;
     if (activation === 'relu') {
       dz = intoOutput(backend, [rows, cols], (out) => addon.biasReluGrad(heapView(backend, dy), heapView(backend, y), heapView(backend, out), heapView(backend, dBias)));
+    } else if (activation === 'tanh' || activation === 'softplus') {
+      dz = intoOutput(backend, [rows, cols], (out) =>
+        addon.biasActivationGrad(heapView(backend, dy), heapView(backend, y), heapView(backend, out), heapView(backend, dBias), activation),
+      );
     } else {
       backend.incRef(dy.dataId);
       dz = { dataId: dy.dataId, shape: dy.shape, dtype: dy.dtype };

@@ -468,14 +468,102 @@ static napi_value js_sgemm_batched(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/* ---------------------------------------------------------------- exp and log1p */
+
+/*
+ * exp and log1p written out so that the element loops vectorise (libm's expf/log1pf are scalar
+ * calls: 28 ns per pixel) and give the same bits on every machine and libc. Cephes' float
+ * polynomials: exp_neg is within 1 ulp of exp on [-87.3, 0] and 0 below (flush to zero);
+ * log1p_unit is within 2 ulp of log1p on [0, 1], with the rounding error of 1 + e carried
+ * (log1p(e) = log(u) + (e - (u - 1)) / u, u = fl(1 + e)) so that tiny e keep full precision.
+ * Both inline into the VECTOR_CLONES loops below (branch-free: selects only).
+ */
+static inline float exp_neg(float x) {
+  const float lo = -87.3f;
+  const float xc = x < lo ? lo : x;
+  /* round to nearest with the 1.5 * 2^23 trick (vectorises everywhere; |xc log2 e| < 2^22) */
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  union { int32_t i; float f; } scale;
+  scale.i = ((int32_t)n + 127) << 23;
+  return x < lo ? 0.0f : p * scale.f;
+}
+
+static inline float log1p_unit(float e) {
+  const float u = 1.0f + e;
+  const float carry = (e - (u - 1.0f)) / u;
+  const int big = u > 1.41421356237f;
+  const float m = big ? u * 0.5f : u;
+  const float x = m - 1.0f;
+  const float y = x * x;
+  float p = 7.0376836292e-2f;
+  p = p * x - 1.1514610310e-1f;
+  p = p * x + 1.1676998740e-1f;
+  p = p * x - 1.2420140846e-1f;
+  p = p * x + 1.4249322787e-1f;
+  p = p * x - 1.6668057665e-1f;
+  p = p * x + 2.0000714765e-1f;
+  p = p * x - 2.4999993993e-1f;
+  p = p * x + 3.3333331174e-1f;
+  float z = x * y * p;
+  const float k = big ? 1.0f : 0.0f;
+  z += k * -2.12194440e-4f;
+  z += -0.5f * y;
+  return (x + z) + k * 0.693359375f + carry;
+}
+
 /* ---------------------------------------------------------------- bias + activation */
 
-enum { ACT_LINEAR, ACT_RELU, ACT_RELU6, ACT_LEAKYRELU, ACT_ELU, ACT_SIGMOID };
+enum { ACT_LINEAR, ACT_RELU, ACT_RELU6, ACT_LEAKYRELU, ACT_ELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTPLUS };
+
+/*
+ * tanh(v) without libm (branch-free, so that the loops vectorise, and the same bits everywhere):
+ * the odd Taylor series to v^11 for |v| < 1/4 (truncation below 1e-9 relative), else
+ * sign(v) (1 - e) / (1 + e) with e = exp(-2|v|), within a few ulp; exactly +-1 once e
+ * underflows.
+ */
+static inline float tanh_f(float v) {
+  const float a = v < 0.0f ? -v : v;
+  const float e = exp_neg(-2.0f * a);
+  const float big = (1.0f - e) / (1.0f + e);
+  const float y = a * a;
+  float p = -8.8632355e-3f;    /* -1382/155925 */
+  p = p * y + 2.1869488e-2f;  /* 62/2835 */
+  p = p * y - 5.3968254e-2f;  /* -17/315 */
+  p = p * y + 1.3333334e-1f;  /* 2/15 */
+  p = p * y - 3.3333334e-1f;  /* -1/3 */
+  const float small = a + a * y * p;
+  const float t = a < 0.25f ? small : big;
+  return v < 0.0f ? -t : t;
+}
+
+/* softplus(v) = max(v, 0) + log1p(exp(-|v|)), as bernoulli_terms computes it. */
+static inline float softplus_f(float v) {
+  const float a = v < 0.0f ? -v : v;
+  return (v > 0.0f ? v : 0.0f) + log1p_unit(exp_neg(-a));
+}
+
+VECTOR_CLONES
+static void tanh_loop(float *restrict y, size_t n) {
+  for (size_t c = 0; c < n; c++) y[c] = tanh_f(y[c]);
+}
+
+VECTOR_CLONES
+static void softplus_loop(float *restrict y, size_t n) {
+  for (size_t c = 0; c < n; c++) y[c] = softplus_f(y[c]);
+}
 
 /*
  * biasActivation(y, n, bias, activation, alpha): y viewed as [rows, n]; y = act(y + bias) with
  * bias: [n] or null, activation one of "linear", "relu", "relu6", "leakyrelu" (slope alpha),
- * "elu", "sigmoid" (tfjs's definitions).
+ * "elu", "sigmoid" (tfjs's definitions), "tanh", "softplus" (tanh_f, softplus_f above).
  */
 static napi_value js_bias_activation(napi_env env, napi_callback_info info) {
   Args a;
@@ -498,9 +586,11 @@ static napi_value js_bias_activation(napi_env env, napi_callback_info info) {
   else if (strcmp(act, "leakyrelu") == 0) code = ACT_LEAKYRELU;
   else if (strcmp(act, "elu") == 0) code = ACT_ELU;
   else if (strcmp(act, "sigmoid") == 0) code = ACT_SIGMOID;
+  else if (strcmp(act, "tanh") == 0) code = ACT_TANH;
+  else if (strcmp(act, "softplus") == 0) code = ACT_SOFTPLUS;
   if (code < 0) {
-    char detail[128];
-    snprintf(detail, sizeof detail, "must be \"linear\", \"relu\", \"relu6\", \"leakyrelu\", \"elu\" or \"sigmoid\"; got \"%s\"", act);
+    char detail[160];
+    snprintf(detail, sizeof detail, "must be \"linear\", \"relu\", \"relu6\", \"leakyrelu\", \"elu\", \"sigmoid\", \"tanh\" or \"softplus\"; got \"%s\"", act);
     args_error(&a, 1, "activation", detail);
     return NULL;
   }
@@ -533,6 +623,12 @@ static napi_value js_bias_activation(napi_env env, napi_callback_info info) {
         break;
       case ACT_SIGMOID:
         for (long c = 0; c < n; c++) row[c] = 1.0f / (1.0f + expf(-row[c]));
+        break;
+      case ACT_TANH:
+        tanh_loop(row, (size_t)n);
+        break;
+      case ACT_SOFTPLUS:
+        softplus_loop(row, (size_t)n);
         break;
       default:
         break;
@@ -1607,56 +1703,84 @@ static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
-/* ---------------------------------------------------------------- Bernoulli log-density */
+/* dx = dy (1 - y^2): tanh's derivative from its output, as core/nn.ts's tanh computes it. */
+VECTOR_CLONES
+static void tanh_grad_loop(const float *restrict dy, const float *restrict y, float *restrict dx, size_t n) {
+  for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
 
 /*
- * exp and log1p written out so that the element loops vectorise (libm's expf/log1pf are scalar
- * calls: 28 ns per pixel) and give the same bits on every machine and libc. Cephes' float
- * polynomials: exp_neg is within 1 ulp of exp on [-87.3, 0] and 0 below (flush to zero);
- * log1p_unit is within 2 ulp of log1p on [0, 1], with the rounding error of 1 + e carried
- * (log1p(e) = log(u) + (e - (u - 1)) / u, u = fl(1 + e)) so that tiny e keep full precision.
- * Both inline into the VECTOR_CLONES loops below (branch-free: selects only).
+ * dx = dy sigmoid(v) from the output y = softplus(v) >= 0: sigmoid(v) = 1 - exp(-y), by the
+ * series y - y^2/2 + ... - y^6/720 + y^7/5040 below y = 1/4 (truncation below 2e-9 relative;
+ * no cancellation for tiny y), else 1 - exp_neg(-y).
  */
-static inline float exp_neg(float x) {
-  const float lo = -87.3f;
-  const float xc = x < lo ? lo : x;
-  /* round to nearest with the 1.5 * 2^23 trick (vectorises everywhere; |xc log2 e| < 2^22) */
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (xc - n * 0.693359375f) + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  union { int32_t i; float f; } scale;
-  scale.i = ((int32_t)n + 127) << 23;
-  return x < lo ? 0.0f : p * scale.f;
+VECTOR_CLONES
+static void softplus_grad_loop(const float *restrict dy, const float *restrict y, float *restrict dx, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const float t = y[i];
+    float p = 1.0f / 5040.0f;
+    p = p * t - 1.0f / 720.0f;
+    p = p * t + 1.0f / 120.0f;
+    p = p * t - 1.0f / 24.0f;
+    p = p * t + 1.0f / 6.0f;
+    p = p * t - 0.5f;
+    const float small = t + t * t * p;
+    const float big = 1.0f - exp_neg(-t);
+    dx[i] = dy[i] * (t < 0.25f ? small : big);
+  }
 }
 
-static inline float log1p_unit(float e) {
-  const float u = 1.0f + e;
-  const float carry = (e - (u - 1.0f)) / u;
-  const int big = u > 1.41421356237f;
-  const float m = big ? u * 0.5f : u;
-  const float x = m - 1.0f;
-  const float y = x * x;
-  float p = 7.0376836292e-2f;
-  p = p * x - 1.1514610310e-1f;
-  p = p * x + 1.1676998740e-1f;
-  p = p * x - 1.2420140846e-1f;
-  p = p * x + 1.4249322787e-1f;
-  p = p * x - 1.6668057665e-1f;
-  p = p * x + 2.0000714765e-1f;
-  p = p * x - 2.4999993993e-1f;
-  p = p * x + 3.3333331174e-1f;
-  float z = x * y * p;
-  const float k = big ? 1.0f : 0.0f;
-  z += k * -2.12194440e-4f;
-  z += -0.5f * y;
-  return (x + z) + k * 0.693359375f + carry;
+/*
+ * biasActivationGrad(dy, y, dx, dbias, activation): the gradient of y = act(x + bias) from its
+ * output y, for activation "tanh" (dx = dy (1 - y^2)) or "softplus" (dx = dy (1 - exp(-y))),
+ * and dbias = dx summed over the rows (y viewed as [rows, C], C = dbias's length), in double
+ * per column as biasReluGrad does.
+ */
+static napi_value js_bias_activation_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, ly, ldx, lb;
+  char act[16] = {0};
+  size_t act_len = 0;
+  if (!args_init(&a, env, info, "biasActivationGrad", 5)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *y = arg_f32(&a, 1, "y", &ly);
+  float *dx = arg_f32(&a, 2, "dx", &ldx);
+  float *db = arg_f32(&a, 3, "dbias", &lb);
+  if (!a.failed && napi_get_value_string_utf8(env, a.argv[4], act, sizeof act, &act_len) != napi_ok) {
+    args_error(&a, 0, "activation", "must be a string");
+  }
+  exact_len(&a, "y", ly, ldy);
+  exact_len(&a, "dx", ldx, ldy);
+  if (!a.failed && (lb == 0 || ldy % lb != 0)) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "must have a length (the channel count) that divides dy's %zu; got %zu", ldy, lb);
+    args_error(&a, 1, "dbias", detail);
+  }
+  const int tanh_act = strcmp(act, "tanh") == 0;
+  if (!a.failed && !tanh_act && strcmp(act, "softplus") != 0) {
+    char detail[96];
+    snprintf(detail, sizeof detail, "must be \"tanh\" or \"softplus\"; got \"%s\"", act);
+    args_error(&a, 1, "activation", detail);
+  }
+  if (a.failed) return NULL;
+  const size_t cols = lb, rows = ldy / lb;
+  float *buf = scratch_get(&a, 3 * cols + 2);
+  if (buf == NULL) return NULL;
+  double *acc = (double *)(((uintptr_t)buf + 7) & ~(uintptr_t)7);
+  float *part = (float *)(acc + cols);
+  for (size_t j = 0; j < cols; j++) acc[j] = 0.0;
+  for (size_t r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
+    const size_t r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
+    const size_t off = r0 * cols, len = (r1 - r0) * cols;
+    if (tanh_act) tanh_grad_loop(dy + off, y + off, dx + off, len);
+    else softplus_grad_loop(dy + off, y + off, dx + off, len);
+    add_block_sums(dx, r0, r1, cols, part, acc);
+  }
+  for (size_t j = 0; j < cols; j++) db[j] = (float)acc[j];
+  return undefined_value(env);
 }
+
+/* ---------------------------------------------------------------- Bernoulli log-density */
 
 /* terms[c] = x l - softplus(l), softplus(l) = max(l, 0) + log1p(exp(-|l|)). */
 VECTOR_CLONES
@@ -1974,6 +2098,7 @@ static inline void ftz_leave(unsigned int old) { (void)old; }
 FTZ_ENTRY(js_sgemm)
 FTZ_ENTRY(js_sgemm_batched)
 FTZ_ENTRY(js_bias_activation)
+FTZ_ENTRY(js_bias_activation_grad)
 FTZ_ENTRY(js_sum_rows)
 FTZ_ENTRY(js_conv2d)
 FTZ_ENTRY(js_conv2d_backprop_filter)
@@ -2011,6 +2136,7 @@ NAPI_MODULE_INIT() {
       {"sgemm", js_sgemm_ftz},
       {"sgemmBatched", js_sgemm_batched_ftz},
       {"biasActivation", js_bias_activation_ftz},
+      {"biasActivationGrad", js_bias_activation_grad_ftz},
       {"sumRows", js_sum_rows_ftz},
       {"conv2d", js_conv2d_ftz},
       {"conv2dBackpropFilter", js_conv2d_backprop_filter_ftz},

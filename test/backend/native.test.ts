@@ -13,7 +13,7 @@ import '@tensorflow/tfjs';
 // vaelab's gradients (fused kernels, Sum/Mean, Relu), as core/model.ts registers them for training.
 import '../../core/gradients';
 import {
-  NATIVE_HINT, installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
+  NATIVE_FUNCTIONS, NATIVE_HINT, installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
 import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
 import { Dense, addBiasActivate } from '../../core/nn';
@@ -527,7 +527,7 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   });
 
   describe('dense layer (fused)', () => {
-    for (const activation of ['relu', 'linear'] as const) {
+    for (const activation of ['relu', 'tanh', 'softplus', 'linear'] as const) {
       it(`Should match cpu for a ${activation} layer's output and the gradients of x, kernel and bias, as one kernel each way`, async function () {
         needNative(this);
         // 150 rows: the bias gradient sums blocks of 64 rows.
@@ -565,15 +565,91 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       expect(() => tf.engine().runKernel('VaelabDense', { x, kernel: k, bias: b }, { activation: 'relu' })).to.throw(
         /VaelabDense \(wasm, core\/backend\/native\): shapes must be x \[N, K\], kernel \[K, C\], bias \[C\]; got x \[4,3\], kernel \[5,2\], bias \[2\]/,
       );
-      expect(() => tf.engine().runKernel('VaelabDense', { x, kernel: tf.ones([3, 2]), bias: b }, { activation: 'elu' })).to.throw(/attr "activation" must be "relu" or "linear"; got "elu"/);
+      expect(() => tf.engine().runKernel('VaelabDense', { x, kernel: tf.ones([3, 2]), bias: b }, { activation: 'elu' })).to.throw(
+        /attr "activation" must be one of "relu", "tanh", "softplus", "linear"; got "elu"/,
+      );
       const layer = new Dense(3, 2, new Rng(1));
-      const kernels = (await tf.profile(() => layer.apply(x as tf.Tensor2D, 'tanh'))).kernels.map((q) => q.name);
-      // tanh is core/nn.ts's 2 sigmoid(2x) - 1 (tfjs's own ops), not a fused kernel
-      expect(kernels.slice(0, 2)).to.deep.equal(['BatchMatMul', 'Add']);
-      expect(kernels).to.include('Sigmoid');
-      expect(kernels.some((q) => q.startsWith('Vaelab'))).to.equal(false);
+      const kernels = (await tf.profile(() => layer.apply(x as tf.Tensor2D, 'elu'))).kernels.map((q) => q.name);
+      // elu is tfjs's own op after a plain product and bias add, not a fused kernel
+      expect(kernels).to.deep.equal(['BatchMatMul', 'Add', 'Elu']);
       layer.dispose();
       tf.dispose([x, k, b]);
+    });
+  });
+
+  describe('tanh and softplus (biasActivation, biasActivationGrad)', () => {
+    // Both sides of each branch point (|v| = 1/4), tiny and huge values, and the saturation ends.
+    const points = [-100, -40, -20, -9, -3, -1, -0.3, -0.25, -0.2499, -0.1, -1e-3, -1e-8, 0, 1e-8, 1e-4, 0.1, 0.2499, 0.25, 0.2501, 0.5, 1, 2, 5, 9, 10, 20, 40, 100];
+    const ulp = 2 ** -23;
+    const softplus = (v: number) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
+    const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+    it('Should give tanh and softplus within 3 ulp of the double-precision values (below the least normal float, 0), and propagate NaN', function () {
+      needNative(this);
+      const addon = nativeAddon()!;
+      for (const [act, ref] of [['tanh', Math.tanh], ['softplus', softplus]] as const) {
+        const y = new Float32Array([...points, NaN]);
+        addon.biasActivation(y, y.length, null, act, 0);
+        points.forEach((v, i) => {
+          const want = ref(Math.fround(v));
+          expect(Math.abs(y[i] - want), `${act}(${v}) = ${y[i]}, want ${want}`).to.be.at.most(3 * ulp * Math.abs(want) + 2 ** -126);
+        });
+        expect(Number.isNaN(y[points.length]), `${act}(NaN)`).to.equal(true);
+      }
+      // the bias is added first: tanh(v + 1) from v
+      const y = new Float32Array([0.5, -2]);
+      addon.biasActivation(y, 2, new Float32Array([1, 1]), 'tanh', 0);
+      expect(y[0]).to.be.closeTo(Math.tanh(1.5), 3 * ulp);
+      expect(y[1]).to.be.closeTo(Math.tanh(-1), 3 * ulp);
+    });
+
+    it('Should give the derivatives from the outputs, dy (1 - y^2) and dy sigmoid(v), and their column sums', function () {
+      needNative(this);
+      const addon = nativeAddon()!;
+      const cols = 4;
+      const rows = points.length / cols;
+      const dy = Float32Array.from(points, (_, i) => 0.5 + (i % 5) * 0.25);
+      for (const act of ['tanh', 'softplus'] as const) {
+        const y = new Float32Array(points);
+        addon.biasActivation(y, cols, null, act, 0);
+        const dx = new Float32Array(points.length);
+        const db = new Float32Array(cols);
+        addon.biasActivationGrad(dy, y, dx, db, act);
+        points.forEach((v, i) => {
+          const f = Math.fround;
+          // tanh: exactly core/nn.ts's formula in float32; softplus: sigmoid of the input, to the
+          // precision that the rounded output y carries (its relative error times y)
+          const want = act === 'tanh' ? f(dy[i] * f(1 - f(y[i] * y[i]))) : dy[i] * sigmoid(f(v));
+          const tol = act === 'tanh' ? 0 : 4 * ulp * Math.abs(want) + 2 * ulp * y[i] * dy[i] + 2 ** -126;
+          expect(Math.abs(dx[i] - want), `${act}'(${v}): ${dx[i]}, want ${want}`).to.be.at.most(tol);
+        });
+        for (let c = 0; c < cols; c++) {
+          let [sum, abs] = [0, 0];
+          for (let r = 0; r < rows; r++) [sum, abs] = [sum + dx[r * cols + c], abs + Math.abs(dx[r * cols + c])];
+          // float32 partial sums: at most one rounding per row
+          expect(db[c], `column ${c}`).to.be.closeTo(sum, rows * ulp * abs);
+        }
+      }
+    });
+
+    it('Should refuse an unknown activation and a bias gradient that does not divide dy', function () {
+      needNative(this);
+      const addon = nativeAddon()!;
+      const a = () => new Float32Array(12);
+      expect(() => addon.biasActivationGrad(a(), a(), a(), new Float32Array(4), 'relu' as 'tanh')).to.throw(
+        RangeError,
+        /vaelab_native\.biasActivationGrad: activation must be "tanh" or "softplus"; got "relu"/,
+      );
+      expect(() => addon.biasActivationGrad(a(), a(), a(), new Float32Array(5), 'tanh')).to.throw(
+        RangeError,
+        /vaelab_native\.biasActivationGrad: dbias must have a length \(the channel count\) that divides dy's 12; got 5/,
+      );
+      expect(() => addon.biasActivation(a(), 4, null, 'gelu', 0)).to.throw(/activation must be "linear", "relu", "relu6", "leakyrelu", "elu", "sigmoid", "tanh" or "softplus"; got "gelu"/);
+    });
+
+    it('Should list every function the addon exports in NATIVE_FUNCTIONS, and no other', function () {
+      needNative(this);
+      expect([...NATIVE_FUNCTIONS].sort()).to.deep.equal(Object.keys(nativeAddon()!).sort());
     });
   });
 
