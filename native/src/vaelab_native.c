@@ -1666,43 +1666,6 @@ static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
-/*
- * biasReluGrad(dy, y, dx, dbias): the gradient of relu(x + bias) from its output y, [rows, C]
- * flattened: dx = dy * step(y) as reluGrad, and dbias[j] = the sum of column j of dx, summed as
- * sumRows does (float within blocks of 64 rows, double across them), each block while it is
- * still in cache.
- */
-static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
-  Args a;
-  size_t ldy, ly, ldx, lb;
-  if (!args_init(&a, env, info, "biasReluGrad", 4)) return NULL;
-  const float *dy = arg_f32(&a, 0, "dy", &ldy);
-  const float *y = arg_f32(&a, 1, "y", &ly);
-  float *dx = arg_f32(&a, 2, "dx", &ldx);
-  float *db = arg_f32(&a, 3, "dbias", &lb);
-  exact_len(&a, "y", ly, ldy);
-  exact_len(&a, "dx", ldx, ldy);
-  if (!a.failed && (lb == 0 || ldy % lb != 0)) {
-    char detail[160];
-    snprintf(detail, sizeof detail, "must have a length (the channel count) that divides dy's %zu; got %zu", ldy, lb);
-    args_error(&a, 1, "dbias", detail);
-  }
-  if (a.failed) return NULL;
-  const size_t cols = lb, rows = ldy / lb;
-  float *buf = scratch_get(&a, 3 * cols + 2);
-  if (buf == NULL) return NULL;
-  double *acc = (double *)(((uintptr_t)buf + 7) & ~(uintptr_t)7);
-  float *part = (float *)(acc + cols);
-  for (size_t j = 0; j < cols; j++) acc[j] = 0.0;
-  for (size_t r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
-    const size_t r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
-    relu_grad_loop(dy + r0 * cols, y + r0 * cols, dx + r0 * cols, (r1 - r0) * cols);
-    add_block_sums(dx, r0, r1, cols, part, acc);
-  }
-  for (size_t j = 0; j < cols; j++) db[j] = (float)acc[j];
-  return undefined_value(env);
-}
-
 /* dx = dy (1 - y^2): tanh's derivative from its output, as core/nn.ts's tanh computes it. */
 VECTOR_CLONES
 static void tanh_grad_loop(const float *restrict dy, const float *restrict y, float *restrict dx, size_t n) {
@@ -1731,6 +1694,55 @@ static void softplus_grad_loop(const float *restrict dy, const float *restrict y
 }
 
 /*
+ * The body shared by biasReluGrad and biasActivationGrad: checks the lengths, then dx = dy act'
+ * from the output y (act ACT_RELU, ACT_TANH or ACT_SOFTPLUS) and dbias = dx summed over the rows
+ * (in float per block of SUM_BLOCK rows, then in double).
+ */
+static napi_value bias_grad_run(Args *a, const float *dy, size_t ldy, const float *y, size_t ly, float *dx, size_t ldx, float *db, size_t lb, int code) {
+  exact_len(a, "y", ly, ldy);
+  exact_len(a, "dx", ldx, ldy);
+  if (!a->failed && (lb == 0 || ldy % lb != 0)) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "must have a length (the channel count) that divides dy's %zu; got %zu", ldy, lb);
+    args_error(a, 1, "dbias", detail);
+  }
+  if (a->failed) return NULL;
+  const size_t cols = lb, rows = ldy / lb;
+  float *buf = scratch_get(a, 3 * cols + 2);
+  if (buf == NULL) return NULL;
+  double *acc = (double *)(((uintptr_t)buf + 7) & ~(uintptr_t)7);
+  float *part = (float *)(acc + cols);
+  for (size_t j = 0; j < cols; j++) acc[j] = 0.0;
+  for (size_t r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
+    const size_t r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
+    const size_t off = r0 * cols, len = (r1 - r0) * cols;
+    if (code == ACT_RELU) relu_grad_loop(dy + off, y + off, dx + off, len);
+    else if (code == ACT_TANH) tanh_grad_loop(dy + off, y + off, dx + off, len);
+    else softplus_grad_loop(dy + off, y + off, dx + off, len);
+    add_block_sums(dx, r0, r1, cols, part, acc);
+  }
+  for (size_t j = 0; j < cols; j++) db[j] = (float)acc[j];
+  return undefined_value(a->env);
+}
+
+/*
+ * biasReluGrad(dy, y, dx, dbias): the gradient of relu(x + bias) from its output y, [rows, C]
+ * flattened: dx = dy * step(y) as reluGrad, and dbias[j] = the sum of column j of dx, summed as
+ * sumRows does (float within blocks of 64 rows, double across them), each block while it is
+ * still in cache.
+ */
+static napi_value js_bias_relu_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, ly, ldx, lb;
+  if (!args_init(&a, env, info, "biasReluGrad", 4)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *y = arg_f32(&a, 1, "y", &ly);
+  float *dx = arg_f32(&a, 2, "dx", &ldx);
+  float *db = arg_f32(&a, 3, "dbias", &lb);
+  return bias_grad_run(&a, dy, ldy, y, ly, dx, ldx, db, lb, ACT_RELU);
+}
+
+/*
  * biasActivationGrad(dy, y, dx, dbias, activation): the gradient of y = act(x + bias) from its
  * output y, for activation "tanh" (dx = dy (1 - y^2)) or "softplus" (dx = dy (1 - exp(-y))),
  * and dbias = dx summed over the rows (y viewed as [rows, C], C = dbias's length), in double
@@ -1749,35 +1761,13 @@ static napi_value js_bias_activation_grad(napi_env env, napi_callback_info info)
   if (!a.failed && napi_get_value_string_utf8(env, a.argv[4], act, sizeof act, &act_len) != napi_ok) {
     args_error(&a, 0, "activation", "must be a string");
   }
-  exact_len(&a, "y", ly, ldy);
-  exact_len(&a, "dx", ldx, ldy);
-  if (!a.failed && (lb == 0 || ldy % lb != 0)) {
-    char detail[160];
-    snprintf(detail, sizeof detail, "must have a length (the channel count) that divides dy's %zu; got %zu", ldy, lb);
-    args_error(&a, 1, "dbias", detail);
-  }
-  const int tanh_act = strcmp(act, "tanh") == 0;
-  if (!a.failed && !tanh_act && strcmp(act, "softplus") != 0) {
+  const int code = strcmp(act, "tanh") == 0 ? ACT_TANH : strcmp(act, "softplus") == 0 ? ACT_SOFTPLUS : -1;
+  if (!a.failed && code < 0) {
     char detail[96];
     snprintf(detail, sizeof detail, "must be \"tanh\" or \"softplus\"; got \"%s\"", act);
     args_error(&a, 1, "activation", detail);
   }
-  if (a.failed) return NULL;
-  const size_t cols = lb, rows = ldy / lb;
-  float *buf = scratch_get(&a, 3 * cols + 2);
-  if (buf == NULL) return NULL;
-  double *acc = (double *)(((uintptr_t)buf + 7) & ~(uintptr_t)7);
-  float *part = (float *)(acc + cols);
-  for (size_t j = 0; j < cols; j++) acc[j] = 0.0;
-  for (size_t r0 = 0; r0 < rows; r0 += SUM_BLOCK) {
-    const size_t r1 = r0 + SUM_BLOCK < rows ? r0 + SUM_BLOCK : rows;
-    const size_t off = r0 * cols, len = (r1 - r0) * cols;
-    if (tanh_act) tanh_grad_loop(dy + off, y + off, dx + off, len);
-    else softplus_grad_loop(dy + off, y + off, dx + off, len);
-    add_block_sums(dx, r0, r1, cols, part, acc);
-  }
-  for (size_t j = 0; j < cols; j++) db[j] = (float)acc[j];
-  return undefined_value(env);
+  return bias_grad_run(&a, dy, ldy, y, ly, dx, ldx, db, lb, code);
 }
 
 /* ---------------------------------------------------------------- Bernoulli log-density */
