@@ -100,6 +100,30 @@ describe('stages @slow', () => {
     expect(summary.test['test/log-prior']).to.be.a('number');
   });
 
+  it('Should warn, naming them, when a stage freezes variables that its loss reads and its init did not load (and not when init loads them)', async () => {
+    const warning = (lines: string[]) => lines.filter((l) => l.startsWith('warning: train.trainable freezes'));
+    // init loads stage 1's encoder only: latent/ and decoder/ stay frozen at fresh random values;
+    // prior-fit's loss, -log p(z) of z ~ q(z|x), reads latent/ but not decoder/
+    const partial = await runStages(
+      twoStages([
+        { name: 'vae' },
+        { name: 'prior', objective: { use: 'prior-fit' }, init: { include: ['encoder/'] }, train: { epochs: 1, trainable: ['prior/'] } },
+      ]),
+    );
+    const keys = [...loadCheckpoint(partial.stageDir(0).latestCheckpoint()!).tensors.keys()].filter((k) => k.startsWith('model/')).map((k) => k.slice(6));
+    const latent = keys.filter((k) => k.startsWith('latent/'));
+    expect(latent.length).to.be.above(0);
+    expect(keys.some((k) => k.startsWith('decoder/'))).to.equal(true);
+    const lines = warning(partial.lines);
+    expect(lines, partial.lines.join('\n')).to.have.length(1);
+    expect(lines[0]).to.contain(`freezes ${latent.length} variables that the loss reads and init did not load`);
+    for (const k of latent) expect(lines[0]).to.contain(k);
+    expect(lines[0]).to.not.contain('decoder/').and.not.contain('encoder/').and.not.contain('prior/');
+    // the default init loads every variable of stage 1: nothing is left at random values
+    const full = await runStages(twoStages());
+    expect(warning(full.lines)).to.deep.equal([]);
+  });
+
   it('Should continue a staged run interrupted in its second stage at that stage, to exactly the uninterrupted weights', async () => {
     const full = await runStages(twoStages());
     const control = { stop: false };

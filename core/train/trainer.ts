@@ -202,6 +202,8 @@ class Trainer {
   private readonly bus: EventBus;
   /** Every trainable variable (frozen ones included), keyed as in checkpoints. */
   private readonly vars: Map<string, tf.Variable>;
+  /** Keys of the variables this stage freezes that init did not load (fresh runs only; checked at the first step). */
+  private frozenRandom: string[] = [];
   private readonly stateVars: Map<string, tf.Variable>;
   /** The main group first, then the objective's parameter groups. */
   private readonly groups: OptimizerGroup[];
@@ -275,6 +277,8 @@ class Trainer {
 
   /** Resumes from a checkpoint, or applies init.from to a fresh run; then the run-start event. */
   private start(): void {
+    // Variables given values other than their random initialisation: loaded by init, or made from data.
+    let fresh: ((key: string) => boolean) | null = null;
     if (this.opts.resumeFrom) {
       this.resume(this.opts.resumeFrom);
     } else {
@@ -285,16 +289,21 @@ class Trainer {
         (name) => Rng.derive(this.seed, `init-data/${name}`),
       );
       if (done.length > 0) this.log(`init: ${done.join(', ')} initialised from the training split`);
+      const loaded = new Set<string>();
       if (this.config.init.from) {
         const file = resolveInitCheckpoint(this.config.init.from, this.config.init.checkpoint);
         const r = applyInit(file, this.config.init.include, this.vars, this.stateVars);
         const kept = r.kept.length > 0 ? `; not in it, left as initialised: ${keptSummary(r.kept)}` : '';
         this.log(`init: ${r.copied.length} tensors from ${path.relative(process.cwd(), file)}${kept}`);
+        for (const k of r.copied) if (k.startsWith('model/')) loaded.add(k.slice('model/'.length));
       }
+      fresh = (key) => !loaded.has(key) && !done.includes(key.split('/')[0]);
     }
     if (this.T.trainable.length > 0) {
-      const trained = this.groups.reduce((n, g) => n + g.vars.size, 0);
-      this.log(`train.trainable: ${trained} of ${this.vars.size} variables trained, the others frozen`);
+      const trained = new Set(this.groups.flatMap((g) => [...g.vars.keys()]));
+      this.log(`train.trainable: ${trained.size} of ${this.vars.size} variables trained, the others frozen`);
+      // Frozen and never given values; the first step warns about those its loss reads.
+      this.frozenRandom = fresh === null ? [] : [...this.vars.keys()].filter((k) => !trained.has(k) && fresh!(k));
     }
     this.bus.emit('onRunStart', {
       config: this.config,
@@ -326,6 +335,37 @@ class Trainer {
     this.lastCheckpoint = file;
     this.resumedFrom = file;
     this.log(`resumed from ${path.relative(process.cwd(), file)} at step ${this.meta.step} (epoch ${this.meta.epoch + 1}, batch ${this.meta.batchInEpoch})`);
+  }
+
+  /**
+   * Warns, once, about the variables that this stage freezes, that init did not load, and that
+   * the objective's loss reads (a gradient reaches them on the first batch, in evaluation mode so
+   * that no running statistic moves): they keep their random initial values, which is almost
+   * always a stage that forgot init.include or train.trainable. Frozen variables the loss does not
+   * read (the unused parts of a baseline stage) are not named.
+   */
+  private warnFrozenRandom(mb: ModelBatch): void {
+    const keys = this.frozenRandom;
+    this.frozenRandom = [];
+    const { objective } = this.session.parts;
+    const keyOf = new Map(keys.map((k) => [this.vars.get(k)!.name, k]));
+    let read: string[] = [];
+    tf.tidy(() => {
+      try {
+        const { grads } = tf.variableGrads(
+          () => tf.mean(objective.terms(mb, { training: false, rng: Rng.derive(this.seed, 'frozen-check'), step: 0 }).loss) as tf.Scalar,
+          keys.map((k) => this.vars.get(k)!),
+        );
+        read = Object.keys(grads).map((name) => keyOf.get(name)!);
+      } catch {
+        read = []; // no path from these variables to the loss (or a failure that the step itself reports)
+      }
+    });
+    if (read.length === 0) return;
+    this.log(
+      `warning: train.trainable freezes ${read.length} variable${read.length === 1 ? '' : 's'} that the loss reads and init did not load, ` +
+        `which keep their random initial values (${keptSummary(read)}); add them to train.trainable, or load them with init.from and init.include`,
+    );
   }
 
   // ----- one step ----------------------------------------------------------------------------
@@ -507,6 +547,7 @@ class Trainer {
       const b = next!;
       const mb = toModelBatch(b, this.config.data.condition as ConditionOptions, shape);
       const s = this.meta.step;
+      if (this.frozenRandom.length > 0) this.warnFrozenRandom(mb);
       const { names, losses, values, lr } = this.step(mb, s);
       // The next batch is gathered while this step's values are still unread.
       next = bi + 1 < this.perEpoch ? this.batcher.batch(epoch, bi + 1) : null;
