@@ -216,7 +216,7 @@ export class Dense extends Module {
    * backend has it (core/fused.ts DENSE), else a matMul and addBiasActivate. Not tf.fused: its
    * gradient computes the gradient of every input (the data's too, in a first layer); here x's
    * is computed only when the tape needs it. The fused tanh and softplus agree with the unfused
-   * ones to float32 rounding, not bit for bit (test/native-dense.test.ts).
+   * ones to float32 rounding, not bit for bit (test/backend/native.test.ts, "dense layer (fused)").
    */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
     if ((DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {

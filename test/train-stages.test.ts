@@ -124,6 +124,22 @@ describe('stages @slow', () => {
     expect(warning(full.lines)).to.deep.equal([]);
   });
 
+  it('Should give, after the frozen-variable check of the first step, the same weights whether the stage ran through or was interrupted and resumed', async () => {
+    const stages = [
+      { name: 'vae' },
+      { name: 'prior', objective: { use: 'prior-fit' }, init: { include: ['encoder/'] }, train: { epochs: 2, trainable: ['prior/'] } },
+    ];
+    const full = await runStages(twoStages(stages));
+    expect(full.lines.some((l) => l.startsWith('warning: train.trainable freezes'))).to.equal(true);
+    const control = { stop: false };
+    const first = await runStages(twoStages(stages), { control, onStep: (s, stage) => (control.stop = stage === 1 && s === 3) });
+    expect(first.result.status).to.equal('interrupted');
+    const resumed = await runStages(first.run.readConfig(), { run: first.run, resume: true });
+    expect(resumed.result.status).to.equal('completed');
+    const want = weightsOf(loadCheckpoint(full.stageDir(1).latestCheckpoint()!));
+    expect(weightsOf(loadCheckpoint(resumed.stageDir(1).latestCheckpoint()!))).to.deep.equal(want);
+  });
+
   it('Should continue a staged run interrupted in its second stage at that stage, to exactly the uninterrupted weights', async () => {
     const full = await runStages(twoStages());
     const control = { stop: false };

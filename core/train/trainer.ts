@@ -357,8 +357,10 @@ class Trainer {
           keys.map((k) => this.vars.get(k)!),
         );
         read = Object.keys(grads).map((name) => keyOf.get(name)!);
-      } catch {
-        read = []; // no path from these variables to the loss (or a failure that the step itself reports)
+      } catch (e) {
+        // No path from these variables to the loss; any other failure the step itself reports.
+        if (!/Cannot find a connection between any variable and the result of the loss function/.test(String((e as Error)?.message))) return;
+        read = [];
       }
     });
     if (read.length === 0) return;

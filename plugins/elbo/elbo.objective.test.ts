@@ -138,6 +138,14 @@ describe('elbo objective', () => {
     }
   });
 
+  it('Should reject an unknown KL estimator with the exact message', () => {
+    expectThrowExact(
+      () => experimentFromObject(experimentObject({ objective: { use: 'elbo', elbo: { kl: 'exact' } } }), registryOf()),
+      ConfigError,
+      'objective.elbo.kl: must be one of "closed-form", "monte-carlo"; got "exact"',
+    );
+  });
+
   it('Should reject zero samples with the exact message', () => {
     expectThrowExact(
       () => experimentFromObject(experimentObject({ objective: { use: 'elbo', elbo: { samples: 0 } } }), registryOf()),

@@ -3,7 +3,8 @@
  * ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) || p(z)), estimated with `samples` reparameterised
  * draws per input; the KL is in closed form when prior and latent allow it, else Monte Carlo
  * (objective.elbo.kl: monte-carlo takes log q(z|x) - log p(z) at the same draws always, as
- * Pyro's Trace_ELBO does). Loss = -ELBO plus the latent's own terms (if any).
+ * Pyro's Trace_ELBO does). Loss = -ELBO plus the latent's own terms (if any). Reads
+ * objective.elbo.samples and objective.elbo.kl.
  */
 import { inject, injectable } from 'inversify';
 import * as tf from '@tensorflow/tfjs-core';

@@ -584,17 +584,28 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
     const softplus = (v: number) => Math.max(v, 0) + Math.log1p(Math.exp(-Math.abs(v)));
     const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
-    it('Should give tanh and softplus within 3 ulp of the double-precision values (below the least normal float, 0), and propagate NaN', function () {
+    it('Should give tanh and softplus within 3 ulp of the double-precision values over a dense sweep (softplus flushed to 0 below v = -87.3), and propagate NaN', function () {
       needNative(this);
       const addon = nativeAddon()!;
+      // the spacing of float32 values at |w| (the least subnormal step below the least normal)
+      const ulpAt = (w: number) => (Math.abs(w) < 2 ** -126 ? 2 ** -149 : 2 ** (Math.floor(Math.log2(Math.abs(w))) - 23));
+      const sweep = [...points];
+      for (let i = 0; i <= 4000; i++) sweep.push(Math.fround(-90 + (180 * i) / 4000));
+      for (let i = 0; i <= 2000; i++) sweep.push(Math.fround(0.2 + (0.1 * i) / 2000), Math.fround(-0.2 - (0.1 * i) / 2000));
+      for (let e = -30; e <= 0; e += 0.05) sweep.push(Math.fround(10 ** e), Math.fround(-(10 ** e)));
       for (const [act, ref] of [['tanh', Math.tanh], ['softplus', softplus]] as const) {
-        const y = new Float32Array([...points, NaN]);
+        const y = new Float32Array([...sweep, NaN]);
         addon.biasActivation(y, y.length, null, act, 0);
-        points.forEach((v, i) => {
+        let worst = 0;
+        sweep.forEach((v, i) => {
           const want = ref(Math.fround(v));
-          expect(Math.abs(y[i] - want), `${act}(${v}) = ${y[i]}, want ${want}`).to.be.at.most(3 * ulp * Math.abs(want) + 2 ** -126);
+          if (act === 'softplus' && v < -87.3 && y[i] === 0) return;
+          const err = Math.abs(y[i] - want) / ulpAt(want);
+          if (err > worst) worst = err;
+          expect(err, `${act}(${v}) = ${y[i]}, want ${want}`).to.be.at.most(3);
         });
-        expect(Number.isNaN(y[points.length]), `${act}(NaN)`).to.equal(true);
+        expect(worst, `${act}: the sweep reaches the error it bounds`).to.be.above(0.5);
+        expect(Number.isNaN(y[sweep.length]), `${act}(NaN)`).to.equal(true);
       }
       // the bias is added first: tanh(v + 1) from v
       const y = new Float32Array([0.5, -2]);
