@@ -45,6 +45,10 @@ export const DENSE_GRAD = 'VaelabDenseGrad';
 /** The activations DENSE implements. */
 export const DENSE_ACTIVATIONS = ['relu', 'tanh', 'softplus', 'linear'] as const;
 export type DenseActivation = (typeof DENSE_ACTIVATIONS)[number];
+/** Whether DENSE implements `activation`. */
+export function isDenseActivation(activation: unknown): activation is DenseActivation {
+  return (DENSE_ACTIVATIONS as readonly unknown[]).includes(activation);
+}
 
 /**
  * KL(N(loc, exp(logVar)) || N(0, I)) summed over the last axis. Inputs {loc, logVar} [N, D]

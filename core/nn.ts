@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Trainable } from './contracts';
 import { ConfigError } from './errors';
-import { DENSE_ACTIVATIONS, fusedBiasRelu, fusedDense, type DenseActivation } from './fused';
+import { fusedBiasRelu, fusedDense, isDenseActivation } from './fused';
 import type { Rng } from './rng';
 
 /** Activation names a schema may offer. */
@@ -219,8 +219,8 @@ export class Dense extends Module {
    * ones to float32 rounding, not bit for bit (test/backend/native.test.ts, "dense layer (fused)").
    */
   apply(x: tf.Tensor2D, activation: Activation = 'linear'): tf.Tensor2D {
-    if ((DENSE_ACTIVATIONS as readonly string[]).includes(activation)) {
-      const fused = fusedDense(x, this.kernel, this.bias, activation as DenseActivation);
+    if (isDenseActivation(activation)) {
+      const fused = fusedDense(x, this.kernel, this.bias, activation);
       if (fused !== null) return fused;
     }
     return addBiasActivate(tf.matMul(x, this.kernel as tf.Tensor2D), this.bias, activation);

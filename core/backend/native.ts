@@ -42,7 +42,7 @@ import type {
 import { ConfigError } from '../errors';
 import type { DenseActivation } from '../fused';
 import {
-  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_ACTIVATIONS, DENSE_GRAD, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
+  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_ACTIVATIONS, DENSE_GRAD, isDenseActivation, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
 } from '../fused';
 import {
   batchIndexMaps, checkConv2D, checkConv2DBackpropFilter, checkConv2DBackpropInput, checkConvBias, checkFusedMatMulExtras, checkMatMul, installWasmKernels,
@@ -675,10 +675,10 @@ function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
 /** The attr `activation` of DENSE and DENSE_GRAD, checked. */
 function denseActivation(args: Parameters<KernelFunc>[0], kernel: string): DenseActivation {
   const { activation } = args.attrs as { activation?: unknown };
-  if (!(DENSE_ACTIVATIONS as readonly unknown[]).includes(activation)) {
+  if (!isDenseActivation(activation)) {
     throw new Error(`${kernel} (wasm, ${WHERE}): attr "activation" must be one of ${DENSE_ACTIVATIONS.map((a) => `"${a}"`).join(', ')}; got ${JSON.stringify(activation)}`);
   }
-  return activation as DenseActivation;
+  return activation;
 }
 
 /**

@@ -360,7 +360,6 @@ class Trainer {
       } catch (e) {
         // No path from these variables to the loss; any other failure the step itself reports.
         if (!/Cannot find a connection between any variable and the result of the loss function/.test(String((e as Error)?.message))) return;
-        read = [];
       }
     });
     if (read.length === 0) return;
