@@ -357,10 +357,16 @@ function program(builtins: PluginDefinition[], state: { code: number }): Command
 export async function main(argv: string[], builtins: PluginDefinition[]): Promise<number> {
   tf.env().set('PROD', true);
   // vaelab's own notices (code VAELAB_*, e.g. a Monte-Carlo KL) are one plain line on stderr,
-  // without Node's "(node:PID) Warning" frame and its --trace-warnings hint; others as Node prints them.
+  // without Node's "(node:PID) Warning" frame and its --trace-warnings hint, and each text once per
+  // process (a run builds several models: training, evaluation, shape checks, every stage);
+  // others as Node prints them.
   process.removeAllListeners('warning');
+  const noted = new Set<string>();
   process.on('warning', (w: Error & { code?: string }) => {
-    err(typeof w.code === 'string' && w.code.startsWith('VAELAB') ? `note: ${w.message}` : `${w.name}: ${w.message}`);
+    if (typeof w.code !== 'string' || !w.code.startsWith('VAELAB')) return err(`${w.name}: ${w.message}`);
+    if (noted.has(w.message)) return;
+    noted.add(w.message);
+    err(`note: ${w.message}`);
   });
   const state = { code: 0 };
   try {

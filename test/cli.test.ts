@@ -46,6 +46,14 @@ describe('cli', () => {
     expect(r.err.trim()).to.equal('note: KL(q||p) is estimated by Monte Carlo: prior "MixturePrior" offers no closed form for latent "GaussianLatent"');
   });
 
+  it('Should give the note once in a training whose stages each build their model', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'vaelab-cli-note-'));
+    const r = vaelab(['train', path.join(__dirname, 'fixtures', 'two-stage.yaml'), '--out', out, '--set', 'prior.use=mixture', '--set', 'train.progress=none']);
+    expect(r.code, r.err).to.equal(0);
+    const notes = r.err.split('\n').filter((l) => l.startsWith('note: KL(q||p) is estimated by Monte Carlo'));
+    expect(notes).to.deep.equal(['note: KL(q||p) is estimated by Monte Carlo: prior "MixturePrior" offers no closed form for latent "GaussianLatent"']);
+  });
+
   it('Should list every registered plugin with its keys and defaults', () => {
     const r = vaelab(['plugins', '--json']);
     expect(r.code).to.equal(0);
