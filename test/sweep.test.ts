@@ -10,8 +10,9 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { experimentFromObject, loadExperiment } from '../core/config/experiment';
+import { experimentFromObject, loadExperiment, readExperimentFile } from '../core/config/experiment';
 import { ConfigError } from '../core/errors';
+import { clearDatasetCache, datasetCached } from '../core/data';
 import { openSession } from '../core/session';
 import { closeSession } from '../core/session';
 import { LiveTable, liveModeFor, standings } from '../core/sweep/live';
@@ -19,6 +20,7 @@ import { checkPoints, trialRaw } from '../core/sweep/points';
 import { runSweep } from '../core/sweep/runner';
 import { loadSweepSpec } from '../core/sweep/spec';
 import { openState, readState, type SweepState, type TrialRecord } from '../core/sweep/state';
+import { warmUp } from '../core/sweep/worker';
 import { builtins } from './kits/build';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
@@ -139,6 +141,26 @@ budgte: { trials: 4 }
       `${a.shownFile}: sweep directory ${shownDir} already holds this sweep (0 trials); continue it with --resume, or remove the directory to start again`,
     );
     expect(openState(a, true).sweepFile).to.equal(a.file);
+  });
+});
+
+describe('sweep workers', () => {
+  it('Should load the data set of the config a worker is told to prepare into its cache, and leave a bad config to the check', () => {
+    const registry = builtins();
+    const raw = { ...readExperimentFile(TINY), seed: 5 };
+    const { config } = experimentFromObject(structuredClone(raw), registry, TINY);
+    const opts = { ...config.data, synthetic: { ...config.data.synthetic } };
+    clearDatasetCache();
+    expect(datasetCached(opts, 5)).to.equal(false);
+    warmUp({ type: 'prepare', raw, experimentFile: TINY }, registry);
+    expect(datasetCached(opts, 5)).to.equal(true);
+    expect(datasetCached(opts, 6)).to.equal(false);
+    // A config the check will refuse: nothing thrown here, nothing cached.
+    clearDatasetCache();
+    expect(() => warmUp({ type: 'prepare', raw: { ...raw, latent: { use: 'gausian' } }, experimentFile: TINY }, registry)).not.to.throw();
+    expect(() => warmUp({ type: 'prepare', raw: { ...raw, data: { use: 'synthetic', validationSize: 100000 } }, experimentFile: TINY }, registry)).not.to.throw();
+    expect(datasetCached(opts, 5)).to.equal(false);
+    clearDatasetCache();
   });
 });
 

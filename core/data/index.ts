@@ -201,6 +201,13 @@ const splitBytes = (s: DataSplit | null) => (s ? s.x.byteLength + s.labels.byteL
 /** A data set whose split objects are new (their arrays shared), so that replacing a split's x leaves the cache alone. */
 const withOwnSplits = (ds: Dataset): Dataset => ({ ...ds, train: { ...ds.train }, validation: ds.validation ? { ...ds.validation } : null, test: { ...ds.test } });
 
+/** Whether `loadDataset(opts, seed)` would be answered from the cache (IDX files unchanged). */
+export function datasetCached(opts: DataOptions, seed: number): boolean {
+  const key = stableKey([opts, seed]);
+  const hit = datasets.find((e) => e.key === key);
+  return hit !== undefined && idxFilesUnchanged(hit.files);
+}
+
 /** Forgets the data sets cached by `loadDataset`. */
 export function clearDatasetCache(): void {
   datasets.length = 0;

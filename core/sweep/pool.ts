@@ -60,6 +60,8 @@ export class LocalPool implements TrialPool {
     private readonly env: Record<string, string>,
     private readonly logFile: string,
     private readonly listener: PoolListener,
+    /** Sent to every worker as it starts: what to load before its first trial. */
+    private readonly warm?: Extract<ToWorker, { type: 'prepare' }>,
   ) {
     this.logFd = fs.openSync(logFile, 'a');
   }
@@ -130,6 +132,13 @@ export class LocalPool implements TrialPool {
       this.listener.wake();
     });
     this.workers.push(w);
+    if (this.warm) {
+      try {
+        proc.send(this.warm, () => {});
+      } catch {
+        /* the worker left already; its exit is reported */
+      }
+    }
   }
 
   /** Stops every worker at once (SIGKILL): for workers that have taken no trial (a sweep whose configs failed their check). */

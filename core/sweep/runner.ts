@@ -115,7 +115,10 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
     const open = saved ? saved.trials.filter((t) => ['queued', 'running', 'interrupted'].includes(t.status)).length + Math.max(0, spec.budget.trials - saved.trials.length) : spec.budget.trials;
     if (open > 0) {
       fs.mkdirSync(dir, { recursive: true });
-      local = new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), relay);
+      // Each worker loads the first point's data set (and builds its model once) meanwhile.
+      const first = pointsToCheck(spec)[0] ?? {};
+      const warm = { type: 'prepare' as const, raw: trialRaw(spec, first, seedsOf(spec)[0]), experimentFile: spec.experiment };
+      local = new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), relay, warm);
       local.grow(open);
     }
   }

@@ -42,6 +42,8 @@ export interface TrialTask {
 
 export type ToWorker =
   | { type: 'run'; task: TrialTask }
+  /** Before any trial: load the data set (kept in the process's cache) and build the model once, while the coordinator checks the configs. */
+  | { type: 'prepare'; raw: Record<string, unknown>; experimentFile: string }
   | { type: 'report'; number: number; epoch: number; value: number }
   | { type: 'state'; number: number; state: TrialReports['state'] }
   | { type: 'stop' }
@@ -176,6 +178,19 @@ export async function runTrial(
 }
 
 /**
+ * Opens and closes a session of `m`'s config: its data set stays in the process's cache
+ * (core/data), so the worker's first trial does not load it, and the model's code paths have
+ * run once. A config that cannot be opened is left to the coordinator's check, which reports it.
+ */
+export function warmUp(m: Extract<ToWorker, { type: 'prepare' }>, registry: PluginRegistry): void {
+  try {
+    closeSession(openSession(experimentFromObject(structuredClone(m.raw), registry, m.experimentFile)));
+  } catch {
+    /* reported by the check */
+  }
+}
+
+/**
  * Serves a coordinator over the IPC channel until told to exit (or the channel closes). Ctrl-C
  * (SIGINT, which a terminal sends to the whole process group) interrupts the trial in progress
  * with a checkpoint, as in `vaelab train`.
@@ -197,8 +212,10 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
     wake?.();
   };
   process.on('SIGINT', onSigint);
+  let prepare: Extract<ToWorker, { type: 'prepare' }> | null = null;
   process.on('message', (m: ToWorker) => {
     if (m.type === 'run') queue.push(m.task);
+    else if (m.type === 'prepare') prepare = m;
     else if (m.type === 'report') {
       const r = reports.get(m.number) ?? { number: m.number, state: 'running' as const, values: new Map<number, number>() };
       (r.values as Map<number, number>).set(m.epoch, m.value);
@@ -220,6 +237,11 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
     if (interrupted && queue.length === 0) {
       send({ type: 'leaving', pid: process.pid });
       break;
+    }
+    if (queue.length === 0 && prepare) {
+      warmUp(prepare, registry);
+      prepare = null;
+      continue;
     }
     if (queue.length === 0) {
       await new Promise<void>((resolve) => (wake = resolve));
