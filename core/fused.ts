@@ -71,6 +71,21 @@ export const REPARAM_GRAD = 'VaelabReparamGrad';
  */
 export const REPARAM_LOG_PROB = 'VaelabReparamLogProb';
 
+/**
+ * Batch normalisation over the rows with the batch's statistics (training), in one pass:
+ * y = (x - mean) / sqrt(variance + epsilon) * scale + offset, mean and biased variance over
+ * the rows. Inputs {x [N, C], scale [C], offset [C]} float32, attr `epsilon` ->
+ * [y [N, C], mean [C], variance [C]] (the statistics for the caller's running averages).
+ */
+export const BATCH_NORM = 'VaelabBatchNorm';
+/**
+ * Its gradient for x, scale and offset from dy (of y). Inputs {dy, x [N, C], scale, mean,
+ * variance [C]}, attr `epsilon` -> [dx [N, C], dscale [C], doffset [C]].
+ */
+export const BATCH_NORM_GRAD = 'VaelabBatchNormGrad';
+/** The gradient of tfjs's LeakyRelu at its input x: dy where x > 0, alpha dy elsewhere. Inputs {dy, x} (one shape), attr `alpha` -> x's shape. */
+export const LEAKY_RELU_GRAD = 'VaelabLeakyReluGrad';
+
 function registered(kernel: string): boolean {
   return tf.getKernel(kernel, tf.getBackend()) !== undefined;
 }
@@ -243,6 +258,62 @@ export const reparamLogProbGrad: GradConfig = {
     return {
       logVar: () => tf.mul(tf.onesLike(logVar), tf.mul(dyCol(), -0.5)),
       eps: () => tf.mul(tf.neg(dyCol()), eps),
+    };
+  },
+};
+
+/**
+ * Batch normalisation of x [N, C] over its rows with the batch's statistics as one BATCH_NORM
+ * kernel, or null when the backend has none or the shapes do not fit (then the caller composes
+ * it from tfjs ops). Returns y [N, C] and the batch's mean and biased variance [C].
+ */
+export function fusedBatchNorm(x: tf.Tensor2D, scale: tf.Tensor, offset: tf.Tensor, epsilon: number): { y: tf.Tensor2D; mean: tf.Tensor1D; variance: tf.Tensor1D } | null {
+  const float = [x, scale, offset].every((t) => t.dtype === 'float32' && t.size > 0);
+  if (!float || x.rank !== 2 || scale.rank !== 1 || offset.rank !== 1 || scale.size !== x.shape[1] || offset.size !== x.shape[1]) return null;
+  if (!registered(BATCH_NORM)) return null;
+  const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM, { x, scale, offset }, { epsilon }) as tf.Tensor[];
+  return { y: y as tf.Tensor2D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+}
+
+/**
+ * Gradient of BATCH_NORM: x's, scale's and offset's from one BATCH_NORM_GRAD kernel (registered
+ * with BATCH_NORM). The mean and variance outputs usually feed only running averages (assigned,
+ * so their gradient is the zeros the tape fills in); when a gradient does reach them it is added
+ * exactly, dx += dmean / N + dvariance 2 (x - mean) / N.
+ */
+export const batchNormGrad: GradConfig = {
+  kernelName: BATCH_NORM,
+  inputsToSave: ['x', 'scale'],
+  outputsToSave: [false, true, true],
+  gradFunc: (dys, saved, attrs) => {
+    const [x, scale, mean, variance] = saved;
+    const [dy, dMean, dVariance] = dys as tf.Tensor[];
+    const [dx, dScale, dOffset] = tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x, scale, mean, variance }, { epsilon: attrs.epsilon }) as tf.Tensor[];
+    const nonZero = (t: tf.Tensor | undefined) => t !== undefined && t !== null && (t.dataSync() as Float32Array).some((v) => v !== 0);
+    const n = x.shape[0];
+    let dxAll = dx;
+    if (nonZero(dMean)) dxAll = tf.add(dxAll, tf.div(dMean, n));
+    if (nonZero(dVariance)) dxAll = tf.add(dxAll, tf.mul(tf.mul(tf.sub(x, mean), dVariance), 2 / n));
+    return { x: () => dxAll, scale: () => dScale, offset: () => dOffset };
+  },
+};
+
+/**
+ * Gradient of tfjs's `LeakyRelu`, as tfjs computes it (where(x > 0, dy, alpha dy)) but as one
+ * LEAKY_RELU_GRAD kernel where the backend has it, instead of a Greater, a Multiply and a Select.
+ */
+export const leakyReluGrad: GradConfig = {
+  kernelName: 'LeakyRelu',
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved;
+    const d = dy as tf.Tensor;
+    const alpha = attrs.alpha as number;
+    return {
+      x: () =>
+        registered(LEAKY_RELU_GRAD) && d.dtype === 'float32' && x.dtype === 'float32' && d.size === x.size
+          ? (tf.engine().runKernel(LEAKY_RELU_GRAD, { dy: d, x }, { alpha }) as tf.Tensor)
+          : tf.where(tf.greater(x, 0), d, tf.mul(d, alpha)),
     };
   },
 };

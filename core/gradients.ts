@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { GradConfig, NamedAttrMap } from '@tensorflow/tfjs-core';
-import { bernoulliLogProbGrad, biasReluGrad, denseGrad, klStdNormalGrad, reluGrad, reparamGrad, reparamLogProbGrad } from './fused';
+import { batchNormGrad, bernoulliLogProbGrad, biasReluGrad, denseGrad, klStdNormalGrad, leakyReluGrad, reluGrad, reparamGrad, reparamLogProbGrad } from './fused';
 
 let installed = false;
 
@@ -86,7 +86,7 @@ const tileGrad: GradConfig = {
 export function installGradients(): string[] {
   const names = [
     sumGrad.kernelName, meanGrad.kernelName, reluGrad.kernelName, bernoulliLogProbGrad.kernelName, biasReluGrad.kernelName, klStdNormalGrad.kernelName,
-    reparamGrad.kernelName, reparamLogProbGrad.kernelName, denseGrad.kernelName, tileGrad.kernelName,
+    reparamGrad.kernelName, reparamLogProbGrad.kernelName, denseGrad.kernelName, tileGrad.kernelName, batchNormGrad.kernelName, leakyReluGrad.kernelName,
   ];
   if (installed) return names;
   // Registers every gradient of tfjs; must come first, or it would overwrite ours.
@@ -101,6 +101,8 @@ export function installGradients(): string[] {
   tf.registerGradient(reparamLogProbGrad);
   tf.registerGradient(denseGrad);
   tf.registerGradient(tileGrad);
+  tf.registerGradient(batchNormGrad);
+  tf.registerGradient(leakyReluGrad);
   installed = true;
   return names;
 }

@@ -9,6 +9,8 @@ export * from './plugin';
 export * from './rng';
 export * from './nn';
 export * from './math';
+// Fused kernels a plugin can use (null where the backend has none: compose the tfjs ops then).
+export { fusedBatchNorm } from './fused';
 export { VaeModel, addLatentTerms, disposeLatentSample, type ForwardPass, type KlEstimator, type KlKind } from './model';
 
 // Running experiments from code, and listening to a run (progress, tracking, sweeps).

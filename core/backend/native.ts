@@ -42,7 +42,8 @@ import type {
 import { ConfigError } from '../errors';
 import type { DenseActivation } from '../fused';
 import {
-  BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_ACTIVATIONS, DENSE_GRAD, isDenseActivation, KL_STD_NORMAL, KL_STD_NORMAL_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
+  BATCH_NORM, BATCH_NORM_GRAD, BERNOULLI_LOG_PROB, BERNOULLI_LOG_PROB_GRAD, BIAS_RELU, BIAS_RELU_GRAD, DENSE, DENSE_ACTIVATIONS, DENSE_GRAD, isDenseActivation, KL_STD_NORMAL, KL_STD_NORMAL_GRAD,
+  LEAKY_RELU_GRAD, RELU_GRAD, REPARAM, REPARAM_GRAD, REPARAM_LOG_PROB,
 } from '../fused';
 import {
   batchIndexMaps, checkConv2D, checkConv2DBackpropFilter, checkConv2DBackpropInput, checkConvBias, checkFusedMatMulExtras, checkMatMul, installWasmKernels,
@@ -103,6 +104,17 @@ export interface NativeAddon {
   reparam(loc: Float32Array, logVar: Float32Array, eps: Float32Array, z: Float32Array): void;
   reparamGrad(dz: Float32Array, logVar: Float32Array, eps: Float32Array, dlogVar: Float32Array): void;
   reparamLogProb(logVar: Float32Array, eps: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  leakyRelu(x: Float32Array, y: Float32Array, alpha: number): void;
+  leakyReluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, alpha: number): void;
+  /** Batch normalisation over the rows of x [rows, cols] with the batch's statistics; writes y, mean and the biased variance. */
+  batchNorm(
+    x: Float32Array, scale: Float32Array, offset: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array,
+    rows: number, cols: number, epsilon: number,
+  ): void;
+  batchNormGrad(
+    dy: Float32Array, x: Float32Array, scale: Float32Array, mean: Float32Array, variance: Float32Array,
+    dx: Float32Array, dscale: Float32Array, doffset: Float32Array, rows: number, cols: number, epsilon: number,
+  ): void;
   /**
    * Whether convolutions may take the direct kernels (output channels a multiple of 16, or input
    * channels for the input gradient, on one thread; else im2col + sgemm); returns the previous
@@ -118,7 +130,8 @@ export interface NativeAddon {
 export const NATIVE_FUNCTIONS: ReadonlyArray<keyof NativeAddon> = [
   'sgemm', 'sgemmBatched', 'biasActivation', 'biasActivationGrad', 'sumRows', 'conv2d', 'conv2dBackpropFilter', 'conv2dBackpropInput',
   'adamUpdate', 'bernoulliLogProb', 'bernoulliLogProbGrad', 'sumSquares', 'relu', 'klStdNormal', 'klStdNormalGrad', 'biasAdd', 'biasRelu',
-  'reluGrad', 'biasReluGrad', 'reparam', 'reparamGrad', 'reparamLogProb', 'setConvDirect', 'setThreads', 'getThreads', 'info',
+  'reluGrad', 'biasReluGrad', 'reparam', 'reparamGrad', 'reparamLogProb', 'leakyRelu', 'leakyReluGrad', 'batchNorm', 'batchNormGrad',
+  'setConvDirect', 'setThreads', 'getThreads', 'info',
 ];
 
 /** The status of the native pack, as `nativeStatus` reports it. */
@@ -656,6 +669,94 @@ function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   return intoOutput(backend, x.shape, (out) => addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out)));
 }
 
+/** LeakyRelu in one native pass (the stock wasm kernel is ~10x slower); other dtypes fall back. Attr alpha. */
+function leakyRelu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
+  const l = load();
+  const backend = args.backend as unknown as WasmBackendView;
+  const x = need(args, 'x', 'LeakyRelu');
+  assertNumeric('leakyRelu', 'x', x);
+  if (!l.ok || !isFloat(x)) return fallback('LeakyRelu', args);
+  const alpha = (args.attrs as { alpha: number }).alpha;
+  return intoOutput(backend, x.shape, (out) => l.addon.leakyRelu(heapView(backend, x), heapView(backend, out), alpha));
+}
+
+/** core/fused.ts LEAKY_RELU_GRAD: x > 0 ? dy : alpha dy in one pass. Shapes: dy, x [...] -> [...]. */
+function leakyReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
+  const addon = addonFor(LEAKY_RELU_GRAD);
+  const backend = args.backend as unknown as WasmBackendView;
+  const { dy, x } = args.inputs;
+  if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
+    throw new Error(`${LEAKY_RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size; got dy ${describe(dy)}, x ${describe(x)}`);
+  }
+  const alpha = (args.attrs as { alpha: number }).alpha;
+  return intoOutput(backend, x.shape, (out) => addon.leakyReluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out), alpha));
+}
+
+/** The per-column inputs of the batch-norm kernels: float32 vectors of `cols` values. */
+function columnInputs(args: Parameters<KernelFunc>[0], names: readonly string[], cols: number, kernel: string): TensorInfo[] {
+  return names.map((n) => {
+    const t = args.inputs[n];
+    if (t === undefined || t.dtype !== 'float32' || t.shape.length !== 1 || t.shape[0] !== cols) {
+      throw new Error(`${kernel} (wasm, ${WHERE}): input "${n}" must be a float32 vector of ${cols} values; got ${describe(t)}`);
+    }
+    return t;
+  });
+}
+
+/** Frees `made` when `build` throws. */
+function allOrNothing(backend: WasmBackendView, build: (made: TensorInfo[]) => TensorInfo[]): TensorInfo[] {
+  const made: TensorInfo[] = [];
+  try {
+    return build(made);
+  } catch (err) {
+    for (const t of made) backend.disposeData(t.dataId);
+    throw err;
+  }
+}
+
+/** core/fused.ts BATCH_NORM. Shapes: x [N, C], scale, offset [C] -> [y [N, C], mean [C], variance [C]]. */
+function batchNormKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
+  const addon = addonFor(BATCH_NORM);
+  const backend = args.backend as unknown as WasmBackendView;
+  const x = matrixInput(args, 'x', BATCH_NORM);
+  const [rows, cols] = x.shape;
+  const [scale, offset] = columnInputs(args, ['scale', 'offset'], cols, BATCH_NORM);
+  const epsilon = (args.attrs as { epsilon: number }).epsilon;
+  return allOrNothing(backend, (made) => {
+    const mean = backend.makeOutput([cols], 'float32');
+    made.push(mean);
+    const variance = backend.makeOutput([cols], 'float32');
+    made.push(variance);
+    const y = intoOutput(backend, [rows, cols], (out) =>
+      addon.batchNorm(heapView(backend, x), heapView(backend, scale), heapView(backend, offset), heapView(backend, out), heapView(backend, mean), heapView(backend, variance), rows, cols, epsilon),
+    );
+    return [y, mean, variance];
+  });
+}
+
+/** core/fused.ts BATCH_NORM_GRAD. Shapes: dy, x [N, C], scale, mean, variance [C] -> [dx [N, C], dscale [C], doffset [C]]. */
+function batchNormGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
+  const addon = addonFor(BATCH_NORM_GRAD);
+  const backend = args.backend as unknown as WasmBackendView;
+  const [dy, x] = sameShapeMatrices(args, ['dy', 'x'], BATCH_NORM_GRAD);
+  const [rows, cols] = x.shape;
+  const [scale, mean, variance] = columnInputs(args, ['scale', 'mean', 'variance'], cols, BATCH_NORM_GRAD);
+  const epsilon = (args.attrs as { epsilon: number }).epsilon;
+  return allOrNothing(backend, (made) => {
+    const dScale = backend.makeOutput([cols], 'float32');
+    made.push(dScale);
+    const dOffset = backend.makeOutput([cols], 'float32');
+    made.push(dOffset);
+    const dx = intoOutput(backend, [rows, cols], (out) =>
+      addon.batchNormGrad(
+        heapView(backend, dy), heapView(backend, x), heapView(backend, scale), heapView(backend, mean), heapView(backend, variance),
+        heapView(backend, out), heapView(backend, dScale), heapView(backend, dOffset), rows, cols, epsilon,
+      ),
+    );
+    return [dx, dScale, dOffset];
+  });
+}
+
 /** core/fused.ts BIAS_RELU_GRAD: dx = dy * step(y) and its column sums in one pass. Shapes: dy, y [..., C] -> [dx [..., C], dbias [C]]. */
 function biasReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const addon = addonFor(BIAS_RELU_GRAD);
@@ -798,6 +899,7 @@ const KERNELS: Array<[string, KernelFunc]> = [
   ['Conv2DBackpropFilter', conv2dBackpropFilter],
   ['Conv2DBackpropInput', conv2dBackpropInput],
   ['FusedConv2D', fusedConv2d],
+  ['LeakyRelu', leakyRelu],
   ['Relu', relu],
   ['Sum', sum],
   ['_FusedMatMul', fusedMatMul],
@@ -813,6 +915,9 @@ const KERNELS: Array<[string, KernelFunc]> = [
   [REPARAM_LOG_PROB, reparamLogProbKernel],
   [KL_STD_NORMAL, klStdNormalKernel],
   [KL_STD_NORMAL_GRAD, klStdNormalGradKernel],
+  [LEAKY_RELU_GRAD, leakyReluGradKernel],
+  [BATCH_NORM, batchNormKernel],
+  [BATCH_NORM_GRAD, batchNormGradKernel],
 ];
 
 /**

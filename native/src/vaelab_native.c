@@ -17,7 +17,8 @@
  * that are 3-5x faster there. Also: bias + activation, column sums (bias gradients), a fused
  * Adam step, the Bernoulli log-density on logits and the KL to a standard normal with their
  * gradients, the Gaussian reparameterisation (sample, gradient, log-density), bias + relu and its
- * gradient, the relu gradient, and sums of squares.
+ * gradient, the relu gradient, leaky relu and its gradient, batch normalisation over rows with its
+ * gradient, and sums of squares.
  *
  * Every argument is checked (types, sizes, array lengths) before any memory is touched, because
  * an out-of-bounds write here would silently corrupt the wasm heap. Errors name the function and
@@ -1666,6 +1667,187 @@ static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
   return undefined_value(env);
 }
 
+/* ---------------------------------------------------------------- leaky relu */
+
+/* y = x < 0 ? alpha x : x, as tfjs's LeakyRelu (NaN stays NaN). */
+VECTOR_CLONES
+static void leaky_relu_loop(const float *restrict x, float *restrict y, size_t n, float alpha) {
+  for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? alpha * x[i] : x[i];
+}
+
+/* dx = x > 0 ? dy : alpha dy, as tfjs's gradient of LeakyRelu (where(x > 0, dy, alpha dy)). */
+VECTOR_CLONES
+static void leaky_relu_grad_loop(const float *restrict dy, const float *restrict x, float *restrict dx, size_t n, float alpha) {
+  for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
+}
+
+/* leakyRelu(x, y, alpha): elementwise over equal-length arrays. */
+static napi_value js_leaky_relu(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx, ly;
+  if (!args_init(&a, env, info, "leakyRelu", 3)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  float *y = arg_f32(&a, 1, "y", &ly);
+  const float alpha = (float)arg_num(&a, 2, "alpha");
+  exact_len(&a, "y", ly, lx);
+  if (a.failed) return NULL;
+  leaky_relu_loop(x, y, lx, alpha);
+  return undefined_value(env);
+}
+
+/* leakyReluGrad(dy, x, dx, alpha): the gradient at x (the input). */
+static napi_value js_leaky_relu_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, lx, ldx;
+  if (!args_init(&a, env, info, "leakyReluGrad", 4)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *x = arg_f32(&a, 1, "x", &lx);
+  float *dx = arg_f32(&a, 2, "dx", &ldx);
+  const float alpha = (float)arg_num(&a, 3, "alpha");
+  exact_len(&a, "x", lx, ldy);
+  exact_len(&a, "dx", ldx, ldy);
+  if (a.failed) return NULL;
+  leaky_relu_grad_loop(dy, x, dx, ldy, alpha);
+  return undefined_value(env);
+}
+
+/* ---------------------------------------------------------------- batch normalisation */
+
+/* acc[j] += row[j] over one row (double accumulators: the sums of a whole batch stay exact to float32). */
+VECTOR_CLONES
+static void acc_row(double *restrict acc, const float *restrict row, size_t n) {
+  for (size_t j = 0; j < n; j++) acc[j] += (double)row[j];
+}
+
+/* acc[j] += (row[j] - mean[j])^2 over one row. */
+VECTOR_CLONES
+static void acc_sq_row(double *restrict acc, const float *restrict row, const double *restrict mean, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    const double d = (double)row[j] - mean[j];
+    acc[j] += d * d;
+  }
+}
+
+/* y[j] = (x[j] - mean[j]) g[j] + offset[j] with g = invstd * scale, over one row. */
+VECTOR_CLONES
+static void bn_row(const float *restrict x, const float *restrict mean, const float *restrict g, const float *restrict offset, float *restrict y, size_t n) {
+  for (size_t j = 0; j < n; j++) y[j] = (x[j] - mean[j]) * g[j] + offset[j];
+}
+
+/* Gradient sums over one row: s1[j] += dy[j], s2[j] += dy[j] (x[j] - mean[j]). */
+VECTOR_CLONES
+static void bn_grad_acc_row(double *restrict s1, double *restrict s2, const float *restrict dy, const float *restrict x, const float *restrict mean, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    s1[j] += (double)dy[j];
+    s2[j] += (double)dy[j] * (double)(x[j] - mean[j]);
+  }
+}
+
+/* dx[j] = c[j] (dy[j] - a[j] - (x[j] - mean[j]) b[j]) over one row. */
+VECTOR_CLONES
+static void bn_grad_row(const float *restrict dy, const float *restrict x, const float *restrict mean, const float *restrict a, const float *restrict b, const float *restrict c, float *restrict dx, size_t n) {
+  for (size_t j = 0; j < n; j++) dx[j] = c[j] * (dy[j] - a[j] - (x[j] - mean[j]) * b[j]);
+}
+
+/*
+ * batchNorm(x, scale, offset, y, mean, variance, rows, cols, epsilon): batch normalisation of a
+ * [rows, cols] row-major x over its rows with the batch's statistics (training):
+ * mean[j] = sum_i x[i, j] / rows, variance[j] = sum_i (x[i, j] - mean[j])^2 / rows (biased),
+ * y = (x - mean) / sqrt(variance + epsilon) * scale + offset. Sums in double; mean and variance
+ * are written as well (the caller's running statistics). rows >= 1.
+ */
+static napi_value js_batch_norm(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t lx, ls, lo, ly, lm, lv;
+  if (!args_init(&a, env, info, "batchNorm", 9)) return NULL;
+  const float *x = arg_f32(&a, 0, "x", &lx);
+  const float *scale = arg_f32(&a, 1, "scale", &ls);
+  const float *offset = arg_f32(&a, 2, "offset", &lo);
+  float *y = arg_f32(&a, 3, "y", &ly);
+  float *mean = arg_f32(&a, 4, "mean", &lm);
+  float *var = arg_f32(&a, 5, "variance", &lv);
+  const size_t rows = (size_t)arg_int(&a, 6, "rows", 1);
+  const size_t cols = (size_t)arg_int(&a, 7, "cols", 1);
+  const double eps = arg_num(&a, 8, "epsilon");
+  exact_len(&a, "x", lx, rows * cols);
+  exact_len(&a, "y", ly, rows * cols);
+  exact_len(&a, "scale", ls, cols);
+  exact_len(&a, "offset", lo, cols);
+  exact_len(&a, "mean", lm, cols);
+  exact_len(&a, "variance", lv, cols);
+  if (a.failed) return NULL;
+  /* scratch: two double rows (sums) and one float row (the gain), as floats */
+  float *scratch = scratch_get(&a, 5 * cols);
+  if (scratch == NULL) return NULL;
+  double *sum = (double *)scratch, *dmean = sum + cols;
+  float *g = (float *)(dmean + cols);
+  memset(sum, 0, cols * sizeof(double));
+  for (size_t i = 0; i < rows; i++) acc_row(sum, x + i * cols, cols);
+  for (size_t j = 0; j < cols; j++) {
+    dmean[j] = sum[j] / (double)rows;
+    sum[j] = 0.0;
+  }
+  for (size_t i = 0; i < rows; i++) acc_sq_row(sum, x + i * cols, dmean, cols);
+  for (size_t j = 0; j < cols; j++) {
+    const double v = sum[j] / (double)rows;
+    mean[j] = (float)dmean[j];
+    var[j] = (float)v;
+    g[j] = (float)((double)scale[j] / sqrt(v + eps));
+  }
+  for (size_t i = 0; i < rows; i++) bn_row(x + i * cols, mean, g, offset, y + i * cols, cols);
+  return undefined_value(env);
+}
+
+/*
+ * batchNormGrad(dy, x, scale, mean, variance, dx, dscale, doffset, rows, cols, epsilon): the
+ * gradient of batchNorm's y with respect to x, scale and offset, with r = 1 / sqrt(variance +
+ * epsilon) and xhat = (x - mean) r: doffset[j] = sum_i dy[i, j], dscale[j] = sum_i dy[i, j]
+ * xhat[i, j], dx = scale r (dy - doffset / rows - xhat dscale / rows).
+ */
+static napi_value js_batch_norm_grad(napi_env env, napi_callback_info info) {
+  Args a;
+  size_t ldy, lx, ls, lm, lv, ldx, lds, ldo;
+  if (!args_init(&a, env, info, "batchNormGrad", 11)) return NULL;
+  const float *dy = arg_f32(&a, 0, "dy", &ldy);
+  const float *x = arg_f32(&a, 1, "x", &lx);
+  const float *scale = arg_f32(&a, 2, "scale", &ls);
+  const float *mean = arg_f32(&a, 3, "mean", &lm);
+  const float *var = arg_f32(&a, 4, "variance", &lv);
+  float *dx = arg_f32(&a, 5, "dx", &ldx);
+  float *dscale = arg_f32(&a, 6, "dscale", &lds);
+  float *doffset = arg_f32(&a, 7, "doffset", &ldo);
+  const size_t rows = (size_t)arg_int(&a, 8, "rows", 1);
+  const size_t cols = (size_t)arg_int(&a, 9, "cols", 1);
+  const double eps = arg_num(&a, 10, "epsilon");
+  exact_len(&a, "dy", ldy, rows * cols);
+  exact_len(&a, "x", lx, rows * cols);
+  exact_len(&a, "dx", ldx, rows * cols);
+  exact_len(&a, "scale", ls, cols);
+  exact_len(&a, "mean", lm, cols);
+  exact_len(&a, "variance", lv, cols);
+  exact_len(&a, "dscale", lds, cols);
+  exact_len(&a, "doffset", ldo, cols);
+  if (a.failed) return NULL;
+  /* scratch: two double rows (sums), three float rows (the row coefficients) */
+  float *scratch = scratch_get(&a, 7 * cols);
+  if (scratch == NULL) return NULL;
+  double *s1 = (double *)scratch, *s2 = s1 + cols;
+  float *ca = (float *)(s2 + cols), *cb = ca + cols, *cc = cb + cols;
+  memset(s1, 0, 2 * cols * sizeof(double));
+  for (size_t i = 0; i < rows; i++) bn_grad_acc_row(s1, s2, dy + i * cols, x + i * cols, mean, cols);
+  for (size_t j = 0; j < cols; j++) {
+    const double r = 1.0 / sqrt((double)var[j] + eps);
+    doffset[j] = (float)s1[j];
+    dscale[j] = (float)(s2[j] * r);
+    /* dx = scale r (dy - s1 / N - (x - mean) r^2 s2 / N) */
+    ca[j] = (float)(s1[j] / (double)rows);
+    cb[j] = (float)(r * r * s2[j] / (double)rows);
+    cc[j] = (float)((double)scale[j] * r);
+  }
+  for (size_t i = 0; i < rows; i++) bn_grad_row(dy + i * cols, x + i * cols, mean, ca, cb, cc, dx + i * cols, cols);
+  return undefined_value(env);
+}
+
 /* dx = dy (1 - y^2): tanh's derivative from its output, as core/nn.ts's tanh computes it. */
 VECTOR_CLONES
 static void tanh_grad_loop(const float *restrict dy, const float *restrict y, float *restrict dx, size_t n) {
@@ -2107,6 +2289,10 @@ FTZ_ENTRY(js_bias_relu_grad)
 FTZ_ENTRY(js_reparam)
 FTZ_ENTRY(js_reparam_grad)
 FTZ_ENTRY(js_reparam_log_prob)
+FTZ_ENTRY(js_leaky_relu)
+FTZ_ENTRY(js_leaky_relu_grad)
+FTZ_ENTRY(js_batch_norm)
+FTZ_ENTRY(js_batch_norm_grad)
 
 /* ---------------------------------------------------------------- module */
 
@@ -2145,6 +2331,10 @@ NAPI_MODULE_INIT() {
       {"reparam", js_reparam_ftz},
       {"reparamGrad", js_reparam_grad_ftz},
       {"reparamLogProb", js_reparam_log_prob_ftz},
+      {"leakyRelu", js_leaky_relu_ftz},
+      {"leakyReluGrad", js_leaky_relu_grad_ftz},
+      {"batchNorm", js_batch_norm_ftz},
+      {"batchNormGrad", js_batch_norm_grad_ftz},
       {"setConvDirect", js_set_conv_direct},
       {"setThreads", js_set_threads},
       {"getThreads", js_get_threads},

@@ -12,6 +12,7 @@ import {
   Module,
   ShapeError,
   activate,
+  fusedBatchNorm,
   reserveParameters,
   type Activation,
   type DataInfo,
@@ -60,12 +61,18 @@ export class BatchNorm extends Module {
         const gain = tf.mul(tf.rsqrt(tf.add(this.runningVar, BATCH_NORM_EPSILON)), this.scale);
         return tf.add(tf.mul(tf.sub(x, this.runningMean), gain), this.offset) as tf.Tensor2D;
       }
-      // mean and biased variance over the rows as products with a row of 1/N: a reduction over
-      // axis 0 costs the wasm backend a transpose of x first, a product goes to the BLAS
-      const avg = tf.fill([1, n], 1 / n) as tf.Tensor2D;
-      const mean = tf.reshape(tf.matMul(avg, x), [-1]);
-      const variance = tf.reshape(tf.matMul(avg, tf.square(tf.sub(x, mean))), [-1]);
-      const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BATCH_NORM_EPSILON))), this.scale), this.offset) as tf.Tensor2D;
+      // One fused kernel where the backend has it (core/fused.ts BATCH_NORM: the native pack),
+      // else tfjs ops: mean and biased variance over the rows as products with a row of 1/N
+      // (a reduction over axis 0 costs the wasm backend a transpose of x first).
+      const fused = fusedBatchNorm(x, this.scale, this.offset, BATCH_NORM_EPSILON);
+      let y: tf.Tensor2D, mean: tf.Tensor, variance: tf.Tensor;
+      if (fused) ({ y, mean, variance } = fused);
+      else {
+        const avg = tf.fill([1, n], 1 / n) as tf.Tensor2D;
+        mean = tf.reshape(tf.matMul(avg, x), [-1]);
+        variance = tf.reshape(tf.matMul(avg, tf.square(tf.sub(x, mean))), [-1]);
+        y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, BATCH_NORM_EPSILON))), this.scale), this.offset) as tf.Tensor2D;
+      }
       const m = this.momentum;
       // The running statistics are state: assigned, never differentiated through.
       this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));

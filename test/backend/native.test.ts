@@ -15,6 +15,7 @@ import '../../core/gradients';
 import {
   NATIVE_FUNCTIONS, NATIVE_HINT, installNativeKernels, installedNativeKernels, nativeAddon, nativeAdamStep, nativeAdamStepSquares, nativeStatus, nativeSumSquares, type NativeAdamHyper,
 } from '../../core/backend/native';
+import { fusedBatchNorm } from '../../core/fused';
 import { bernoulliLogProb, klStdNormal, reparamLogProb, reparameterize } from '../../core/math';
 import { Dense, addBiasActivate } from '../../core/nn';
 import { Rng } from '../../core/rng';
@@ -54,8 +55,9 @@ function hyperAt(t: number, lr: number, weightDecay = 0): NativeAdamHyper {
 describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
   const status = nativeStatus();
   const names = [
-    'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'Relu', 'Sum', 'VaelabBernoulliLogProb',
-    'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabDense', 'VaelabDenseGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
+    'Add', 'BatchMatMul', 'Conv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'FusedConv2D', 'LeakyRelu', 'Relu', 'Sum', 'VaelabBatchNorm', 'VaelabBatchNormGrad',
+    'VaelabBernoulliLogProb', 'VaelabBernoulliLogProbGrad', 'VaelabBiasRelu', 'VaelabBiasReluGrad', 'VaelabDense', 'VaelabDenseGrad', 'VaelabKlStdNormal', 'VaelabKlStdNormalGrad',
+    'VaelabLeakyReluGrad', 'VaelabReluGrad', 'VaelabReparam', 'VaelabReparamGrad', 'VaelabReparamLogProb', '_FusedMatMul',
   ];
 
   const facts = nativeFacts();
@@ -681,6 +683,123 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       expect(Array.from(actual[1].values)).to.deep.equal(Array.from(expected[1].values));
       const profile = await tf.profile(() => tf.grads((t: tf.Tensor) => tf.relu(t))([x()], dy()));
       expect(profile.kernels.map((k) => k.name).filter((k) => /Relu|Step|Multiply/.test(k))).to.deep.equal(['Relu', 'VaelabReluGrad']);
+    });
+  });
+
+  describe('leaky relu', () => {
+    it('Should match cpu for leakyRelu and its gradient, including 0, -0, NaN and infinities, as one kernel each way', async function () {
+      needNative(this);
+      const special = [0, -0, NaN, Infinity, -Infinity, 1e-30, -1e-30, 3, -3];
+      const x = () => tf.concat([tf.tensor1d(special), new Data(48, [64]).t()]);
+      const dy = () => tf.concat([tf.tensor1d(special.map((_, i) => i + 1)), new Data(49, [64]).t()]);
+      const f = (t: tf.Tensor) => tf.leakyRelu(t, 0.1);
+      const run = () => [f(x()), tf.grads(f)([x()], dy())[0]];
+      const expected = await on('cpu', run);
+      const actual = await on('wasm', run);
+      // By hand in float32 (alpha rounded to float32 first, as the stock wasm kernel has it):
+      // y = x < 0 ? alpha x : x, and the gradient alpha dy at 0 and for NaN (tfjs's where(x > 0, dy, alpha dy)).
+      const [xs, dys] = [(await on('cpu', x))[0].values, (await on('cpu', dy))[0].values];
+      const a = Math.fround(0.1);
+      expect(Array.from(actual[0].values)).to.deep.equal(Array.from(xs, (v) => (v < 0 ? Math.fround(a * v) : v)));
+      expect(Array.from(actual[1].values)).to.deep.equal(Array.from(xs, (v, i) => (v > 0 ? dys[i] : Math.fround(a * dys[i]))));
+      // cpu multiplies by alpha in double before rounding: the gradient alike, the output within an ulp
+      expect(Array.from(actual[1].values)).to.deep.equal(Array.from(expected[1].values));
+      const finite = (p: { values: Float32Array }) => ({ shape: [p.values.length - 5], values: p.values.slice(5) });
+      expectClose(finite(actual[0]), finite(expected[0]), 'leakyRelu', 2 ** -23);
+      expect(Array.from(actual[0].values.slice(0, 5))).to.deep.equal(Array.from(expected[0].values.slice(0, 5)));
+      await tf.setBackend('wasm');
+      const profile = await tf.profile(() => tf.grads(f)([x()], dy()));
+      expect(profile.kernels.map((k) => k.name).filter((k) => /Relu|Greater|Select|Multiply/.test(k))).to.deep.equal(['LeakyRelu', 'VaelabLeakyReluGrad']);
+    });
+  });
+
+  describe('batch normalisation over rows (fused)', () => {
+    const eps = 1e-5;
+    /** y, the batch's mean and biased variance, as tfjs ops (the ladder's formula). */
+    const composite = (x: tf.Tensor2D, scale: tf.Tensor, offset: tf.Tensor) => {
+      const mean = tf.mean(x, 0);
+      const variance = tf.mean(tf.square(tf.sub(x, mean)), 0);
+      const y = tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), scale), offset) as tf.Tensor2D;
+      return { y, mean, variance };
+    };
+    const bn = (x: tf.Tensor2D, scale: tf.Tensor, offset: tf.Tensor) => fusedBatchNorm(x, scale, offset, eps) ?? composite(x, scale, offset);
+    const [rows, cols] = [37, 21];
+    // x with a column offset of 5 and scales from 0.01 to 3, so that the variance is not near 1
+    const xOf = () => tf.add(tf.mul(new Data(50, [rows, cols]).t(), tf.linspace(0.01, 3, cols)), 5) as tf.Tensor2D;
+    const scaleOf = () => new Data(51, [cols]).t();
+    const offsetOf = () => new Data(52, [cols]).t();
+
+    it('Should give y, the mean and the biased variance of the formula computed in double, and run as one kernel', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      const [x, scale, offset] = [xOf(), scaleOf(), offsetOf()];
+      const [xv, sv, ov] = [x.dataSync(), scale.dataSync(), offset.dataSync()];
+      const out = fusedBatchNorm(x, scale, offset, eps);
+      expect(out, 'the kernel is registered on wasm with the pack').to.not.equal(null);
+      const [y, mean, variance] = [out!.y.dataSync(), out!.mean.dataSync(), out!.variance.dataSync()];
+      for (let j = 0; j < cols; j++) {
+        let m = 0;
+        for (let i = 0; i < rows; i++) m += xv[i * cols + j];
+        m /= rows;
+        let v = 0;
+        for (let i = 0; i < rows; i++) v += (xv[i * cols + j] - m) ** 2;
+        v /= rows;
+        // the statistics in double, rounded once: within an ulp of float32
+        expect(Math.abs(mean[j] - m), `mean ${j}`).to.be.at.most(Math.abs(m) * 2 ** -23);
+        expect(Math.abs(variance[j] - v), `variance ${j}`).to.be.at.most(v * 2 ** -23);
+        for (let i = 0; i < rows; i++) {
+          const want = ((xv[i * cols + j] - m) / Math.sqrt(v + eps)) * sv[j] + ov[j];
+          // x - mean rounds at |x| ~ 5 (an ulp of 5 relative to the column's spread), then a few products
+          const tol = 4 * 2 ** -23 * (Math.abs(want) + (5 / Math.sqrt(v + eps)) * Math.abs(sv[j]) + Math.abs(ov[j]));
+          expect(Math.abs(y[i * cols + j] - want), `y [${i}, ${j}]`).to.be.at.most(tol);
+        }
+      }
+      tf.dispose([x, scale, offset, out!.y, out!.mean, out!.variance]);
+      const profile = await tf.profile(() => {
+        const o = bn(xOf(), scaleOf(), offsetOf());
+        return tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(bn(a as tf.Tensor2D, b, c).y))([xOf(), scaleOf(), offsetOf()]).concat([o.y]);
+      });
+      expect(profile.kernels.map((k) => k.name).filter((k) => k.startsWith('VaelabBatchNorm'))).to.deep.equal(['VaelabBatchNorm', 'VaelabBatchNorm', 'VaelabBatchNormGrad']);
+    });
+
+    it('Should match the tfjs formula on cpu for y and the gradients of x, scale and offset, also when the mean and variance reach the loss', async function () {
+      needNative(this);
+      const r = new Data(53, [rows, cols]);
+      const [rm, rv] = [new Data(54, [cols]), new Data(55, [cols])];
+      // the usual case: only y reaches the loss (the statistics feed running averages)
+      const onlyY = () => {
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.sum(tf.mul(bn(a as tf.Tensor2D, b, c).y, r.t()));
+        const o = bn(xOf(), scaleOf(), offsetOf());
+        return [o.y, o.mean, o.variance, ...tf.grads(f)([xOf(), scaleOf(), offsetOf()])];
+      };
+      // and when they do reach it: their gradients are added to x's
+      const all = () => {
+        const f = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => {
+          const o = bn(a as tf.Tensor2D, b, c);
+          return tf.addN([tf.sum(tf.mul(o.y, r.t())), tf.sum(tf.mul(o.mean, rm.t())), tf.sum(tf.mul(o.variance, rv.t()))]);
+        };
+        return tf.grads(f)([xOf(), scaleOf(), offsetOf()]);
+      };
+      for (const [what, f] of [['y only', onlyY], ['y, mean and variance', all]] as const) {
+        const expected = await on('cpu', f);
+        const actual = await on('wasm', f);
+        expect(actual.length).to.equal(expected.length);
+        actual.forEach((a, i) => expectClose(a, expected[i], `${what} [output ${i}]`, 1e-5));
+      }
+    });
+
+    it('Should refuse inputs whose shapes do not fit, naming them, and leave other shapes to tfjs ops', async function () {
+      needNative(this);
+      await tf.setBackend('wasm');
+      expect(() => tf.engine().runKernel('VaelabBatchNorm', { x: tf.zeros([4, 3]), scale: tf.ones([2]), offset: tf.zeros([3]) }, { epsilon: eps })).to.throw(
+        'VaelabBatchNorm (wasm, core/backend/native): input "scale" must be a float32 vector of 3 values; got float32 [2]',
+      );
+      expect(() => nativeAddon()!.batchNorm(new Float32Array(12), new Float32Array(3), new Float32Array(3), new Float32Array(11), new Float32Array(3), new Float32Array(3), 4, 3, eps)).to.throw(
+        RangeError,
+        'vaelab_native.batchNorm: y must hold exactly 12 floats for the given shapes; got 11',
+      );
+      expect(fusedBatchNorm(tf.zeros([2, 3, 4]) as unknown as tf.Tensor2D, tf.ones([4]), tf.zeros([4]), eps)).to.equal(null);
+      expect(fusedBatchNorm(tf.zeros([4, 3]) as tf.Tensor2D, tf.ones([4]), tf.zeros([3]), eps)).to.equal(null);
     });
   });
 
