@@ -702,15 +702,15 @@ typedef struct {
 static float *scratch_get(Args *a, size_t floats) {
   Instance *inst = NULL;
   if (napi_get_instance_data(a->env, (void **)&inst) != napi_ok || inst == NULL) {
-    args_error(a, 1, "im2col", "has no per-environment state (the addon was not initialised)");
+    args_error(a, 1, "its scratch buffer", "is missing: the addon has no per-environment state (it was not initialised)");
     return NULL;
   }
   if (floats <= inst->cap) return inst->scratch;
   float *p = (float *)realloc(inst->scratch, floats * sizeof(float));
   if (p == NULL) {
     char detail[128];
-    snprintf(detail, sizeof detail, "needs a scratch buffer of %zu floats, and malloc failed", floats);
-    args_error(a, 1, "im2col", detail);
+    snprintf(detail, sizeof detail, "of %zu floats could not be allocated (malloc failed)", floats);
+    args_error(a, 1, "its scratch buffer", detail);
     return NULL;
   }
   inst->scratch = p;
