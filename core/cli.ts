@@ -363,10 +363,12 @@ export async function main(argv: string[], builtins: PluginDefinition[]): Promis
   process.removeAllListeners('warning');
   const noted = new Set<string>();
   process.on('warning', (w: Error & { code?: string }) => {
-    if (typeof w.code !== 'string' || !w.code.startsWith('VAELAB')) return err(`${w.name}: ${w.message}`);
-    if (noted.has(w.message)) return;
-    noted.add(w.message);
-    err(`note: ${w.message}`);
+    if (typeof w.code !== 'string' || !w.code.startsWith('VAELAB')) {
+      err(`${w.name}: ${w.message}`);
+    } else if (!noted.has(w.message)) {
+      noted.add(w.message);
+      err(`note: ${w.message}`);
+    }
   });
   const state = { code: 0 };
   try {

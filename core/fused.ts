@@ -79,8 +79,9 @@ export const REPARAM_LOG_PROB = 'VaelabReparamLogProb';
  */
 export const BATCH_NORM = 'VaelabBatchNorm';
 /**
- * Its gradient for x, scale and offset from dy (of y). Inputs {dy, x [N, C], scale, mean,
- * variance [C]}, attr `epsilon` -> [dx [N, C], dscale [C], doffset [C]].
+ * Its gradient for x, scale and offset from the gradients of its three outputs. Inputs {dy,
+ * x [N, C], scale, mean, variance, dmean, dvariance [C]}, attr `epsilon` -> [dx [N, C],
+ * dscale [C], doffset [C]].
  */
 export const BATCH_NORM_GRAD = 'VaelabBatchNormGrad';
 /** The gradient of tfjs's LeakyRelu at its input x: dy where x > 0, alpha dy elsewhere. Inputs {dy, x} (one shape), attr `alpha` -> x's shape. */
@@ -277,9 +278,9 @@ export function fusedBatchNorm(x: tf.Tensor2D, scale: tf.Tensor, offset: tf.Tens
 
 /**
  * Gradient of BATCH_NORM: x's, scale's and offset's from one BATCH_NORM_GRAD kernel (registered
- * with BATCH_NORM). The mean and variance outputs usually feed only running averages (assigned,
- * so their gradient is the zeros the tape fills in); when a gradient does reach them it is added
- * exactly, dx += dmean / N + dvariance 2 (x - mean) / N.
+ * with BATCH_NORM), from the gradients of all three outputs: the mean's and the variance's are
+ * the zeros the tape fills in when they feed only running averages (assigned), and add
+ * dmean / N + 2 (x - mean) dvariance / N to x's when they do reach the loss.
  */
 export const batchNormGrad: GradConfig = {
   kernelName: BATCH_NORM,
@@ -287,14 +288,9 @@ export const batchNormGrad: GradConfig = {
   outputsToSave: [false, true, true],
   gradFunc: (dys, saved, attrs) => {
     const [x, scale, mean, variance] = saved;
-    const [dy, dMean, dVariance] = dys as tf.Tensor[];
-    const [dx, dScale, dOffset] = tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x, scale, mean, variance }, { epsilon: attrs.epsilon }) as tf.Tensor[];
-    const nonZero = (t: tf.Tensor | undefined) => t !== undefined && t !== null && (t.dataSync() as Float32Array).some((v) => v !== 0);
-    const n = x.shape[0];
-    let dxAll = dx;
-    if (nonZero(dMean)) dxAll = tf.add(dxAll, tf.div(dMean, n));
-    if (nonZero(dVariance)) dxAll = tf.add(dxAll, tf.mul(tf.mul(tf.sub(x, mean), dVariance), 2 / n));
-    return { x: () => dxAll, scale: () => dScale, offset: () => dOffset };
+    const [dy, dmean, dvariance] = dys as tf.Tensor[];
+    const [dx, dScale, dOffset] = tf.engine().runKernel(BATCH_NORM_GRAD, { dy, x, scale, mean, variance, dmean, dvariance }, { epsilon: attrs.epsilon }) as tf.Tensor[];
+    return { x: () => dx, scale: () => dScale, offset: () => dOffset };
   },
 };
 

@@ -20,7 +20,8 @@ import { checkPoints, trialRaw } from '../core/sweep/points';
 import { runSweep } from '../core/sweep/runner';
 import { loadSweepSpec } from '../core/sweep/spec';
 import { openState, readState, type SweepState, type TrialRecord } from '../core/sweep/state';
-import { warmUp } from '../core/sweep/worker';
+import { LocalPool } from '../core/sweep/pool';
+import { warmUp, type TrialTask } from '../core/sweep/worker';
 import { builtins } from './kits/build';
 
 const BIN = path.join(__dirname, '..', 'bin', 'vaelab.js');
@@ -155,12 +156,45 @@ describe('sweep workers', () => {
     warmUp({ type: 'prepare', raw, experimentFile: TINY }, registry);
     expect(datasetCached(opts, 5)).to.equal(true);
     expect(datasetCached(opts, 6)).to.equal(false);
-    // A config the check will refuse: nothing thrown here, nothing cached.
+    // Configs the check will refuse: nothing thrown here. An unknown plugin is refused before any
+    // data is read, so nothing is cached.
     clearDatasetCache();
     expect(() => warmUp({ type: 'prepare', raw: { ...raw, latent: { use: 'gausian' } }, experimentFile: TINY }, registry)).not.to.throw();
-    expect(() => warmUp({ type: 'prepare', raw: { ...raw, data: { use: 'synthetic', validationSize: 100000 } }, experimentFile: TINY }, registry)).not.to.throw();
     expect(datasetCached(opts, 5)).to.equal(false);
+    expect(() => warmUp({ type: 'prepare', raw: { ...raw, data: { use: 'synthetic', validationSize: 100000 } }, experimentFile: TINY }, registry)).not.to.throw();
     clearDatasetCache();
+  });
+
+  it('Should send the prepare message to the workers started before the first trial, and to none started after it', async () => {
+    const dir = tempDir();
+    const record = path.join(dir, 'messages.jsonl');
+    // A stand-in worker process that records every message it gets.
+    const stub = path.join(dir, 'stub-worker.js');
+    fs.writeFileSync(
+      stub,
+      "const fs = require('fs');\n" +
+        "process.on('message', (m) => { fs.appendFileSync(process.argv[2], JSON.stringify({ pid: process.pid, type: m.type }) + '\\n'); if (m.type === 'exit') process.exit(0); });\n" +
+        "process.send({ type: 'ready', pid: process.pid });\n",
+    );
+    const warm = { type: 'prepare' as const, raw: readExperimentFile(TINY), experimentFile: TINY };
+    const pool = new LocalPool({ module: stub, args: [record] }, 2, {}, path.join(dir, 'workers.log'), { message: () => {}, lost: () => {}, wake: () => {} }, warm);
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(ok()).to.equal(true);
+    };
+    pool.grow(1);
+    await until(() => pool.free() === 1);
+    pool.run({ number: 0, dir: path.join(dir, 'trial-0'), raw: {}, experimentFile: TINY, resume: false, metric: { name: 'val/loss', goal: 'minimize' }, rule: { kind: 'none' }, reports: [] } as unknown as TrialTask);
+    pool.grow(1);
+    await until(() => pool.free() === 1);
+    await pool.close();
+    const lines = fs.readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { pid: number; type: string });
+    const pids = [...new Set(lines.map((l) => l.pid))];
+    expect(pids).to.have.length(2);
+    const typesOf = (pid: number) => lines.filter((l) => l.pid === pid).map((l) => l.type);
+    const [first, second] = pids.sort((a, b) => lines.findIndex((l) => l.pid === a) - lines.findIndex((l) => l.pid === b));
+    expect(typesOf(first)).to.deep.equal(['prepare', 'run', 'exit']);
+    expect(typesOf(second)).to.deep.equal(['exit']);
   });
 });
 

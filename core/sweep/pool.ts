@@ -60,8 +60,12 @@ export class LocalPool implements TrialPool {
     private readonly env: Record<string, string>,
     private readonly logFile: string,
     private readonly listener: PoolListener,
-    /** Sent to every worker as it starts: what to load before its first trial. */
-    private readonly warm?: Extract<ToWorker, { type: 'prepare' }>,
+    /**
+     * Sent to each worker started before the first trial is handed out (they start while the
+     * configs are checked): what to load meanwhile. Workers started later (after a crash, for
+     * more trials) get no such message: they would prepare a point they are unlikely to run.
+     */
+    private warm?: Extract<ToWorker, { type: 'prepare' }>,
   ) {
     this.logFd = fs.openSync(logFile, 'a');
   }
@@ -81,6 +85,7 @@ export class LocalPool implements TrialPool {
   }
 
   run(task: TrialTask): string {
+    this.warm = undefined;
     const w = this.workers.find((x) => x.ready && x.trial === null)!;
     w.trial = task.number;
     const giveBack = (e: Error) => {

@@ -111,13 +111,13 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const relay: PoolListener = { message: (m) => forward?.message(m), lost: (n, reason, kind) => forward?.lost(n, reason, kind), wake: () => forward?.wake() };
   let local: LocalPool | null = null;
   const madeDir = !fs.existsSync(dir);
+  const points = pointsToCheck(spec);
   if (!opts.checkOnly && !opts.pool) {
     const open = saved ? saved.trials.filter((t) => ['queued', 'running', 'interrupted'].includes(t.status)).length + Math.max(0, spec.budget.trials - saved.trials.length) : spec.budget.trials;
     if (open > 0) {
-      fs.mkdirSync(dir, { recursive: true });
       // Each worker loads the first point's data set (and builds its model once) meanwhile.
-      const first = pointsToCheck(spec)[0] ?? {};
-      const warm = { type: 'prepare' as const, raw: trialRaw(spec, first, seedsOf(spec)[0]), experimentFile: spec.experiment };
+      const warm = { type: 'prepare' as const, raw: trialRaw(spec, points[0] ?? {}, seedsOf(spec)[0]), experimentFile: spec.experiment };
+      fs.mkdirSync(dir, { recursive: true });
       local = new LocalPool(opts.workerCommand ?? { module: vaelabBin(), args: ['worker'] }, concurrent, opts.env ?? {}, path.join(dir, 'workers.log'), relay, warm);
       local.grow(open);
     }
@@ -126,7 +126,7 @@ export async function runSweep(spec: SweepSpec, registry: PluginRegistry, opts: 
   const checkStart = Date.now();
   let checked: number;
   try {
-    checked = checkPoints(spec, registry, pointsToCheck(spec));
+    checked = checkPoints(spec, registry, points);
   } catch (e) {
     if (local) {
       local.kill();

@@ -214,8 +214,11 @@ export async function serveWorker(registry: PluginRegistry, backend: string): Pr
   process.on('SIGINT', onSigint);
   let prepare: Extract<ToWorker, { type: 'prepare' }> | null = null;
   process.on('message', (m: ToWorker) => {
-    if (m.type === 'run') queue.push(m.task);
-    else if (m.type === 'prepare') prepare = m;
+    if (m.type === 'run') {
+      // A trial is here: preparing another config first would only delay it.
+      queue.push(m.task);
+      prepare = null;
+    } else if (m.type === 'prepare') prepare = m;
     else if (m.type === 'report') {
       const r = reports.get(m.number) ?? { number: m.number, state: 'running' as const, values: new Map<number, number>() };
       (r.values as Map<number, number>).set(m.epoch, m.value);

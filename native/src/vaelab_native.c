@@ -699,6 +699,7 @@ typedef struct {
   size_t cap;
 } Instance;
 
+/* The scratch buffer: realloc's own pointer, so aligned for any type (the batch-norm kernels keep doubles in it). */
 static float *scratch_get(Args *a, size_t floats) {
   Instance *inst = NULL;
   if (napi_get_instance_data(a->env, (void **)&inst) != napi_ok || inst == NULL) {
@@ -1669,13 +1670,15 @@ static napi_value js_relu_grad(napi_env env, napi_callback_info info) {
 
 /* ---------------------------------------------------------------- leaky relu */
 
-/* y = x < 0 ? alpha x : x, as tfjs's LeakyRelu (NaN stays NaN). */
+/* y = x < 0 ? alpha x : x, as tfjs's LeakyRelu (NaN stays NaN); under the pack's denormals-are-zero
+ * mode a denormal x counts as 0 in the comparison (y = x, where tfjs gives alpha x). */
 VECTOR_CLONES
 static void leaky_relu_loop(const float *restrict x, float *restrict y, size_t n, float alpha) {
   for (size_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? alpha * x[i] : x[i];
 }
 
-/* dx = x > 0 ? dy : alpha dy, as tfjs's gradient of LeakyRelu (where(x > 0, dy, alpha dy)). */
+/* dx = x > 0 ? dy : alpha dy, as tfjs's gradient of LeakyRelu (where(x > 0, dy, alpha dy)); a
+ * denormal x > 0 counts as 0 (alpha dy), as in leaky_relu_loop. */
 VECTOR_CLONES
 static void leaky_relu_grad_loop(const float *restrict dy, const float *restrict x, float *restrict dx, size_t n, float alpha) {
   for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : alpha * dy[i];
@@ -1743,10 +1746,10 @@ static void bn_grad_acc_row(double *restrict s1, double *restrict s2, const floa
   }
 }
 
-/* dx[j] = c[j] (dy[j] - a[j] - (x[j] - mean[j]) b[j]) over one row. */
+/* dx[j] = c[j] dy[j] - a[j] - (x[j] - mean[j]) b[j] over one row. */
 VECTOR_CLONES
 static void bn_grad_row(const float *restrict dy, const float *restrict x, const float *restrict mean, const float *restrict a, const float *restrict b, const float *restrict c, float *restrict dx, size_t n) {
-  for (size_t j = 0; j < n; j++) dx[j] = c[j] * (dy[j] - a[j] - (x[j] - mean[j]) * b[j]);
+  for (size_t j = 0; j < n; j++) dx[j] = c[j] * dy[j] - a[j] - (x[j] - mean[j]) * b[j];
 }
 
 /*
@@ -1799,32 +1802,38 @@ static napi_value js_batch_norm(napi_env env, napi_callback_info info) {
 }
 
 /*
- * batchNormGrad(dy, x, scale, mean, variance, dx, dscale, doffset, rows, cols, epsilon): the
- * gradient of batchNorm's y with respect to x, scale and offset, with r = 1 / sqrt(variance +
- * epsilon) and xhat = (x - mean) r: doffset[j] = sum_i dy[i, j], dscale[j] = sum_i dy[i, j]
- * xhat[i, j], dx = scale r (dy - doffset / rows - xhat dscale / rows).
+ * batchNormGrad(dy, x, scale, mean, variance, dmean, dvariance, dx, dscale, doffset, rows, cols,
+ * epsilon): the gradient of batchNorm for x, scale and offset from the gradients of its three
+ * outputs (y: dy [rows, cols]; the mean and the variance: dmean, dvariance [cols], zeros when
+ * they only feed running averages). With r = 1 / sqrt(variance + epsilon), xhat = (x - mean) r,
+ * s1 = sum_i dy[i, j] and s2 = sum_i dy[i, j] (x[i, j] - mean[j]): doffset = s1, dscale = s2 r,
+ * dx = scale r (dy - s1 / rows - xhat r s2 / rows) + dmean / rows + 2 (x - mean) dvariance / rows.
  */
 static napi_value js_batch_norm_grad(napi_env env, napi_callback_info info) {
   Args a;
-  size_t ldy, lx, ls, lm, lv, ldx, lds, ldo;
-  if (!args_init(&a, env, info, "batchNormGrad", 11)) return NULL;
+  size_t ldy, lx, ls, lm, lv, ldm, ldv, ldx, lds, ldo;
+  if (!args_init(&a, env, info, "batchNormGrad", 13)) return NULL;
   const float *dy = arg_f32(&a, 0, "dy", &ldy);
   const float *x = arg_f32(&a, 1, "x", &lx);
   const float *scale = arg_f32(&a, 2, "scale", &ls);
   const float *mean = arg_f32(&a, 3, "mean", &lm);
   const float *var = arg_f32(&a, 4, "variance", &lv);
-  float *dx = arg_f32(&a, 5, "dx", &ldx);
-  float *dscale = arg_f32(&a, 6, "dscale", &lds);
-  float *doffset = arg_f32(&a, 7, "doffset", &ldo);
-  const size_t rows = (size_t)arg_int(&a, 8, "rows", 1);
-  const size_t cols = (size_t)arg_int(&a, 9, "cols", 1);
-  const double eps = arg_num(&a, 10, "epsilon");
+  const float *dmean = arg_f32(&a, 5, "dmean", &ldm);
+  const float *dvar = arg_f32(&a, 6, "dvariance", &ldv);
+  float *dx = arg_f32(&a, 7, "dx", &ldx);
+  float *dscale = arg_f32(&a, 8, "dscale", &lds);
+  float *doffset = arg_f32(&a, 9, "doffset", &ldo);
+  const size_t rows = (size_t)arg_int(&a, 10, "rows", 1);
+  const size_t cols = (size_t)arg_int(&a, 11, "cols", 1);
+  const double eps = arg_num(&a, 12, "epsilon");
   exact_len(&a, "dy", ldy, rows * cols);
   exact_len(&a, "x", lx, rows * cols);
   exact_len(&a, "dx", ldx, rows * cols);
   exact_len(&a, "scale", ls, cols);
   exact_len(&a, "mean", lm, cols);
   exact_len(&a, "variance", lv, cols);
+  exact_len(&a, "dmean", ldm, cols);
+  exact_len(&a, "dvariance", ldv, cols);
   exact_len(&a, "dscale", lds, cols);
   exact_len(&a, "doffset", ldo, cols);
   if (a.failed) return NULL;
@@ -1837,12 +1846,13 @@ static napi_value js_batch_norm_grad(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < rows; i++) bn_grad_acc_row(s1, s2, dy + i * cols, x + i * cols, mean, cols);
   for (size_t j = 0; j < cols; j++) {
     const double r = 1.0 / sqrt((double)var[j] + eps);
+    const double c = (double)scale[j] * r, n = (double)rows;
     doffset[j] = (float)s1[j];
     dscale[j] = (float)(s2[j] * r);
-    /* dx = scale r (dy - s1 / N - (x - mean) r^2 s2 / N) */
-    ca[j] = (float)(s1[j] / (double)rows);
-    cb[j] = (float)(r * r * s2[j] / (double)rows);
-    cc[j] = (float)((double)scale[j] * r);
+    /* dx = c dy - (c s1 - dmean) / n - (x - mean) (c r^2 s2 - 2 dvariance) / n */
+    ca[j] = (float)((c * s1[j] - (double)dmean[j]) / n);
+    cb[j] = (float)((c * r * r * s2[j] - 2.0 * (double)dvar[j]) / n);
+    cc[j] = (float)c;
   }
   for (size_t i = 0; i < rows; i++) bn_grad_row(dy + i * cols, x + i * cols, mean, ca, cb, cc, dx + i * cols, cols);
   return undefined_value(env);

@@ -710,6 +710,14 @@ describe('core/backend/native: native OpenBLAS kernels against cpu', () => {
       await tf.setBackend('wasm');
       const profile = await tf.profile(() => tf.grads(f)([x()], dy()));
       expect(profile.kernels.map((k) => k.name).filter((k) => /Relu|Greater|Select|Multiply/.test(k))).to.deep.equal(['LeakyRelu', 'VaelabLeakyReluGrad']);
+      // Denormal inputs count as 0 in the comparisons (the pack's denormals-are-zero mode, native/README.md):
+      // x = -1e-40 passes through, and x = +1e-40 takes the slope's gradient.
+      const tiny = new Float32Array([-1e-40, 1e-40]);
+      const [yt, gt] = [new Float32Array(2), new Float32Array(2)];
+      nativeAddon()!.leakyRelu(tiny, yt, 0.1);
+      nativeAddon()!.leakyReluGrad(new Float32Array([1, 1]), tiny, gt, 0.1);
+      expect(Array.from(yt)).to.deep.equal(Array.from(tiny));
+      expect(Array.from(gt)).to.deep.equal([Math.fround(0.1), Math.fround(0.1)]);
     });
   });
 
