@@ -150,7 +150,7 @@ async function useCpu(): Promise<BackendInfo> {
  * loads. A backend asked for by name must load, or a ConfigError says why and how to fix it.
  * Prints one line `backend: <name> (<detail>)` through `opts.log` unless `opts.quiet`; on wasm
  * with the native pack, `backend: wasm + native OpenBLAS kernels (OpenBLAS 0.3.21 SkylakeX,
- * 1 thread, 21 kernels; tfjs-backend-wasm 4.22.0, SIMD)` (the names: BackendInfo.native).
+ * 1 thread, 25 kernels; tfjs-backend-wasm 4.22.0, SIMD)` (the names: BackendInfo.native).
  */
 export async function selectBackend(requested?: string, opts: SelectBackendOptions = {}): Promise<BackendInfo> {
   const env = process.env.VAELAB_BACKEND;

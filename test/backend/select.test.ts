@@ -115,7 +115,7 @@ describe('core/backend/select: selectBackend', () => {
       if (facts.core !== null) expect(m![1].toLowerCase()).to.equal(facts.core.toLowerCase());
       // The line gives the count; the names are in the info and in describeBackends (doctor).
       expect(info.native).to.deep.equal([...NATIVE_KERNEL_NAMES]);
-      expect(NATIVE_KERNEL_NAMES).to.have.length(21);
+      expect(NATIVE_KERNEL_NAMES).to.have.length(25);
       expect(describeBackends()).to.include(NATIVE_KERNEL_NAMES.join(', '));
     } else {
       const reason = `not built (no ${path.relative(process.cwd(), facts.addonFile)}); ${NATIVE_HINT}`;
