@@ -659,14 +659,20 @@ function relu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
   return intoOutput(backend, x.shape, (out) => l.addon.relu(heapView(backend, x), heapView(backend, out)));
 }
 
+/** The inputs of an elementwise gradient kernel: dy and x, float32 tensors of one size. */
+function elementwiseGradInputs(args: Parameters<KernelFunc>[0], kernel: string): [TensorInfo, TensorInfo] {
+  const { dy, x } = args.inputs;
+  if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
+    throw new Error(`${kernel} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size; got dy ${describe(dy)}, x ${describe(x)}`);
+  }
+  return [dy, x];
+}
+
 /** core/fused.ts RELU_GRAD: dy * step(x) in one pass. Shapes: dy, x [...] -> [...]. */
 function reluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(RELU_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
-  const { dy, x } = args.inputs;
-  if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
-    throw new Error(`${RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size; got dy ${describe(dy)}, x ${describe(x)}`);
-  }
+  const [dy, x] = elementwiseGradInputs(args, RELU_GRAD);
   return intoOutput(backend, x.shape, (out) => addon.reluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out)));
 }
 
@@ -685,10 +691,7 @@ function leakyRelu(args: Parameters<KernelFunc>[0]): TensorInfo | TensorInfo[] {
 function leakyReluGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo {
   const addon = addonFor(LEAKY_RELU_GRAD);
   const backend = args.backend as unknown as WasmBackendView;
-  const { dy, x } = args.inputs;
-  if (dy === undefined || x === undefined || !isFloat(dy, x) || util.sizeFromShape(dy.shape) !== util.sizeFromShape(x.shape)) {
-    throw new Error(`${LEAKY_RELU_GRAD} (wasm, ${WHERE}): inputs "dy" and "x" must be float32 tensors of one size; got dy ${describe(dy)}, x ${describe(x)}`);
-  }
+  const [dy, x] = elementwiseGradInputs(args, LEAKY_RELU_GRAD);
   const alpha = (args.attrs as { alpha: number }).alpha;
   return intoOutput(backend, x.shape, (out) => addon.leakyReluGrad(heapView(backend, dy), heapView(backend, x), heapView(backend, out), alpha));
 }
@@ -820,8 +823,7 @@ function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
   const x = matrixInput(args, 'x', DENSE_GRAD);
   const [rows, cols] = y.shape;
   if (x.shape[0] !== rows) throw new Error(`${DENSE_GRAD} (wasm, ${WHERE}): x must have the ${rows} rows of y; got [${x.shape}]`);
-  const made: TensorInfo[] = [];
-  try {
+  return allOrNothing(backend, (made) => {
     const dBias = backend.makeOutput([cols], 'float32');
     made.push(dBias);
     let dz: TensorInfo;
@@ -839,10 +841,7 @@ function denseGradKernel(args: Parameters<KernelFunc>[0]): TensorInfo[] {
     made.push(dz);
     const dKernel = intoOutput(backend, [x.shape[1], cols], (out) => matMulInto(addon, backend, x, dz, true, false, out));
     return [dz, dKernel, dBias];
-  } catch (err) {
-    for (const t of made) backend.disposeData(t.dataId);
-    throw err;
-  }
+  });
 }
 
 /** core/fused.ts REPARAM. Shapes: loc, logVar, eps [N, D] -> [N, D]. */
